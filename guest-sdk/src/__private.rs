@@ -1,11 +1,11 @@
 //! The wasm side of the SDK: bindings, conversions and the runtime pieces a
 //! `no_std` component needs. Not public API; `export_policy!` uses it.
 
+use crate::Policy;
 use crate::types::{
     ApprovalTerms, GrantTerms, PolicyInfo, Request, Subject, SubjectKind, Ticket, TicketState,
     Verdict,
 };
-use crate::Policy;
 
 /// The generated bindings of world `jitgate:policy/policy-module`.
 pub mod bindings {
@@ -55,7 +55,12 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 /// # Safety
 /// Called only by the component model's lowering code with the contract of
 /// `cabi_realloc`: a null/zero-length old block, or one it allocated before.
-pub unsafe fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_len: usize) -> *mut u8 {
+pub unsafe fn cabi_realloc(
+    old_ptr: *mut u8,
+    old_len: usize,
+    align: usize,
+    new_len: usize,
+) -> *mut u8 {
     use alloc::alloc::{Layout, alloc, realloc};
     let ptr = unsafe {
         if old_len == 0 {
@@ -64,7 +69,11 @@ pub unsafe fn cabi_realloc(old_ptr: *mut u8, old_len: usize, align: usize, new_l
             }
             alloc(Layout::from_size_align_unchecked(new_len, align))
         } else {
-            realloc(old_ptr, Layout::from_size_align_unchecked(old_len, align), new_len)
+            realloc(
+                old_ptr,
+                Layout::from_size_align_unchecked(old_len, align),
+                new_len,
+            )
         }
     };
     if ptr.is_null() {

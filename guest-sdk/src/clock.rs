@@ -85,7 +85,10 @@ mod tests {
         // 2026-11-27T18:59:59Z is a Friday.
         let now = 1_795_805_999;
         let t = LocalTime::at(now, 0);
-        assert_eq!((t.weekday, t.hour, t.minute, t.second), (Weekday::Friday, 18, 59, 59));
+        assert_eq!(
+            (t.weekday, t.hour, t.minute, t.second),
+            (Weekday::Friday, 18, 59, 59)
+        );
         // +01:00 crosses 19:00 on the same Friday.
         let t = LocalTime::at(now, 60);
         assert_eq!((t.weekday, t.hour, t.minute), (Weekday::Friday, 19, 59));

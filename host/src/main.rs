@@ -1,1 +1,290 @@
-fn main() {}
+//! The `jitgate` command line: evaluate requests, test policies against
+//! fixtures, inspect modules. Errors are reported with `anyhow` here, at the
+//! edge; the library underneath uses typed errors.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use jitgate::{Decision, Engine, EngineConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "jitgate",
+    version,
+    about = "Policy engine for just-in-time access"
+)]
+struct Cli {
+    /// Compiled-module cache folder (default: $XDG_CACHE_HOME/jitgate or ~/.cache/jitgate).
+    #[arg(long, global = true, env = "JITGATE_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every module on load instead of using the cache.
+    #[arg(long, global = true)]
+    no_cache: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide one request and explain the decision.
+    Eval {
+        /// Folder of policy modules (or one .wasm file); repeatable.
+        #[arg(long, default_value = "target/policies")]
+        policies: Vec<PathBuf>,
+        /// Request JSON file (`-` for stdin). `now` defaults to the current time.
+        #[arg(long)]
+        request: PathBuf,
+        /// Print the decision as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run policy fixture files and report every failing case.
+    Test {
+        /// Fixture files, or folders searched for `fixtures/*.yaml`.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Where bare policy names in fixtures resolve.
+        #[arg(long, env = "JITGATE_POLICY_DIR", default_value = "target/policies")]
+        policy_dir: PathBuf,
+        /// Only run cases whose name contains this text.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Also list passing cases.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Show a module's info, digest, size and imports.
+    Inspect {
+        /// The .wasm file.
+        file: PathBuf,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cache")))
+        .map(|d| d.join("jitgate"))
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JITGATE_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let mut config = EngineConfig::default();
+    if !cli.no_cache {
+        config.cache_dir = cli.cache_dir.or_else(default_cache_dir);
+    }
+    match cli.command {
+        Command::Eval {
+            policies,
+            request,
+            json,
+        } => eval(config, &policies, &request, json),
+        Command::Test {
+            paths,
+            policy_dir,
+            filter,
+            verbose,
+        } => {
+            let opts = jitgate::fixture::RunOptions {
+                policy_dir,
+                filter,
+                engine: config,
+            };
+            test(&paths, &opts, verbose)
+        }
+        Command::Inspect { file, json } => inspect(config, &file, json),
+    }
+}
+
+fn read_request(path: &Path) -> Result<jitgate::Request> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("reading request from stdin")?
+    } else {
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    // The host owns the clock: a request without `now` is decided at the
+    // current time; a pinned `now` replays a past decision exactly.
+    let mut value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    if let Some(obj) = value.as_object_mut() {
+        if !obj.contains_key("now") {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs();
+            obj.insert("now".into(), now.into());
+        }
+    }
+    Ok(jitgate::request::from_json(&value.to_string())?)
+}
+
+fn eval(
+    config: EngineConfig,
+    policies: &[PathBuf],
+    request: &Path,
+    json: bool,
+) -> Result<ExitCode> {
+    let mut engine = Engine::new(config)?;
+    for p in policies {
+        engine.load_path(p)?;
+    }
+    let req = read_request(request)?;
+    let decision = engine.decide(&req)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&decision)?);
+    } else {
+        print_decision(&decision);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_decision(d: &Decision) {
+    let ttl = if d.ttl > 0 {
+        format!(
+            "  ttl {} s ({})  revoke-on-ticket-close: {}",
+            d.ttl,
+            d.ttl_bound.as_deref().unwrap_or("-"),
+            if d.revoke_on_ticket_close {
+                "yes"
+            } else {
+                "no"
+            }
+        )
+    } else {
+        String::new()
+    };
+    println!("decision: {}{ttl}", d.outcome.as_str().to_uppercase());
+    println!(
+        "request:  {}  task {}  ({} µs)",
+        d.request_id, d.task, d.micros
+    );
+    for a in &d.approvals {
+        println!(
+            "needs:    {} approval(s) from [{}] (asked by {})",
+            a.min,
+            a.groups.join(", "),
+            a.policy
+        );
+    }
+    println!("reasons:");
+    for r in &d.reasons {
+        println!("  - {r}");
+    }
+    println!("policies:");
+    for p in &d.policies {
+        let digest = p.digest.get(..19).unwrap_or(&p.digest);
+        let ttl = p.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
+        println!(
+            "  {:<18} {:<8} {digest}  {:<16}{ttl}  {} µs  fuel {}",
+            p.name, p.version, p.verdict, p.micros, p.fuel
+        );
+        if let Some(r) = &p.reason {
+            println!("      {r}");
+        }
+        for l in &p.logs {
+            println!("      [{}] {}", l.level, l.message);
+        }
+    }
+}
+
+fn test(paths: &[PathBuf], opts: &jitgate::fixture::RunOptions, verbose: bool) -> Result<ExitCode> {
+    let report = jitgate::fixture::run(paths, opts);
+    for e in &report.file_errors {
+        println!("ERROR {e}");
+    }
+    for c in &report.cases {
+        if c.passed() {
+            if verbose {
+                println!("ok    {}:{}: {}", c.file.display(), c.line, c.name);
+            }
+        } else {
+            println!(
+                "FAIL  {}:{}: {}: expected {}, got {} (differs in: {})",
+                c.file.display(),
+                c.line,
+                c.name,
+                c.expected,
+                c.actual,
+                c.mismatches.join(", ")
+            );
+        }
+    }
+    println!("{} passed, {} failed", report.passed(), report.failed());
+    Ok(if report.failed() == 0 && !report.cases.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn inspect(config: EngineConfig, file: &Path, json: bool) -> Result<ExitCode> {
+    let engine = Engine::new(config)?;
+    let i = engine.inspect(file)?;
+    if json {
+        let v = serde_json::json!({
+            "file": file,
+            "digest": i.digest,
+            "size": i.size,
+            "imports": i.imports,
+            "exports": i.exports,
+            "info": i.load.as_ref().ok(),
+            "error": i.load.as_ref().err().map(|e| e.to_string()),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("file:     {}", file.display());
+        println!("digest:   {}", i.digest);
+        println!("size:     {} bytes", i.size);
+        println!(
+            "imports:  {}",
+            if i.imports.is_empty() {
+                "(none)".into()
+            } else {
+                i.imports.join(", ")
+            }
+        );
+        println!(
+            "exports:  {}",
+            if i.exports.is_empty() {
+                "(none)".into()
+            } else {
+                i.exports.join(", ")
+            }
+        );
+        match &i.load {
+            Ok(m) => {
+                println!("name:     {}", m.name);
+                println!("version:  {}", m.version);
+                println!("about:    {}", m.description);
+                println!("tasks:    {}", m.tasks.join(", "));
+                println!("max-ttl:  {} s", m.max_ttl);
+            }
+            Err(e) => println!("refused:  {}", e.kind),
+        }
+    }
+    if i.load.is_err() {
+        bail!("{} would be refused at load", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

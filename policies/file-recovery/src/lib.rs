@@ -28,13 +28,13 @@ impl Policy for FileRecovery {
         let Some(ticket) = req.ticket.as_ref().filter(|t| t.is_active()) else {
             return Verdict::deny("file recovery requires an open or in-progress ticket");
         };
-        if let Some(assignee) = &ticket.assignee {
-            if *assignee != req.subject.id {
-                return Verdict::deny(format!(
-                    "ticket {} is assigned to {assignee}, not to {}",
-                    ticket.id, req.subject.id
-                ));
-            }
+        if let Some(assignee) = &ticket.assignee
+            && *assignee != req.subject.id
+        {
+            return Verdict::deny(format!(
+                "ticket {} is assigned to {assignee}, not to {}",
+                ticket.id, req.subject.id
+            ));
         }
         Verdict::allow_until_ticket_closed(
             clamp_ttl(req.requested_ttl, CAP),
@@ -52,7 +52,11 @@ mod tests {
 
     #[test]
     fn helpdesk_on_own_ticket_is_allowed_and_capped() {
-        let v = FileRecovery::evaluate(&RequestBuilder::new("file-recovery").requested_ttl(7200).build());
+        let v = FileRecovery::evaluate(
+            &RequestBuilder::new("file-recovery")
+                .requested_ttl(7200)
+                .build(),
+        );
         assert_eq!(
             v,
             Verdict::allow_until_ticket_closed(3600, "helpdesk file recovery for ticket INC-1")

@@ -1,0 +1,315 @@
+//! Reading policy modules from disk and refusing what must not run.
+//!
+//! A module is accepted only if it is a WebAssembly *component* whose imports
+//! are all part of the contract (`jitgate:policy/host` and the type-only
+//! `jitgate:policy/types`, version 0.1.x) and which exports
+//! `jitgate:policy/policy`. No WASI interface is linked at all, so a module
+//! that wants files, sockets, clocks or randomness fails here, at load, with
+//! the offending import named — not later at a decision.
+//! `info` is then called once, under the same sandbox budget as a decision,
+//! and its answer checked.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+
+use super::bindings::PolicyModulePre;
+use super::cache::{CacheOutcome, ComponentCache};
+use super::sandbox::{PolicyFailure, SandboxLimits, StoreState};
+use super::{LoadedPolicy, PolicyMeta};
+
+/// Why a module was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {kind}", path.display())]
+pub struct LoadError {
+    /// The module file (or folder).
+    pub path: PathBuf,
+    /// What is wrong.
+    pub kind: LoadErrorKind,
+}
+
+/// What is wrong with a module.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadErrorKind {
+    /// Could not read it.
+    #[error("cannot read: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not WebAssembly at all.
+    #[error("not a WebAssembly file (no `\\0asm` header)")]
+    NotWasm,
+    /// A core module, not a component.
+    #[error(
+        "a core WebAssembly module, not a component; build policies for wasm32-wasip2 with jitgate-sdk"
+    )]
+    CoreModule,
+    /// wasmtime refused it.
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    /// Imports something outside the contract.
+    #[error("imports `{import}`, which a policy may not use (only jitgate:policy/host and jitgate:policy/types are provided){}", others_note(.others))]
+    ForbiddenImport {
+        /// The first offending import.
+        import: String,
+        /// Any further offending imports.
+        others: Vec<String>,
+    },
+    /// Not a component of world `policy-module`.
+    #[error(
+        "does not export `jitgate:policy/policy@0.1.x`, so it is not a policy-module (it exports: {exports})"
+    )]
+    WrongWorld {
+        /// What it does export.
+        exports: String,
+    },
+    /// `info` failed.
+    #[error("info() failed: {0}")]
+    Info(PolicyFailure),
+    /// `info` answered nonsense.
+    #[error("info() is invalid: {0}")]
+    BadInfo(String),
+    /// Two modules claim the same name.
+    #[error("policy name `{name}` is already used by {}", other.display())]
+    DuplicateName {
+        /// The name.
+        name: String,
+        /// The other module.
+        other: PathBuf,
+    },
+    /// A folder with no modules.
+    #[error("no .wasm policy modules found")]
+    Empty,
+}
+
+fn others_note(others: &[String]) -> String {
+    if others.is_empty() {
+        String::new()
+    } else {
+        format!("; also imports {}", others.join(", "))
+    }
+}
+
+/// `sha256:<hex>` of `bytes`.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn is_contract_import(name: &str) -> bool {
+    ["jitgate:policy/host@0.1.", "jitgate:policy/types@0.1."]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+fn is_contract_export(name: &str) -> bool {
+    name.starts_with("jitgate:policy/policy@0.1.")
+}
+
+/// Imports and exports of a component, by name.
+pub struct Surface {
+    /// Import names.
+    pub imports: Vec<String>,
+    /// Export names.
+    pub exports: Vec<String>,
+}
+
+/// Header check: distinguishes "not wasm", "core module" and "component".
+pub fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadErrorKind::NotWasm);
+    }
+    // Bytes 4..8: version 1 layer 0 is a core module; layer 1 a component.
+    if bytes[6..8] == [0, 0] {
+        return Err(LoadErrorKind::CoreModule);
+    }
+    Ok(())
+}
+
+/// The import and export names of a compiled component.
+pub fn surface(engine: &wasmtime::Engine, component: &Component) -> Surface {
+    let ty = component.component_type();
+    let imports = ty.imports(engine).map(|(n, _)| n.to_string()).collect();
+    let exports = ty
+        .exports(engine)
+        .filter(|(_, item)| !matches!(item.ty, ComponentItem::Type(_)))
+        .map(|(n, _)| n.to_string())
+        .collect();
+    Surface { imports, exports }
+}
+
+/// Check the component's surface against the contract.
+pub fn check_surface(s: &Surface) -> Result<(), LoadErrorKind> {
+    let mut bad: Vec<String> = s
+        .imports
+        .iter()
+        .filter(|n| !is_contract_import(n))
+        .cloned()
+        .collect();
+    if !bad.is_empty() {
+        let import = bad.remove(0);
+        return Err(LoadErrorKind::ForbiddenImport {
+            import,
+            others: bad,
+        });
+    }
+    if !s.exports.iter().any(|n| is_contract_export(n)) {
+        return Err(LoadErrorKind::WrongWorld {
+            exports: if s.exports.is_empty() {
+                "nothing".into()
+            } else {
+                s.exports.join(", ")
+            },
+        });
+    }
+    Ok(())
+}
+
+fn check_info(info: &super::bindings::wit::PolicyInfo) -> Result<(), String> {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 128
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    if !name_ok(&info.name) {
+        return Err(format!(
+            "name `{}` must be 1-128 characters of [A-Za-z0-9._-]",
+            info.name
+        ));
+    }
+    if info.version.is_empty() || info.version.len() > 64 {
+        return Err("version must be 1-64 bytes".into());
+    }
+    if info.description.len() > 1024 {
+        return Err("description longer than 1 KiB".into());
+    }
+    if info.tasks.is_empty() || info.tasks.len() > 64 {
+        return Err(format!(
+            "declares {} tasks; 1..=64 allowed",
+            info.tasks.len()
+        ));
+    }
+    if let Some(t) = info.tasks.iter().find(|t| t.is_empty() || t.len() > 1024) {
+        return Err(format!("task name of {} bytes", t.len()));
+    }
+    if info.max_ttl == 0 {
+        return Err("max-ttl is 0; a policy that can never grant should not be loaded".into());
+    }
+    Ok(())
+}
+
+/// Compile and check one module.
+pub(crate) fn load_bytes(
+    engine: &wasmtime::Engine,
+    linker: &Linker<StoreState>,
+    cache: Option<&ComponentCache>,
+    limits: &SandboxLimits,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(LoadedPolicy, CacheOutcome), LoadError> {
+    let err = |kind| LoadError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    check_header(bytes).map_err(err)?;
+    let digest = digest(bytes);
+    let (component, outcome) = match cache {
+        Some(c) => c.get_or_compile(engine, &digest, bytes),
+        None => Component::new(engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
+    }
+    .map_err(|e| err(LoadErrorKind::Invalid(format!("{e:#}"))))?;
+    check_surface(&surface(engine, &component)).map_err(err)?;
+    let pre = linker
+        .instantiate_pre(&component)
+        .and_then(PolicyModulePre::new)
+        .map_err(|e| err(LoadErrorKind::Invalid(format!("{e:#}"))))?;
+    let info = super::call_info(&pre, limits).map_err(|f| err(LoadErrorKind::Info(f)))?;
+    check_info(&info).map_err(|m| err(LoadErrorKind::BadInfo(m)))?;
+    let meta = PolicyMeta {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        tasks: info.tasks,
+        max_ttl: info.max_ttl,
+        digest,
+        path: path.to_path_buf(),
+        size: bytes.len() as u64,
+    };
+    Ok((LoadedPolicy { meta, pre }, outcome))
+}
+
+/// The `.wasm` files directly in `dir`, sorted by name.
+pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let io = |e| LoadError {
+        path: dir.to_path_buf(),
+        kind: LoadErrorKind::Io(e),
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let p = entry.map_err(io)?.path();
+        if p.is_file() && p.extension().is_some_and(|e| e == "wasm") {
+            files.push(p);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        return Err(LoadError {
+            path: dir.to_path_buf(),
+            kind: LoadErrorKind::Empty,
+        });
+    }
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_distinguishes_kinds() {
+        assert!(matches!(
+            check_header(b"hello world"),
+            Err(LoadErrorKind::NotWasm)
+        ));
+        assert!(matches!(
+            check_header(b"\0asm\x01\0\0\0"),
+            Err(LoadErrorKind::CoreModule)
+        ));
+        assert!(check_header(b"\0asm\x0d\0\x01\0").is_ok());
+    }
+
+    #[test]
+    fn surface_rules() {
+        let ok = Surface {
+            imports: vec![
+                "jitgate:policy/types@0.1.0".into(),
+                "jitgate:policy/host@0.1.0".into(),
+            ],
+            exports: vec!["jitgate:policy/policy@0.1.0".into()],
+        };
+        check_surface(&ok).unwrap();
+        let fs = Surface {
+            imports: vec![
+                "wasi:filesystem/types@0.2.6".into(),
+                "wasi:io/streams@0.2.6".into(),
+            ],
+            exports: ok.exports.clone(),
+        };
+        let e = check_surface(&fs).unwrap_err().to_string();
+        assert!(
+            e.contains("`wasi:filesystem/types@0.2.6`") && e.contains("wasi:io/streams"),
+            "{e}"
+        );
+        let other = Surface {
+            imports: vec![],
+            exports: vec!["other:thing/greeter@0.1.0".into()],
+        };
+        let e = check_surface(&other).unwrap_err().to_string();
+        assert!(e.contains("other:thing/greeter"), "{e}");
+        // A look-alike package must not pass the prefix check.
+        let fake = Surface {
+            imports: vec!["jitgate:policy-evil/host@0.1.0".into()],
+            exports: ok.exports,
+        };
+        assert!(check_surface(&fake).is_err());
+    }
+}
