@@ -111,13 +111,19 @@ mod tests {
 
     #[test]
     fn sound_request_is_not_applicable() {
-        assert_eq!(eval(RequestBuilder::new("file-recovery")), Verdict::NotApplicable);
+        assert_eq!(
+            eval(RequestBuilder::new("file-recovery")),
+            Verdict::NotApplicable
+        );
     }
 
     #[test]
     fn missing_ticket_is_denied_for_ordinary_tasks() {
         let r = deny_reason(eval(RequestBuilder::new("file-recovery").no_ticket()));
-        assert!(r.contains("a ticket is required for task file-recovery"), "{r}");
+        assert!(
+            r.contains("a ticket is required for task file-recovery"),
+            "{r}"
+        );
         assert!(r.contains("only break-glass"), "{r}");
     }
 
@@ -130,19 +136,28 @@ mod tests {
     #[test]
     fn break_glass_still_gets_the_other_checks() {
         let r = deny_reason(eval(
-            RequestBuilder::new("break-glass").no_ticket().justification("fire"),
+            RequestBuilder::new("break-glass")
+                .no_ticket()
+                .justification("fire"),
         ));
         assert!(r.contains("too short (4 characters"), "{r}");
         let r = deny_reason(eval(
-            RequestBuilder::new("break-glass").no_ticket().requested_ttl(28_801),
+            RequestBuilder::new("break-glass")
+                .no_ticket()
+                .requested_ttl(28_801),
         ));
         assert!(r.contains("28801 seconds"), "{r}");
     }
 
     #[test]
     fn finished_tickets_are_denied() {
-        for (state, word) in [(TicketState::Resolved, "resolved"), (TicketState::Closed, "closed")] {
-            let r = deny_reason(eval(RequestBuilder::new("file-recovery").ticket(state, 3, None)));
+        for (state, word) in [
+            (TicketState::Resolved, "resolved"),
+            (TicketState::Closed, "closed"),
+        ] {
+            let r = deny_reason(eval(
+                RequestBuilder::new("file-recovery").ticket(state, 3, None),
+            ));
             assert!(r.contains(&format!("ticket INC-1 is {word}")), "{r}");
         }
         // A finished ticket cannot back a break-glass request either.
@@ -152,7 +167,11 @@ mod tests {
 
     #[test]
     fn live_ticket_states_pass() {
-        for state in [TicketState::Open, TicketState::InProgress, TicketState::OnHold] {
+        for state in [
+            TicketState::Open,
+            TicketState::InProgress,
+            TicketState::OnHold,
+        ] {
             let req = RequestBuilder::new("file-recovery").ticket(state, 3, None);
             assert_eq!(eval(req), Verdict::NotApplicable, "{state:?}");
         }
@@ -160,7 +179,9 @@ mod tests {
 
     #[test]
     fn justification_of_nine_characters_is_denied_ten_passes() {
-        let r = deny_reason(eval(RequestBuilder::new("file-recovery").justification("db outage")));
+        let r = deny_reason(eval(
+            RequestBuilder::new("file-recovery").justification("db outage"),
+        ));
         assert!(r.contains("9 characters after trimming"), "{r}");
         assert!(r.contains("at least 10 characters"), "{r}");
         let ok = RequestBuilder::new("file-recovery").justification("db outages");
@@ -195,7 +216,9 @@ mod tests {
             let req = RequestBuilder::new("file-recovery").requested_ttl(ttl);
             assert_eq!(eval(req), Verdict::NotApplicable, "{ttl}");
         }
-        let r = deny_reason(eval(RequestBuilder::new("file-recovery").requested_ttl(28_801)));
+        let r = deny_reason(eval(
+            RequestBuilder::new("file-recovery").requested_ttl(28_801),
+        ));
         assert!(r.contains("28801 seconds exceeds the 28800-second"), "{r}");
         assert!(eval(RequestBuilder::new("file-recovery").requested_ttl(u32::MAX)).is_deny());
     }
@@ -217,7 +240,10 @@ mod tests {
     fn never_allows_and_never_logs() {
         let _ = jitgate_sdk::testing::take_logs();
         let v = eval(RequestBuilder::new("saas-admin"));
-        assert!(!matches!(v, Verdict::Allow(_) | Verdict::RequireApproval(_)));
+        assert!(!matches!(
+            v,
+            Verdict::Allow(_) | Verdict::RequireApproval(_)
+        ));
         assert!(jitgate_sdk::testing::take_logs().is_empty());
     }
 }

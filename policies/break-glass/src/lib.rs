@@ -115,27 +115,54 @@ mod tests {
     #[test]
     fn with_a_ticket_it_is_still_not_revoked_on_close() {
         let v = eval(base().ticket(TicketState::Open, 1, None));
-        assert!(matches!(v, Verdict::Allow(GrantTerms { revoke_on_ticket_close: false, .. })), "{v:?}");
+        assert!(
+            matches!(
+                v,
+                Verdict::Allow(GrantTerms {
+                    revoke_on_ticket_close: false,
+                    ..
+                })
+            ),
+            "{v:?}"
+        );
     }
 
     #[test]
     fn ttl_is_clamped_to_one_hour() {
-        for (asked, got) in [(1, 1), (3599, 3599), (3600, 3600), (3601, 3600), (28_800, 3600)] {
-            assert_eq!(eval(base().requested_ttl(asked)).ttl(), Some(got), "{asked}");
+        for (asked, got) in [
+            (1, 1),
+            (3599, 3599),
+            (3600, 3600),
+            (3601, 3600),
+            (28_800, 3600),
+        ] {
+            assert_eq!(
+                eval(base().requested_ttl(asked)).ttl(),
+                Some(got),
+                "{asked}"
+            );
         }
     }
 
     #[test]
     fn non_members_are_denied() {
         let r = deny_reason(eval(base().groups(&["oncall"])));
-        assert_eq!(r, "break-glass access is limited to members of the break-glass group, and alice is not one");
+        assert_eq!(
+            r,
+            "break-glass access is limited to members of the break-glass group, and alice is not one"
+        );
         assert!(eval(base().groups(&[])).is_deny());
     }
 
     #[test]
     fn service_subjects_are_denied_even_in_the_group() {
-        let r = deny_reason(eval(base().subject("svc-deploy").kind(SubjectKind::Service)));
-        assert_eq!(r, "break-glass access is for people only, and svc-deploy is a service identity");
+        let r = deny_reason(eval(
+            base().subject("svc-deploy").kind(SubjectKind::Service),
+        ));
+        assert_eq!(
+            r,
+            "break-glass access is for people only, and svc-deploy is a service identity"
+        );
     }
 
     #[test]
@@ -149,7 +176,10 @@ mod tests {
         // "database is on fire" is 19 characters.
         let r = deny_reason(eval(base().justification("database is on fire")));
         assert!(r.contains("this one has 19 after trimming"), "{r}");
-        assert!(matches!(eval(base().justification("database is on fire!")), Verdict::Allow(_)));
+        assert!(matches!(
+            eval(base().justification("database is on fire!")),
+            Verdict::Allow(_)
+        ));
     }
 
     #[test]
@@ -160,7 +190,10 @@ mod tests {
             Verdict::Allow(_)
         ));
         // 20 characters, more bytes.
-        assert!(matches!(eval(base().justification("Datenbank läuft über")), Verdict::Allow(_)));
+        assert!(matches!(
+            eval(base().justification("Datenbank läuft über")),
+            Verdict::Allow(_)
+        ));
         assert!(eval(base().justification("                              ")).is_deny());
     }
 }

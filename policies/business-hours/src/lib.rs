@@ -175,7 +175,12 @@ mod tests {
 
     #[test]
     fn weekday_office_hours_are_not_applicable() {
-        for now in [at(WED, 7, 0, 0), at(WED, 10, 0, 0), at(WED, 18, 59, 59), at(MON, 12, 0, 0)] {
+        for now in [
+            at(WED, 7, 0, 0),
+            at(WED, 10, 0, 0),
+            at(WED, 18, 59, 59),
+            at(MON, 12, 0, 0),
+        ] {
             assert_eq!(eval(req(now, None)), Verdict::NotApplicable, "{now}");
         }
     }
@@ -199,7 +204,12 @@ mod tests {
 
     #[test]
     fn weekend_needs_a_helpdesk_lead_all_day() {
-        for now in [at(SAT, 0, 0, 0), at(SAT, 12, 0, 0), at(SUN, 10, 0, 0), at(SUN, 23, 59, 59)] {
+        for now in [
+            at(SAT, 0, 0, 0),
+            at(SAT, 12, 0, 0),
+            at(SUN, 10, 0, 0),
+            at(SUN, 23, 59, 59),
+        ] {
             approval(req(now, None));
         }
         let t = approval(req(at(SAT, 12, 0, 0), None));
@@ -212,38 +222,78 @@ mod tests {
     #[test]
     fn offset_moves_the_local_day_across_midnight() {
         // Friday 23:30 UTC is Saturday 00:30 at +01:00.
-        assert!(approval(req(at(FRI, 23, 30, 0), Some("60"))).reason.contains("Saturday 00:30 for the requester (UTC+01:00)"));
+        assert!(
+            approval(req(at(FRI, 23, 30, 0), Some("60")))
+                .reason
+                .contains("Saturday 00:30 for the requester (UTC+01:00)")
+        );
         // Monday 00:30 UTC is Sunday 23:30 at -01:00.
-        assert!(approval(req(at(MON, 0, 30, 0), Some("-60"))).reason.contains("Sunday 23:30 for the requester (UTC-01:00)"));
+        assert!(
+            approval(req(at(MON, 0, 30, 0), Some("-60")))
+                .reason
+                .contains("Sunday 23:30 for the requester (UTC-01:00)")
+        );
         // Sunday 22:00 UTC is Monday 08:00 at +10:00: in hours.
-        assert_eq!(eval(req(at(SUN, 22, 0, 0), Some("600"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(SUN, 22, 0, 0), Some("600"))),
+            Verdict::NotApplicable
+        );
         // Saturday 03:00 UTC is Friday 17:00 at -10:00: in hours.
-        assert_eq!(eval(req(at(SAT, 3, 0, 0), Some("-600"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(SAT, 3, 0, 0), Some("-600"))),
+            Verdict::NotApplicable
+        );
         // Monday 07:30 UTC is Sunday 23:30 at -08:00: out of hours.
         approval(req(at(MON, 7, 30, 0), Some("-480")));
     }
 
     #[test]
     fn offset_moves_across_opening_and_closing() {
-        assert_eq!(eval(req(at(WED, 6, 0, 0), Some("60"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(WED, 6, 0, 0), Some("60"))),
+            Verdict::NotApplicable
+        );
         approval(req(at(WED, 6, 0, 0), Some("59")));
         approval(req(at(WED, 18, 0, 0), Some("60")));
-        assert_eq!(eval(req(at(WED, 18, 0, 0), Some("59"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(WED, 18, 0, 0), Some("59"))),
+            Verdict::NotApplicable
+        );
         // Half-hour zones.
-        assert!(approval(req(at(WED, 13, 30, 0), Some("330"))).reason.contains("Wednesday 19:00 for the requester (UTC+05:30)"));
+        assert!(
+            approval(req(at(WED, 13, 30, 0), Some("330")))
+                .reason
+                .contains("Wednesday 19:00 for the requester (UTC+05:30)")
+        );
     }
 
     #[test]
     fn extreme_offsets_are_accepted() {
         // Wednesday 22:00 UTC at -14:00 is Wednesday 08:00.
-        assert_eq!(eval(req(at(WED, 22, 0, 0), Some("-840"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(WED, 22, 0, 0), Some("-840"))),
+            Verdict::NotApplicable
+        );
         // Wednesday 00:00 UTC at +14:00 is Wednesday 14:00.
-        assert_eq!(eval(req(at(WED, 0, 0, 0), Some("840"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(WED, 0, 0, 0), Some("840"))),
+            Verdict::NotApplicable
+        );
         // Friday 17:00 UTC at +14:00 is Saturday 07:00.
-        assert!(approval(req(at(FRI, 17, 0, 0), Some("840"))).reason.contains("Saturday 07:00 for the requester (UTC+14:00)"));
+        assert!(
+            approval(req(at(FRI, 17, 0, 0), Some("840")))
+                .reason
+                .contains("Saturday 07:00 for the requester (UTC+14:00)")
+        );
         // Explicit zero and a leading plus sign are integers too.
-        assert_eq!(eval(req(at(WED, 10, 0, 0), Some("0"))), Verdict::NotApplicable);
-        assert_eq!(eval(req(at(WED, 9, 0, 0), Some("+60"))), Verdict::NotApplicable);
+        assert_eq!(
+            eval(req(at(WED, 10, 0, 0), Some("0"))),
+            Verdict::NotApplicable
+        );
+        assert_eq!(
+            eval(req(at(WED, 9, 0, 0), Some("+60"))),
+            Verdict::NotApplicable
+        );
     }
 
     #[test]
@@ -253,7 +303,10 @@ mod tests {
             assert!(r.contains("tz-offset-minutes attribute"), "{r}");
         }
         let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some("-99999999999999999999"))));
-        assert!(r.contains("-99999999999999999999 is outside -840 to 840"), "{r}");
+        assert!(
+            r.contains("-99999999999999999999 is outside -840 to 840"),
+            "{r}"
+        );
         let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some("841"))));
         assert_eq!(
             r,
@@ -268,7 +321,10 @@ mod tests {
             assert!(r.contains("is not a whole number of minutes"), "{v}: {r}");
         }
         let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some("1.5"))));
-        assert!(r.starts_with("the tz-offset-minutes attribute \"1.5\" is not"), "{r}");
+        assert!(
+            r.starts_with("the tz-offset-minutes attribute \"1.5\" is not"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -278,7 +334,13 @@ mod tests {
 
     #[test]
     fn approval_ttl_is_clamped_to_one_hour() {
-        for (asked, got) in [(1, 1), (3599, 3599), (3600, 3600), (3601, 3600), (28_800, 3600)] {
+        for (asked, got) in [
+            (1, 1),
+            (3599, 3599),
+            (3600, 3600),
+            (3601, 3600),
+            (28_800, 3600),
+        ] {
             let t = approval(req(at(SAT, 12, 0, 0), None).requested_ttl(asked));
             assert_eq!(t.ttl, got, "{asked}");
         }

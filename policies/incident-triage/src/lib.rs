@@ -165,15 +165,35 @@ mod tests {
 
     #[test]
     fn allow_ttl_is_clamped_to_four_hours() {
-        for (asked, got) in [(1, 1), (14_399, 14_399), (14_400, 14_400), (14_401, 14_400), (28_800, 14_400)] {
-            assert_eq!(eval(base(1).requested_ttl(asked)).ttl(), Some(got), "{asked}");
+        for (asked, got) in [
+            (1, 1),
+            (14_399, 14_399),
+            (14_400, 14_400),
+            (14_401, 14_400),
+            (28_800, 14_400),
+        ] {
+            assert_eq!(
+                eval(base(1).requested_ttl(asked)).ttl(),
+                Some(got),
+                "{asked}"
+            );
         }
     }
 
     #[test]
     fn approval_ttl_is_clamped_to_one_hour() {
-        for (asked, got) in [(1, 1), (3599, 3599), (3600, 3600), (3601, 3600), (14_400, 3600)] {
-            assert_eq!(eval(base(4).requested_ttl(asked)).ttl(), Some(got), "{asked}");
+        for (asked, got) in [
+            (1, 1),
+            (3599, 3599),
+            (3600, 3600),
+            (3601, 3600),
+            (14_400, 3600),
+        ] {
+            assert_eq!(
+                eval(base(4).requested_ttl(asked)).ttl(),
+                Some(got),
+                "{asked}"
+            );
         }
     }
 
@@ -181,7 +201,10 @@ mod tests {
     fn outside_oncall_is_denied_whatever_the_priority() {
         for groups in [&[][..], &["break-glass", "sre"][..], &["Oncall"][..]] {
             let r = deny_reason(eval(base(1).groups(groups)));
-            assert_eq!(r, "incident triage is limited to members of the oncall group, and alice is not one");
+            assert_eq!(
+                r,
+                "incident triage is limited to members of the oncall group, and alice is not one"
+            );
         }
     }
 
@@ -201,7 +224,9 @@ mod tests {
             let r = deny_reason(eval(base(1).ticket(state, 1, None)));
             assert_eq!(
                 r,
-                format!("ticket INC-1 is {word}; incident triage requires an open or in-progress ticket")
+                format!(
+                    "ticket INC-1 is {word}; incident triage requires an open or in-progress ticket"
+                )
             );
         }
     }

@@ -150,7 +150,10 @@ mod tests {
     #[test]
     fn other_roles_are_denied() {
         let r = deny_reason(eval(base().roles(&["developer"])));
-        assert_eq!(r, "SaaS admin access requires the it-admin or helpdesk role, and alice has neither");
+        assert_eq!(
+            r,
+            "SaaS admin access requires the it-admin or helpdesk role, and alice has neither"
+        );
         assert!(eval(base().roles(&[])).is_deny());
         // Role names are exact.
         assert!(eval(base().roles(&["IT-Admin", "helpdesk-lead"])).is_deny());
@@ -164,9 +167,15 @@ mod tests {
 
     #[test]
     fn mfa_exactly_900_seconds_old_is_fresh_901_is_not() {
-        assert!(matches!(eval(base().mfa_at(Some(NOW - 900))), Verdict::Allow(_)));
+        assert!(matches!(
+            eval(base().mfa_at(Some(NOW - 900))),
+            Verdict::Allow(_)
+        ));
         let r = deny_reason(eval(base().mfa_at(Some(NOW - 901))));
-        assert!(r.contains("was 901 seconds ago, more than the 900 seconds"), "{r}");
+        assert!(
+            r.contains("was 901 seconds ago, more than the 900 seconds"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -193,14 +202,23 @@ mod tests {
 
     #[test]
     fn non_read_entitlements_need_one_saas_owner() {
-        for e in ["okta:write", "okta:admin", "okta:readonly", "okta:READ", "read", "okta:read:write"] {
+        for e in [
+            "okta:write",
+            "okta:admin",
+            "okta:readonly",
+            "okta:READ",
+            "read",
+            "okta:read:write",
+        ] {
             assert_eq!(
                 eval(base().entitlement(e)),
                 Verdict::require_approval(
                     &["saas-owners"],
                     1,
                     1800,
-                    format!("SaaS entitlement {e} is not read-only, so a member of saas-owners must approve it"),
+                    format!(
+                        "SaaS entitlement {e} is not read-only, so a member of saas-owners must approve it"
+                    ),
                 ),
                 "{e}"
             );
@@ -210,14 +228,27 @@ mod tests {
     #[test]
     fn any_read_suffix_is_read_only() {
         for e in ["github:read", "google-workspace:users:read", ":read"] {
-            assert!(matches!(eval(base().entitlement(e)), Verdict::Allow(_)), "{e}");
+            assert!(
+                matches!(eval(base().entitlement(e)), Verdict::Allow(_)),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn ttl_is_clamped_to_the_cap() {
-        for (asked, got) in [(1, 1), (1799, 1799), (1800, 1800), (1801, 1800), (28_800, 1800)] {
-            assert_eq!(eval(base().requested_ttl(asked)).ttl(), Some(got), "{asked}");
+        for (asked, got) in [
+            (1, 1),
+            (1799, 1799),
+            (1800, 1800),
+            (1801, 1800),
+            (28_800, 1800),
+        ] {
+            assert_eq!(
+                eval(base().requested_ttl(asked)).ttl(),
+                Some(got),
+                "{asked}"
+            );
             assert_eq!(
                 eval(base().entitlement("okta:write").requested_ttl(asked)).ttl(),
                 Some(got),
