@@ -128,13 +128,13 @@ fn read_request(path: &Path) -> Result<jitgate::Request> {
     // current time; a pinned `now` replays a past decision exactly.
     let mut value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
-    if let Some(obj) = value.as_object_mut() {
-        if !obj.contains_key("now") {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs();
-            obj.insert("now".into(), now.into());
-        }
+    if let Some(obj) = value.as_object_mut()
+        && !obj.contains_key("now")
+    {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs();
+        obj.insert("now".into(), now.into());
     }
     Ok(jitgate::request::from_json(&value.to_string())?)
 }
