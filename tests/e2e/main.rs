@@ -1,1 +1,6 @@
-//! End-to-end tests.
+//! End-to-end tests: the real engine and CLI against compiled example
+//! policies and hostile guests. One test binary, so wasmtime links once.
+
+mod cli;
+mod examples;
+mod hostile;
