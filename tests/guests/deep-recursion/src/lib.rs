@@ -1,24 +1,27 @@
 //! `deep-recursion`: a policy whose `evaluate` recurses without bound.
 //!
-//! Models a policy with runaway recursion. Every frame holds a 1 KiB local
-//! array and uses the callee's result after the call returns, so the
-//! recursion cannot be turned into a loop. `info` is well behaved, so the
-//! module loads; the host must stop the guest when its stack is exhausted and
-//! deny the request with a typed stack-overflow reason (or, at worst, a trap),
-//! never overflow its own stack.
+//! Models a policy with runaway recursion. Every frame holds a local array
+//! (kept in memory by `black_box`) and uses the callee's result after the
+//! call returns, so the recursion can be neither removed nor turned into a
+//! loop. `info` is well behaved, so the module loads; the host must stop the
+//! guest when its stack is exhausted and deny the request with a typed
+//! stack-overflow reason, never overflow its own stack.
 //!
-//! Note: the array lives on Rust's shadow stack in linear memory (1 MiB,
-//! placed first by the linker), which overflows long before the engine's call
-//! stack does; overflowing it moves the stack pointer below address 0, so the
-//! engine reports an out-of-bounds memory access rather than call-stack
-//! exhaustion.
+//! Two stacks run out here: the engine's call stack (wasmtime's
+//! `max_wasm_stack`, 512 KiB by default) and Rust's shadow stack in linear
+//! memory (1 MiB, placed first by the linker), which holds the array.
+//! The array is kept small on purpose so that the engine's stack runs out
+//! first (measured with wasmtime 48: `Trap::StackOverflow` for any
+//! `max_wasm_stack` up to 1 MiB). With a 256 B array, or a `max_wasm_stack`
+//! of 1.5 MiB, the shadow stack runs out first instead: the stack pointer
+//! wraps below address 0 and the trap is `Trap::MemoryOutOfBounds`.
 #![no_std]
 
 use core::hint::black_box;
 use jitgate_sdk::prelude::*;
 
-/// Bytes of local array per frame.
-const FRAME: usize = 1024;
+/// Bytes of local array per frame (see the crate doc before raising it).
+const FRAME: usize = 16;
 
 /// The policy.
 pub struct DeepRecursion;

@@ -7,8 +7,11 @@
 //! memory-limit reason, without the host process growing with it.
 //!
 //! Once the host refuses `memory.grow`, the allocator returns null, `alloc`'s
-//! error handler panics ("memory allocation of N bytes failed") and the SDK's
-//! panic handler traps, so the host sees a trap after a refused growth.
+//! error handler panics, the SDK's panic handler logs "memory allocation of
+//! 1048576 bytes failed" and executes `unreachable`. So the host sees
+//! `Trap::UnreachableCodeReached`, not a memory error: to give the typed
+//! memory-limit reason it must remember that its limiter refused a growth
+//! (or make refusal itself trap, `trap_on_grow_failure`).
 #![no_std]
 
 use core::hint::black_box;
