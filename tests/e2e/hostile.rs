@@ -31,6 +31,17 @@ fn engine_with(limits: SandboxLimits) -> Engine {
     e
 }
 
+/// Fuel and time so generous that the cap under test is the one that trips
+/// (with the default budget these guests run out of fuel first, which also
+/// denies; `endless_loop_runs_out_of_fuel_by_default` covers that path).
+fn generous() -> SandboxLimits {
+    SandboxLimits {
+        fuel: 2_000_000_000,
+        timeout: Duration::from_secs(5),
+        ..SandboxLimits::default()
+    }
+}
+
 /// Decide the guest's task; return the guest's typed failure.
 fn failure_of(engine: &Engine, task: &str, guest: &str) -> PolicyFailure {
     let d = engine.decide(&task_request(task)).expect("valid request");
@@ -79,7 +90,7 @@ fn endless_loop_hits_the_epoch_deadline_when_fuel_is_plentiful() {
 
 #[test]
 fn memory_bomb_hits_the_memory_cap() {
-    let e = engine_with(SandboxLimits::default());
+    let e = engine_with(generous());
     let f = failure_of(&e, "hostile-memory", "memory-bomb");
     assert_eq!(f, PolicyFailure::MemoryLimit { limit_bytes: 16 << 20 });
     still_decides(&e);
@@ -108,7 +119,7 @@ fn panic_is_a_trap_carrying_the_panic_message() {
 
 #[test]
 fn ten_mebibyte_reason_is_a_malformed_answer() {
-    let e = engine_with(SandboxLimits::default());
+    let e = engine_with(generous());
     match failure_of(&e, "hostile-huge-reason", "huge-reason") {
         PolicyFailure::BadOutput { detail } => assert!(detail.contains("10485760 bytes"), "{detail}"),
         other => panic!("expected bad output, got {other:?}"),
@@ -118,7 +129,7 @@ fn ten_mebibyte_reason_is_a_malformed_answer() {
 
 #[test]
 fn log_flood_is_a_malformed_answer_and_keeps_only_the_bound() {
-    let e = engine_with(SandboxLimits::default());
+    let e = engine_with(generous());
     match failure_of(&e, "hostile-log-flood", "log-flood") {
         PolicyFailure::BadOutput { detail } => assert!(detail.contains("100000 lines (limit 32)"), "{detail}"),
         other => panic!("expected bad output, got {other:?}"),
