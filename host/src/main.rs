@@ -127,7 +127,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             test(&paths, &opts, verbose)
         }
         Command::Inspect { file, json } => inspect(config, &file, json),
-        Command::Bench { policies, request, iterations } => bench(config, &policies, &request, iterations),
+        Command::Bench {
+            policies,
+            request,
+            iterations,
+        } => bench(config, &policies, &request, iterations),
     }
 }
 
@@ -302,7 +306,12 @@ fn inspect(config: EngineConfig, file: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(config: EngineConfig, policies: &[PathBuf], request: &Path, iterations: usize) -> Result<ExitCode> {
+fn bench(
+    config: EngineConfig,
+    policies: &[PathBuf],
+    request: &Path,
+    iterations: usize,
+) -> Result<ExitCode> {
     let mut engine = Engine::new(config)?;
     for p in policies {
         engine.load_path(p)?;
@@ -330,9 +339,16 @@ fn bench(config: EngineConfig, policies: &[PathBuf], request: &Path, iterations:
         "decision: {} ({} policies: {})",
         first.outcome,
         first.policies.len(),
-        first.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+        first
+            .policies
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    println!("| decisions | mean µs | p50 µs | p90 µs | p99 µs | max µs | decisions/s (1 thread) |");
+    println!(
+        "| decisions | mean µs | p50 µs | p90 µs | p99 µs | max µs | decisions/s (1 thread) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mean = total.iter().sum::<u64>() as f64 / total.len() as f64;
     println!(
