@@ -20,11 +20,19 @@
 //! [`Request`] model, the [`Decision`] it returns, and the sandbox knobs in
 //! [`SandboxLimits`]. [`fixture`] runs policy test files (`jitgate test`).
 
+pub mod api;
+pub mod audit;
+pub mod config;
 pub mod decision;
 pub mod engine;
 pub mod fixture;
+pub mod grant;
+pub mod metrics;
 pub mod policy;
+pub mod provision;
 pub mod request;
+pub mod service;
+pub mod store;
 
 pub use decision::{ApprovalRequirement, Decision, Outcome, PolicyTrace};
 pub use engine::{Engine, EngineConfig, EngineError, LoadStats};

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use jitgate::{Decision, Engine, EngineConfig};
 
+mod cli;
+
 #[derive(Parser)]
 #[command(
     name = "jitgate",
@@ -67,6 +69,23 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = 10_000)]
         iterations: usize,
     },
+    /// Run the HTTP service (with no config: example policies, ./jitgate.db, loopback).
+    Serve {
+        /// Config file (jitgate.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the config (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Read the audit log of a store.
+    Audit {
+        /// The SQLite store.
+        #[arg(long, default_value = "jitgate.db")]
+        store: PathBuf,
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
     /// Show a module's info, digest, size and imports.
     Inspect {
         /// The .wasm file.
@@ -74,6 +93,19 @@ enum Command {
         /// Print as JSON.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; names the first bad record and exits non-zero.
+    Verify,
+    /// Write every record as JSON lines to stdout.
+    Export,
+    /// Print the evidence view of one grant.
+    Grant {
+        /// Grant id.
+        id: String,
     },
 }
 
@@ -107,6 +139,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
     if !cli.no_cache {
         config.cache_dir = cli.cache_dir.or_else(default_cache_dir);
     }
+    if let Command::Serve {
+        config: file,
+        listen,
+    } = cli.command
+    {
+        cli::serve::run(cli::serve::ServeArgs {
+            config: file,
+            listen,
+            cache_dir: config.cache_dir,
+        })?;
+        return Ok(ExitCode::SUCCESS);
+    }
     match cli.command {
         Command::Eval {
             policies,
@@ -127,6 +171,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             test(&paths, &opts, verbose)
         }
         Command::Inspect { file, json } => inspect(config, &file, json),
+        Command::Serve { .. } => Ok(ExitCode::SUCCESS),
+        Command::Audit { store, what } => match what {
+            AuditCommand::Verify => Ok(if cli::audit::verify(&store)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }),
+            AuditCommand::Export => {
+                let mut out = std::io::stdout().lock();
+                cli::audit::export(&store, &mut out)?;
+                Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Grant { id } => {
+                cli::audit::grant(&store, &id)?;
+                Ok(ExitCode::SUCCESS)
+            }
+        },
         Command::Bench {
             policies,
             request,

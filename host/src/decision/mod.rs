@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::policy::sandbox::{LogLine, PolicyFailure};
 
 /// The overall answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Grant now.
@@ -40,7 +40,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// One policy's approval requirement; all must be met.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ApprovalRequirement {
     /// The policy that asked for it.

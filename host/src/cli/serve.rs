@@ -1,0 +1,163 @@
+//! `jitgate serve`: the HTTP service.
+//!
+//! Start-up order matters: open and migrate the store, load policies (audited),
+//! end every grant whose time passed while the service was down, and only
+//! then report ready and accept traffic. With no config file at all it runs
+//! the example policies on `./jitgate.db` on loopback and prints a one-time
+//! admin token (kept only as a hash in memory).
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use jitgate::api::{AppState, router};
+use jitgate::config::{Config, ProvisionerKind};
+use jitgate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
+use jitgate::service::{Principal, Role, Service, now_millis};
+use jitgate::store::sqlite::SqliteStore;
+use jitgate::{Engine, audit};
+
+/// Options from the command line.
+pub struct ServeArgs {
+    /// Config file, if any.
+    pub config: Option<PathBuf>,
+    /// Overrides `listen`.
+    pub listen: Option<SocketAddr>,
+    /// Default cache dir when the config names none.
+    pub cache_dir: Option<PathBuf>,
+}
+
+fn bootstrap_token() -> Result<String> {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b).map_err(|e| anyhow::anyhow!("no OS randomness for a token: {e}"))?;
+    Ok(format!("jg_{}", hex::encode(b)))
+}
+
+/// Run until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    let (mut config, from_file) = match &args.config {
+        Some(p) => (Config::load(p)?, true),
+        None => (Config::default(), false),
+    };
+    if let Some(l) = args.listen {
+        config.listen = l;
+    }
+    if config.cache_dir.is_none() {
+        config.cache_dir = args.cache_dir.clone();
+    }
+    let mut principals = config.principals();
+    if principals.is_empty() {
+        let token = bootstrap_token()?;
+        principals.insert(
+            hex::encode(Sha256::digest(token.as_bytes())),
+            Principal {
+                name: "admin".into(),
+                roles: BTreeSet::from([Role::Admin, Role::Pipeline, Role::Auditor]),
+                groups: Vec::new(),
+                subject_roles: Vec::new(),
+            },
+        );
+        println!("one-time admin token (valid until this process exits): {token}");
+    }
+
+    let store = Arc::new(
+        SqliteStore::open(&config.store)
+            .with_context(|| format!("opening store {}", config.store.display()))?,
+    );
+    let mut engine = Engine::new(config.engine_config())?;
+    engine
+        .load_path(&config.policies)
+        .with_context(|| "loading policies (build the examples with `./dev policies`)")?;
+    let service = Arc::new(Service::new(engine, store, config.service_config()));
+    service.audit(
+        audit::kind::CONFIG_LOAD,
+        "system",
+        json!({
+            "file": args.config,
+            "from-file": from_file,
+            "listen": config.listen.to_string(),
+            "store": config.store,
+            "policies": config.policies,
+            "global-ttl-cap": config.global_ttl_cap,
+            "approval-timeout": config.approval_timeout,
+            "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
+        }),
+    )?;
+    let metas: Vec<_> = service.engine().policies().cloned().collect();
+    for m in &metas {
+        service.audit(audit::kind::POLICY_LOAD, "system", json!(m))?;
+    }
+
+    let provisioner: Arc<dyn Provisioner> = match config.provisioner.kind {
+        ProvisionerKind::Log => Arc::new(LogProvisioner),
+        ProvisionerKind::Webhook => {
+            let env = config.provisioner.secret_env.clone().unwrap_or_default();
+            let secret = std::env::var(&env)
+                .with_context(|| format!("provisioner.secret-env: ${env} is not set"))?;
+            let url = config.provisioner.url.clone().unwrap_or_default();
+            Arc::new(WebhookProvisioner::new(&url, secret.as_bytes()).map_err(anyhow::Error::msg)?)
+        }
+    };
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let state = Arc::new(AppState {
+            service: service.clone(),
+            principals,
+            ready: Default::default(),
+        });
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        // Crash recovery: end what fell due while we were down, before ready.
+        let svc = service.clone();
+        let overdue = tokio::task::spawn_blocking(move || svc.end_due(now_millis())).await??;
+        if overdue > 0 {
+            tracing::warn!(
+                overdue,
+                "ended grants that fell due while the service was down"
+            );
+        }
+        tokio::spawn(jitgate::service::scheduler::run(service.clone()));
+        tokio::spawn(jitgate::provision::dispatch(service.clone(), provisioner));
+        state.ready.store(true, Ordering::Release);
+        println!(
+            "jitgate listening on http://{addr} ({} policies, store {})",
+            metas.len(),
+            config.store.display()
+        );
+        axum::serve(listener, router(state))
+            .with_graceful_shutdown(shutdown())
+            .await?;
+        Ok(())
+    })
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,311 @@
+//! `jitgate.toml`: one file, every default safe, unknown keys refused.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! store = "jitgate.db"                 # SQLite file
+//! policies = "target/policies"
+//! global-ttl-cap = 28800               # seconds
+//! approval-timeout = 3600              # seconds a request may wait for approval
+//!
+//! [tasks.break-glass]
+//! cap = 3600
+//! break-glass = true                   # every grant opens a review item
+//! [tasks.file-recovery]
+//! revoke-on-ticket-close = true        # force it on for this task
+//!
+//! [[tokens]]
+//! name = "alice@example.com"
+//! sha256 = "<hex sha256 of the bearer token>"
+//! roles = ["requester"]                # requester | pipeline | approver | admin | auditor
+//! groups = ["helpdesk-tier2"]
+//! subject-roles = ["helpdesk"]         # a requester's job roles
+//!
+//! [provisioner]
+//! kind = "webhook"                     # or "log" (default)
+//! url = "http://127.0.0.1:9000/jitgate"
+//! secret-env = "JITGATE_WEBHOOK_SECRET"
+//! ```
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::engine::EngineConfig;
+use crate::service::{Principal, Role, ServiceConfig};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Config {
+    /// Listen address. Default 127.0.0.1:8080 (loopback: nothing is exposed by default).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The SQLite file. Default `jitgate.db`.
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// Folder of policy modules. Default `target/policies`.
+    #[serde(default = "default_policies")]
+    pub policies: PathBuf,
+    /// Compiled-module cache folder.
+    pub cache_dir: Option<PathBuf>,
+    /// No grant lasts longer, seconds. Default 28800.
+    #[serde(default = "default_cap")]
+    pub global_ttl_cap: u32,
+    /// Pending requests lapse after this many seconds. Default 3600.
+    #[serde(default = "default_timeout")]
+    pub approval_timeout: u32,
+    /// Per-task settings.
+    #[serde(default)]
+    pub tasks: BTreeMap<String, TaskConfig>,
+    /// API tokens.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Where grant events go.
+    #[serde(default)]
+    pub provisioner: ProvisionerConfig,
+}
+
+/// Per-task settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TaskConfig {
+    /// TTL cap, seconds.
+    pub cap: Option<u32>,
+    /// Break-glass task: reviewed afterwards.
+    #[serde(default)]
+    pub break_glass: bool,
+    /// Always end grants with their ticket.
+    #[serde(default)]
+    pub revoke_on_ticket_close: bool,
+}
+
+/// One bearer token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Principal name (a requester's subject id).
+    pub name: String,
+    /// Hex sha256 of the token; the token itself is never stored.
+    pub sha256: String,
+    /// API roles.
+    pub roles: BTreeSet<Role>,
+    /// Directory groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// A requester's job roles.
+    #[serde(default)]
+    pub subject_roles: Vec<String>,
+}
+
+/// Provisioner choice.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ProvisionerConfig {
+    /// `log` (default) or `webhook`.
+    #[serde(default)]
+    pub kind: ProvisionerKind,
+    /// Webhook URL.
+    pub url: Option<String>,
+    /// Environment variable holding the webhook's HMAC secret.
+    pub secret_env: Option<String>,
+}
+
+/// Built-in provisioners.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProvisionerKind {
+    /// Log events.
+    #[default]
+    Log,
+    /// Signed HTTP POST.
+    Webhook,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_store() -> PathBuf {
+    PathBuf::from("jitgate.db")
+}
+fn default_policies() -> PathBuf {
+    PathBuf::from("target/policies")
+}
+fn default_cap() -> u32 {
+    28_800
+}
+fn default_timeout() -> u32 {
+    3600
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        // An empty document yields every default.
+        toml::from_str("").unwrap_or_else(|_| Config {
+            listen: default_listen(),
+            store: default_store(),
+            policies: default_policies(),
+            cache_dir: None,
+            global_ttl_cap: default_cap(),
+            approval_timeout: default_timeout(),
+            tasks: BTreeMap::new(),
+            tokens: Vec::new(),
+            provisioner: ProvisionerConfig::default(),
+        })
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {message}", path.display())]
+pub struct ConfigError {
+    /// The file.
+    pub path: PathBuf,
+    /// What is wrong (TOML errors name the key and line).
+    pub message: String,
+}
+
+impl Config {
+    /// Parse and check a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let err = |message: String| ConfigError {
+            path: path.to_path_buf(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let cfg: Config = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
+        cfg.check().map_err(err)?;
+        Ok(cfg)
+    }
+
+    /// Cross-field checks.
+    pub fn check(&self) -> Result<(), String> {
+        if self.global_ttl_cap == 0 {
+            return Err("global-ttl-cap: must be at least 1 second".into());
+        }
+        if self.approval_timeout == 0 {
+            return Err("approval-timeout: must be at least 1 second".into());
+        }
+        for (name, t) in &self.tasks {
+            if t.cap == Some(0) {
+                return Err(format!("tasks.{name}.cap: must be at least 1 second"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (i, t) in self.tokens.iter().enumerate() {
+            if t.sha256.len() != 64 || !t.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(format!(
+                    "tokens[{i}].sha256: must be 64 hex digits (the sha256 of the token)"
+                ));
+            }
+            if !seen.insert(t.sha256.to_ascii_lowercase()) {
+                return Err(format!(
+                    "tokens[{i}].sha256: the same token is configured twice"
+                ));
+            }
+            if t.roles.is_empty() {
+                return Err(format!("tokens[{i}].roles: give at least one role"));
+            }
+        }
+        if self.provisioner.kind == ProvisionerKind::Webhook {
+            if self.provisioner.url.is_none() {
+                return Err("provisioner.url: required for kind = \"webhook\"".into());
+            }
+            if self.provisioner.secret_env.is_none() {
+                return Err("provisioner.secret-env: required for kind = \"webhook\"".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The engine settings this config implies.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            global_ttl_cap: self.global_ttl_cap,
+            task_caps: self
+                .tasks
+                .iter()
+                .filter_map(|(k, t)| t.cap.map(|c| (k.clone(), c)))
+                .collect(),
+            force_revoke_on_ticket_close: self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.revoke_on_ticket_close)
+                .map(|(k, _)| k.clone())
+                .collect(),
+            cache_dir: self.cache_dir.clone(),
+            ..EngineConfig::default()
+        }
+    }
+
+    /// The service settings this config implies.
+    pub fn service_config(&self) -> ServiceConfig {
+        ServiceConfig {
+            approval_timeout_secs: self.approval_timeout,
+            break_glass_tasks: self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.break_glass)
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    /// Token hash → principal.
+    pub fn principals(&self) -> BTreeMap<String, Principal> {
+        self.tokens
+            .iter()
+            .map(|t| {
+                (
+                    t.sha256.to_ascii_lowercase(),
+                    Principal {
+                        name: t.name.clone(),
+                        roles: t.roles.clone(),
+                        groups: t.groups.clone(),
+                        subject_roles: t.subject_roles.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_config_is_all_defaults() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.global_ttl_cap, 28_800);
+        assert_eq!(c.provisioner.kind, ProvisionerKind::Log);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = toml::from_str::<Config>("listn = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listn"), "{e}");
+        let e = toml::from_str::<Config>("[tasks.x]\ncapp = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("capp"), "{e}");
+        let e = toml::from_str::<Config>("[[tokens]]\nname='a'\nsha256='x'\nroles=['root']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("root"), "{e}");
+    }
+
+    #[test]
+    fn checks_name_the_key() {
+        let c: Config =
+            toml::from_str("[[tokens]]\nname='a'\nsha256='abc'\nroles=['admin']\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("tokens[0].sha256"));
+        let c: Config = toml::from_str("[provisioner]\nkind='webhook'\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("provisioner.url"));
+        let c: Config = toml::from_str("[tasks.bg]\ncap=0\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("tasks.bg.cap"));
+    }
+}

@@ -1,0 +1,203 @@
+//! Grants: the time-boxed elevated state a decision creates, and the only
+//! ways it may change.
+//!
+//! ```text
+//! pending ──approve──▶ active ──▶ expired | revoked | released
+//!    └──▶ rejected | lapsed | revoked
+//! denied (terminal: a refused request, kept for idempotency and evidence)
+//! ```
+//! Every change goes through [`GrantState::can_become`]; an illegal one is a
+//! typed error, never a silent no-op.
+
+use serde::{Deserialize, Serialize};
+
+use crate::decision::ApprovalRequirement;
+use crate::request::Request;
+
+/// Unix milliseconds.
+pub type Millis = i64;
+
+/// Where a grant is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GrantState {
+    /// Waiting for approvals.
+    Pending,
+    /// In force until `expires-at`.
+    Active,
+    /// Ended at its expiry.
+    Expired,
+    /// Ended early by an admin or a ticket event.
+    Revoked,
+    /// Ended early by its holder.
+    Released,
+    /// An approver refused it.
+    Rejected,
+    /// Nobody approved it in time.
+    Lapsed,
+    /// The decision was deny.
+    Denied,
+}
+
+impl GrantState {
+    /// The kebab-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantState::Pending => "pending",
+            GrantState::Active => "active",
+            GrantState::Expired => "expired",
+            GrantState::Revoked => "revoked",
+            GrantState::Released => "released",
+            GrantState::Rejected => "rejected",
+            GrantState::Lapsed => "lapsed",
+            GrantState::Denied => "denied",
+        }
+    }
+
+    /// Parse the kebab-case name.
+    pub fn parse(s: &str) -> Option<GrantState> {
+        [
+            GrantState::Pending,
+            GrantState::Active,
+            GrantState::Expired,
+            GrantState::Revoked,
+            GrantState::Released,
+            GrantState::Rejected,
+            GrantState::Lapsed,
+            GrantState::Denied,
+        ]
+        .into_iter()
+        .find(|g| g.as_str() == s)
+    }
+
+    /// The lifecycle's edges.
+    pub fn can_become(self, to: GrantState) -> bool {
+        use GrantState::*;
+        matches!(
+            (self, to),
+            (Pending, Active | Rejected | Lapsed | Revoked)
+                | (Active, Expired | Revoked | Released)
+        )
+    }
+
+    /// No further change is possible.
+    pub fn is_final(self) -> bool {
+        !matches!(self, GrantState::Pending | GrantState::Active)
+    }
+}
+
+/// One approval given.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Approval {
+    /// Who approved.
+    pub approver: String,
+    /// The approver's groups at the time (what made them eligible).
+    pub groups: Vec<String>,
+    /// When.
+    pub at: Millis,
+}
+
+/// A grant and its whole history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Grant {
+    /// Server-chosen id.
+    pub id: String,
+    /// The request as decided (with the server's `now`).
+    pub request: Request,
+    /// sha256 of the request body as received, for idempotency.
+    pub body_hash: String,
+    /// Who sent it.
+    pub requested_by: String,
+    /// Current state.
+    pub state: GrantState,
+    /// Outcome of the decision.
+    pub outcome: crate::decision::Outcome,
+    /// The approval requirements the decision set (all must be met).
+    #[serde(default)]
+    pub required: Vec<ApprovalRequirement>,
+    /// The decision as explained at the time: every policy's verdict,
+    /// reason, version and digest (a [`crate::Decision`] serialized).
+    pub decision: serde_json::Value,
+    /// Approvals given so far.
+    #[serde(default)]
+    pub approvals: Vec<Approval>,
+    /// Duration once active, seconds.
+    pub ttl: u32,
+    /// End with the ticket.
+    pub revoke_on_ticket_close: bool,
+    /// A break-glass task (reviewed afterwards).
+    pub break_glass: bool,
+    /// Created.
+    pub created_at: Millis,
+    /// Became active.
+    pub issued_at: Option<Millis>,
+    /// Active until.
+    pub expires_at: Option<Millis>,
+    /// Pending until (then lapses).
+    pub lapses_at: Option<Millis>,
+    /// Ended.
+    pub ended_at: Option<Millis>,
+    /// Who or what ended it (`scheduler`, `ticket INC-1`, a principal).
+    pub ended_by: Option<String>,
+    /// Why it ended.
+    pub end_reason: Option<String>,
+    /// For expiries: ended_at − expires_at, milliseconds.
+    pub revocation_lag_ms: Option<i64>,
+}
+
+impl Grant {
+    /// The ticket id, if any.
+    pub fn ticket_id(&self) -> Option<&str> {
+        self.request.ticket.as_ref().map(|t| t.id.as_str())
+    }
+
+    /// The approval requirements still unmet.
+    pub fn unmet(&self) -> Vec<&ApprovalRequirement> {
+        self.required
+            .iter()
+            .filter(|req| {
+                let n = self
+                    .approvals
+                    .iter()
+                    .filter(|a| a.groups.iter().any(|g| req.groups.contains(g)))
+                    .count();
+                n < req.min as usize
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::GrantState::*;
+
+    #[test]
+    fn lifecycle_edges() {
+        let all = [
+            Pending, Active, Expired, Revoked, Released, Rejected, Lapsed, Denied,
+        ];
+        let allowed: Vec<_> = all
+            .iter()
+            .flat_map(|a| all.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.can_become(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (Pending, Active),
+                (Pending, Revoked),
+                (Pending, Rejected),
+                (Pending, Lapsed),
+                (Active, Expired),
+                (Active, Revoked),
+                (Active, Released),
+            ]
+        );
+        for s in all {
+            assert_eq!(super::GrantState::parse(s.as_str()), Some(s));
+            assert_eq!(s.is_final(), !matches!(s, Pending | Active));
+        }
+    }
+}

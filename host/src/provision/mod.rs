@@ -1,0 +1,198 @@
+//! Provisioning: telling the target systems that a grant began or ended.
+//!
+//! Events are queued in the store's outbox in the same transaction as the
+//! transition, so a crash between commit and send loses nothing; the
+//! [`dispatch`] loop delivers them at least once, retrying with exponential
+//! backoff, and each carries a stable event id (`<grant>:<kind>`) so a
+//! receiver can deduplicate. A grant is never reported active before its
+//! activation event is queued.
+//!
+//! Built in: [`LogProvisioner`] (the demo default: logs the event) and
+//! [`WebhookProvisioner`] (HMAC-SHA256-signed JSON POST over HTTP).
+//! Embedders implement [`Provisioner`].
+
+use hmac::{KeyInit, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::service::{Service, now_millis};
+use crate::store::OutboxEvent;
+
+/// A boxed delivery future.
+pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// Delivers provisioning events. Must be idempotent per `event.id`.
+pub trait Provisioner: Send + Sync {
+    /// Deliver one event; `Err` schedules a retry.
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> Delivery<'a>;
+}
+
+/// Logs each event (demo default).
+pub struct LogProvisioner;
+
+impl Provisioner for LogProvisioner {
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> Delivery<'a> {
+        Box::pin(async move {
+            tracing::info!(event = %event.id, kind = %event.kind, grant = %event.grant_id, payload = %event.payload, "provision");
+            Ok(())
+        })
+    }
+}
+
+/// POSTs each event as JSON, signed: header `X-Jitgate-Signature:
+/// sha256=<hex HMAC-SHA256(secret, timestamp "." body)>`, plus
+/// `X-Jitgate-Timestamp` (Unix ms) and `X-Jitgate-Event-Id`.
+pub struct WebhookProvisioner {
+    url: hyper::Uri,
+    secret: Vec<u8>,
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        Full<Bytes>,
+    >,
+    timeout: Duration,
+}
+
+impl WebhookProvisioner {
+    /// A webhook to `url` (http://) signed with `secret`.
+    pub fn new(url: &str, secret: &[u8]) -> Result<Self, String> {
+        let url: hyper::Uri = url
+            .parse()
+            .map_err(|e| format!("webhook url `{url}`: {e}"))?;
+        if url.scheme_str() != Some("http") {
+            return Err(format!(
+                "webhook url `{url}`: only http:// is supported (terminate TLS in a local proxy)"
+            ));
+        }
+        if secret.len() < 16 {
+            return Err("webhook secret must be at least 16 bytes".into());
+        }
+        let client =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .build_http();
+        Ok(WebhookProvisioner {
+            url,
+            secret: secret.to_vec(),
+            client,
+            timeout: Duration::from_secs(10),
+        })
+    }
+}
+
+/// `sha256=<hex>` over `timestamp.body`.
+pub fn signature(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mut mac = match hmac::Hmac::<sha2::Sha256>::new_from_slice(secret) {
+        Ok(m) => m,
+        Err(_) => return String::new(),
+    };
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl Provisioner for WebhookProvisioner {
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> Delivery<'a> {
+        Box::pin(async move {
+            let body = serde_json::to_vec(&event.payload).map_err(|e| e.to_string())?;
+            let ts = now_millis().to_string();
+            let sig = signature(&self.secret, &ts, &body);
+            let req = hyper::Request::post(self.url.clone())
+                .header("content-type", "application/json")
+                .header("x-jitgate-event-id", &event.id)
+                .header("x-jitgate-timestamp", &ts)
+                .header("x-jitgate-signature", sig)
+                .body(Full::new(Bytes::from(body)))
+                .map_err(|e| e.to_string())?;
+            let resp = tokio::time::timeout(self.timeout, self.client.request(req))
+                .await
+                .map_err(|_| "timed out".to_string())?
+                .map_err(|e| e.to_string())?;
+            let status = resp.status();
+            let _ = resp.into_body().collect().await;
+            if status.is_success() {
+                Ok(())
+            } else {
+                Err(format!("receiver answered {status}"))
+            }
+        })
+    }
+}
+
+/// Backoff after `attempts` failures: 1 s, 2 s, 4 s … capped at 5 minutes.
+pub fn backoff(attempts: u32) -> Duration {
+    Duration::from_millis((1000u64 << attempts.min(9)).min(300_000))
+}
+
+/// Deliver queued events forever.
+pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) {
+    loop {
+        let svc = service.clone();
+        let due = tokio::task::spawn_blocking(move || svc.store().outbox_due(now_millis(), 100))
+            .await
+            .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(e.to_string())));
+        let due = match due {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the outbox failed");
+                Vec::new()
+            }
+        };
+        let busy = !due.is_empty();
+        for ev in due {
+            let outcome = provisioner.deliver(&ev).await;
+            let svc = service.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                let now = now_millis();
+                let r = match &outcome {
+                    Ok(()) => svc.store().outbox_delivered(&ev.id, now),
+                    Err(err) => {
+                        svc.metrics.webhook_failures.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(event = %ev.id, attempt = ev.attempts + 1, error = %err, "provisioning failed; will retry");
+                        svc.store()
+                            .outbox_failed(&ev.id, now + backoff(ev.attempts).as_millis() as i64, err)
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::error!(error = %e, "recording delivery failed");
+                }
+            })
+            .await;
+        }
+        if !busy {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                _ = service.outbox_changed.notified() => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0), Duration::from_secs(1));
+        assert_eq!(backoff(3), Duration::from_secs(8));
+        assert_eq!(backoff(50), Duration::from_secs(300));
+    }
+
+    #[test]
+    fn signature_is_hmac_of_timestamp_and_body() {
+        let s = signature(b"0123456789abcdef", "1700000000000", b"{}");
+        assert!(s.starts_with("sha256=") && s.len() == 7 + 64);
+        assert_ne!(s, signature(b"0123456789abcdef", "1700000000001", b"{}"));
+    }
+
+    #[test]
+    fn webhook_refuses_weak_setup() {
+        assert!(WebhookProvisioner::new("https://x", b"0123456789abcdef").is_err());
+        assert!(WebhookProvisioner::new("http://x", b"short").is_err());
+    }
+}

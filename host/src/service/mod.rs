@@ -1,0 +1,753 @@
+//! [`Service`]: grants, approvals, revocation and audit over an [`Engine`]
+//! and a [`Store`] — the library an approval pipeline embeds, and what the
+//! HTTP API calls.
+//!
+//! Invariants kept here:
+//! * a state change, its audit records and its provisioning event commit
+//!   together (the store's transactions), or not at all;
+//! * if the audit record cannot be written, nothing is granted (the caller
+//!   sees [`ServiceError::Unavailable`]);
+//! * the server chooses `now`; a client-supplied `now` is refused;
+//! * the same request id with the same body returns the same grant; with a
+//!   different body it is a conflict.
+
+pub mod principal;
+pub mod scheduler;
+
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::sync::{Arc, RwLock};
+
+use crate::audit::{self, AuditDraft, AuditRecord};
+use crate::decision::{Decision, Outcome};
+use crate::engine::Engine;
+use crate::grant::{Approval, Grant, GrantState, Millis};
+use crate::metrics::Metrics;
+use crate::request::{Request, RequestError, TicketState};
+use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+pub use principal::{Principal, Role};
+
+/// Why a service call failed; each maps to one HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request failed validation (422), naming the field.
+    #[error("{0}")]
+    Invalid(#[from] RequestError),
+    /// Malformed input (400), naming the field.
+    #[error("{field}: {message}")]
+    BadRequest {
+        /// The field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The caller may not do this (403).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// No such thing (404).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// Conflicts with stored state (409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The lifecycle does not allow this change (409).
+    #[error("grant {id} is {from}; it cannot become {to}")]
+    IllegalTransition {
+        /// The grant.
+        id: String,
+        /// Its state.
+        from: &'static str,
+        /// The refused target.
+        to: &'static str,
+    },
+    /// The store (and so the audit log) is unavailable (503): fail closed.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(id) => ServiceError::NotFound(format!("grant {id}")),
+            StoreError::DuplicateRequest(id) => {
+                ServiceError::Conflict(format!("request id already used by grant {id}"))
+            }
+            other => ServiceError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Service settings (from `jitgate.toml`).
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// A pending grant lapses after this many seconds. Default 3600.
+    pub approval_timeout_secs: u32,
+    /// Tasks flagged break-glass: every grant opens a review item.
+    pub break_glass_tasks: BTreeSet<String>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            approval_timeout_secs: 3600,
+            break_glass_tasks: BTreeSet::new(),
+        }
+    }
+}
+
+/// Current time, Unix milliseconds.
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    if getrandom::fill(&mut b).is_err() {
+        // getrandom failing means no OS entropy; a time-based id is still
+        // unique enough for an id (never a secret).
+        b[..8].copy_from_slice(&now_millis().to_le_bytes());
+    }
+    format!("{prefix}-{}", hex::encode(b))
+}
+
+/// sha256 of a JSON value's canonical (sorted-key) form.
+pub fn body_hash(v: &Value) -> String {
+    hex::encode(Sha256::digest(serde_json::to_vec(v).unwrap_or_default()))
+}
+
+/// The grants service.
+pub struct Service {
+    engine: RwLock<Arc<Engine>>,
+    store: Arc<dyn Store>,
+    config: ServiceConfig,
+    /// Poked when a nearer deadline may exist (new or activated grant).
+    pub deadline_changed: tokio::sync::Notify,
+    /// Poked when provisioning events were queued.
+    pub outbox_changed: tokio::sync::Notify,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Metrics,
+}
+
+impl Service {
+    /// A service over `engine` and `store`.
+    pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        Service {
+            engine: RwLock::new(Arc::new(engine)),
+            store,
+            config,
+            deadline_changed: tokio::sync::Notify::new(),
+            outbox_changed: tokio::sync::Notify::new(),
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// The current engine (policies can be swapped by [`Service::replace_engine`]).
+    pub fn engine(&self) -> Arc<Engine> {
+        match self.engine.read() {
+            Ok(e) => e.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Swap in a newly loaded engine (policy reload), audited.
+    pub fn replace_engine(&self, engine: Engine, actor: &str) -> Result<(), ServiceError> {
+        let drafts = engine
+            .policies()
+            .map(|p| AuditDraft::new(now_millis(), audit::kind::POLICY_LOAD, actor, json!(p)))
+            .collect();
+        self.store.append_audit(drafts)?;
+        match self.engine.write() {
+            Ok(mut e) => *e = Arc::new(engine),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
+        }
+        Ok(())
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Audit something that changes no grant (config/policy load, auth failure).
+    pub fn audit(&self, kind: &str, actor: &str, data: Value) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .append_audit(vec![AuditDraft::new(now_millis(), kind, actor, data)])?)
+    }
+
+    /// Parse a request body sent by `actor`, with the server's `now`, after
+    /// checking who may ask for whom.
+    fn parse(&self, actor: &Principal, body: &Value, now: Millis) -> Result<Request, ServiceError> {
+        let obj = body.as_object().ok_or_else(|| ServiceError::BadRequest {
+            field: "request".into(),
+            message: "must be a JSON object".into(),
+        })?;
+        if obj.contains_key("now") {
+            return Err(ServiceError::BadRequest {
+                field: "now".into(),
+                message: "is set by the server; remove it".into(),
+            });
+        }
+        let mut with_now = body.clone();
+        with_now["now"] = json!(now / 1000);
+        let mut req = crate::request::from_json(&with_now.to_string())?;
+        actor.authorize_subject(&mut req)?;
+        Ok(req)
+    }
+
+    fn decide(&self, req: &Request) -> Result<Decision, RequestError> {
+        let started = std::time::Instant::now();
+        let out = self.engine().decide(req);
+        self.metrics
+            .decision(out.as_ref().ok().map(|d| d.outcome), started.elapsed());
+        out
+    }
+
+    /// Decide without granting (dry run). Only the audit record is stored;
+    /// if it cannot be, the answer is an error, never a decision.
+    pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
+        let now = now_millis();
+        let req = self.parse(actor, body, now)?;
+        let result = self.decide(&req);
+        let data = match &result {
+            Ok(d) => json!({"request": req, "decision": d}),
+            Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
+        };
+        self.store.append_audit(vec![
+            AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id),
+        ])?;
+        Ok(result?)
+    }
+
+    /// Request access: decide, and store the resulting grant (active,
+    /// pending or denied). Returns the grant and whether it was new.
+    pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
+        let now = now_millis();
+        let hash = body_hash(body);
+        let req = match self.parse(actor, body, now) {
+            Ok(r) => r,
+            Err(ServiceError::Invalid(e)) => {
+                self.store.append_audit(vec![AuditDraft::new(
+                    now,
+                    audit::kind::REQUEST,
+                    &actor.name,
+                    json!({"body": body, "invalid": {"field": e.field, "message": e.message}}),
+                )])?;
+                return Err(e.into());
+            }
+            Err(other) => return Err(other),
+        };
+        if let Some(existing) = self.store.grant_by_request(&req.id)? {
+            return self.replay(existing, &hash);
+        }
+        let decision = match self.decide(&req) {
+            Ok(d) => d,
+            Err(e) => {
+                self.store.append_audit(vec![
+                    AuditDraft::new(
+                        now,
+                        audit::kind::REQUEST,
+                        &actor.name,
+                        json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
+                    )
+                    .request(&req.id),
+                ])?;
+                return Err(e.into());
+            }
+        };
+        let break_glass = self.config.break_glass_tasks.contains(&req.task);
+        let mut grant = Grant {
+            id: new_id("g"),
+            body_hash: hash.clone(),
+            requested_by: actor.name.clone(),
+            state: GrantState::Denied,
+            outcome: decision.outcome,
+            required: decision.approvals.clone(),
+            decision: json!(decision),
+            approvals: Vec::new(),
+            ttl: decision.ttl,
+            revoke_on_ticket_close: decision.revoke_on_ticket_close,
+            break_glass,
+            created_at: now,
+            issued_at: None,
+            expires_at: None,
+            lapses_at: None,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            revocation_lag_ms: None,
+            request: req,
+        };
+        let mut effects = Effects::default();
+        effects.audit.push(
+            AuditDraft::new(
+                now,
+                audit::kind::REQUEST,
+                &actor.name,
+                json!({"request": grant.request, "decision": decision}),
+            )
+            .grant(&grant.id)
+            .request(&grant.request.id),
+        );
+        match decision.outcome {
+            Outcome::Deny => {}
+            Outcome::RequireApproval => {
+                grant.state = GrantState::Pending;
+                grant.lapses_at = Some(now + self.config.approval_timeout_secs as i64 * 1000);
+                effects.audit.push(transition_record(
+                    &grant,
+                    "created",
+                    &actor.name,
+                    "awaiting approval",
+                    now,
+                ));
+            }
+            Outcome::Allow => activate(&mut grant, &mut effects, &actor.name, now),
+        }
+        match self.store.create_grant(&grant, effects) {
+            Ok(()) => {}
+            Err(StoreError::DuplicateRequest(_)) => {
+                // Lost a race with the same id: answer as a replay.
+                let existing = self
+                    .store
+                    .grant_by_request(&grant.request.id)?
+                    .ok_or_else(|| ServiceError::Unavailable("grant vanished".into()))?;
+                return self.replay(existing, &hash);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if grant.state == GrantState::Active {
+            self.outbox_changed.notify_one();
+        }
+        if !grant.state.is_final() {
+            self.deadline_changed.notify_one();
+        }
+        Ok((grant, true))
+    }
+
+    fn replay(&self, existing: Grant, hash: &str) -> Result<(Grant, bool), ServiceError> {
+        if existing.body_hash == hash {
+            Ok((existing, false))
+        } else {
+            Err(ServiceError::Conflict(format!(
+                "request id `{}` was already used with a different body (grant {})",
+                existing.request.id, existing.id
+            )))
+        }
+    }
+
+    /// One grant, if `actor` may see it.
+    pub fn grant(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
+        let g = self
+            .store
+            .grant(id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("grant {id}")))?;
+        actor.may_see(&g)?;
+        Ok(g)
+    }
+
+    /// Grants matching `filter` that `actor` may see (requesters: their own).
+    pub fn grants(
+        &self,
+        actor: &Principal,
+        mut filter: GrantFilter,
+    ) -> Result<Vec<Grant>, ServiceError> {
+        if actor.sees_only_own() {
+            match &filter.subject {
+                Some(s) if *s != actor.name => {
+                    return Err(ServiceError::Forbidden(
+                        "a requester may only list their own grants".into(),
+                    ));
+                }
+                _ => filter.subject = Some(actor.name.clone()),
+            }
+        }
+        Ok(self.store.grants(&filter)?)
+    }
+
+    /// Approve a pending grant.
+    pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Approver])?;
+        let now = now_millis();
+        let g = self.store.update_grant(id, &mut |g| {
+            require_state(g, &[GrantState::Pending], GrantState::Active)?;
+            eligible_approver(actor, g)?;
+            if g.approvals.iter().any(|a| a.approver == actor.name) {
+                return Err(ServiceError::Conflict(format!(
+                    "{} has already approved grant {}",
+                    actor.name, g.id
+                )));
+            }
+            let approval = Approval {
+                approver: actor.name.clone(),
+                groups: actor.groups.clone(),
+                at: now,
+            };
+            let mut effects = Effects::default();
+            effects.audit.push(
+                AuditDraft::new(now, audit::kind::APPROVAL, &actor.name, json!(approval))
+                    .grant(&g.id)
+                    .request(&g.request.id),
+            );
+            g.approvals.push(approval);
+            if g.unmet().is_empty() {
+                g.lapses_at = None;
+                activate(g, &mut effects, &actor.name, now);
+            }
+            Ok(Some(effects))
+        })?;
+        if g.state == GrantState::Active {
+            self.outbox_changed.notify_one();
+            self.deadline_changed.notify_one();
+        }
+        Ok(g)
+    }
+
+    /// Reject a pending grant (any eligible approver).
+    pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Approver])?;
+        let now = now_millis();
+        self.store.update_grant(id, &mut |g| {
+            require_state(g, &[GrantState::Pending], GrantState::Rejected)?;
+            eligible_approver(actor, g)?;
+            Ok(Some(end(g, GrantState::Rejected, &actor.name, reason, now)))
+        })
+    }
+
+    /// Revoke an active or pending grant (admin).
+    pub fn revoke(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Admin])?;
+        let now = now_millis();
+        let g = self.store.update_grant(id, &mut |g| {
+            require_state(
+                g,
+                &[GrantState::Active, GrantState::Pending],
+                GrantState::Revoked,
+            )?;
+            Ok(Some(end(g, GrantState::Revoked, &actor.name, reason, now)))
+        })?;
+        self.outbox_changed.notify_one();
+        Ok(g)
+    }
+
+    /// Release an active grant early (its holder, or a pipeline for them).
+    pub fn release(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline])?;
+        let now = now_millis();
+        let g = self.store.update_grant(id, &mut |g| {
+            if !actor.has(Role::Pipeline) && g.request.subject.id != actor.name {
+                return Err(ServiceError::Forbidden(
+                    "only the grant's holder may release it".into(),
+                ));
+            }
+            require_state(g, &[GrantState::Active], GrantState::Released)?;
+            Ok(Some(end(
+                g,
+                GrantState::Released,
+                &actor.name,
+                "released early by its holder",
+                now,
+            )))
+        })?;
+        self.outbox_changed.notify_one();
+        Ok(g)
+    }
+
+    /// A ticket changed state; `resolved`/`closed` revokes its grants that
+    /// asked for it. Returns the ids revoked.
+    pub fn ticket_event(
+        &self,
+        actor: &Principal,
+        ticket: &str,
+        state: TicketState,
+    ) -> Result<Vec<String>, ServiceError> {
+        actor.require_any(&[Role::Pipeline, Role::Admin])?;
+        let now = now_millis();
+        self.store.append_audit(vec![AuditDraft::new(
+            now,
+            audit::kind::TICKET_EVENT,
+            &actor.name,
+            json!({"ticket": ticket, "state": state}),
+        )])?;
+        if !state.is_finished() {
+            return Ok(Vec::new());
+        }
+        let by = format!("ticket {ticket}");
+        let mut revoked = Vec::new();
+        for id in self.store.open_grants_of_ticket(ticket)? {
+            let g = self.store.update_grant(&id, &mut |g| {
+                if g.state.is_final() || !g.revoke_on_ticket_close {
+                    return Ok(None);
+                }
+                let why = format!(
+                    "ticket {ticket} is {}",
+                    serde_json::to_value(state)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("closed")
+                );
+                Ok(Some(end(g, GrantState::Revoked, &by, &why, now)))
+            })?;
+            if g.state == GrantState::Revoked && g.ended_by.as_deref() == Some(by.as_str()) {
+                revoked.push(id);
+            }
+        }
+        if !revoked.is_empty() {
+            self.outbox_changed.notify_one();
+        }
+        Ok(revoked)
+    }
+
+    /// End every grant whose expiry or approval deadline is at or before
+    /// `now`; returns how many ended. Safe to run concurrently: each grant is
+    /// re-checked under the store's lock.
+    pub fn end_due(&self, now: Millis) -> Result<usize, ServiceError> {
+        let mut ended = 0;
+        loop {
+            let ids = self.store.due(now, 500)?;
+            if ids.is_empty() {
+                break;
+            }
+            let batch = ids.len();
+            for id in ids {
+                let mut lag = None;
+                let mut changed = false;
+                self.store.update_grant(&id, &mut |g| {
+                    let t = now_millis();
+                    match g.state {
+                        GrantState::Active if g.expires_at.is_some_and(|e| e <= now) => {
+                            let mut fx = end(g, GrantState::Expired, "scheduler", "expired", t);
+                            g.revocation_lag_ms = g.expires_at.map(|e| t - e);
+                            lag = g.revocation_lag_ms;
+                            if let Some(d) = fx.audit.last_mut() {
+                                d.data["revocation-lag-ms"] = json!(g.revocation_lag_ms);
+                            }
+                            changed = true;
+                            Ok(Some(fx))
+                        }
+                        GrantState::Pending if g.lapses_at.is_some_and(|l| l <= now) => {
+                            changed = true;
+                            Ok(Some(end(
+                                g,
+                                GrantState::Lapsed,
+                                "scheduler",
+                                "no approval before the deadline",
+                                t,
+                            )))
+                        }
+                        // Someone else ended it first: nothing to do.
+                        _ => Ok(None),
+                    }
+                })?;
+                if let Some(lag) = lag {
+                    self.metrics.revocation_lag(lag);
+                }
+                if changed {
+                    ended += 1;
+                }
+            }
+            if batch < 500 {
+                break;
+            }
+        }
+        if ended > 0 {
+            self.outbox_changed.notify_one();
+        }
+        Ok(ended)
+    }
+
+    /// Break-glass reviews (auditor, admin).
+    pub fn reviews(&self, actor: &Principal, open_only: bool) -> Result<Vec<Review>, ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        Ok(self.store.reviews(open_only)?)
+    }
+
+    /// Close a review with a note (auditor).
+    pub fn close_review(
+        &self,
+        actor: &Principal,
+        id: &str,
+        note: &str,
+    ) -> Result<(), ServiceError> {
+        actor.require_any(&[Role::Auditor])?;
+        if note.trim().is_empty() {
+            return Err(ServiceError::BadRequest {
+                field: "note".into(),
+                message: "must not be empty".into(),
+            });
+        }
+        let now = now_millis();
+        let d = AuditDraft::new(
+            now,
+            audit::kind::REVIEW,
+            &actor.name,
+            json!({"review": id, "closed": true, "note": note}),
+        );
+        if self.store.close_review(id, &actor.name, note, now, d)? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound(format!("open review {id}")))
+        }
+    }
+
+    /// The evidence view of one grant: the grant (request, decision with
+    /// every policy's verdict and digest, approvals, issuance, end) and
+    /// every audit record about it.
+    pub fn evidence(
+        &self,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<(Grant, Vec<AuditRecord>), ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        let g = self
+            .store
+            .grant(id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("grant {id}")))?;
+        let records = self.store.audit_of_grant(id)?;
+        Ok((g, records))
+    }
+
+    /// Walk the whole audit chain.
+    pub fn verify_audit(&self) -> Result<Result<u64, audit::ChainError>, ServiceError> {
+        verify_store(self.store.as_ref())
+    }
+}
+
+/// Walk a store's whole audit chain page by page.
+pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>, ServiceError> {
+    let mut v = audit::Verifier::default();
+    let mut after = 0;
+    loop {
+        let page = store.audit_page(after, 1000)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in &page {
+            if let Err(e) = v.push(r) {
+                return Ok(Err(e));
+            }
+        }
+    }
+    Ok(Ok(v.checked))
+}
+
+fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), ServiceError> {
+    if from.contains(&g.state) && g.state.can_become(to) {
+        Ok(())
+    } else {
+        Err(ServiceError::IllegalTransition {
+            id: g.id.clone(),
+            from: g.state.as_str(),
+            to: to.as_str(),
+        })
+    }
+}
+
+fn eligible_approver(actor: &Principal, g: &Grant) -> Result<(), ServiceError> {
+    if actor.name == g.request.subject.id {
+        return Err(ServiceError::Forbidden(
+            "nobody may approve their own request".into(),
+        ));
+    }
+    let groups: BTreeSet<&String> = g.required.iter().flat_map(|r| &r.groups).collect();
+    if !actor.groups.iter().any(|ag| groups.contains(ag)) {
+        let want: Vec<&str> = groups.iter().map(|s| s.as_str()).collect();
+        return Err(ServiceError::Forbidden(format!(
+            "{} is in none of the approver groups [{}]",
+            actor.name,
+            want.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+fn transition_record(g: &Grant, from: &str, actor: &str, why: &str, now: Millis) -> AuditDraft {
+    AuditDraft::new(
+        now,
+        audit::kind::TRANSITION,
+        actor,
+        json!({"from": from, "to": g.state.as_str(), "reason": why, "expires-at": g.expires_at}),
+    )
+    .grant(&g.id)
+    .request(&g.request.id)
+}
+
+fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
+    let id = format!("{}:{kind}", g.id);
+    OutboxEvent {
+        payload: json!({
+            "event-id": id,
+            "kind": kind,
+            "grant-id": g.id,
+            "state": g.state.as_str(),
+            "subject": g.request.subject.id,
+            "task": g.request.task,
+            "resource": g.request.resource,
+            "entitlement": g.request.entitlement,
+            "ticket": g.ticket_id(),
+            "issued-at": g.issued_at,
+            "expires-at": g.expires_at,
+            "ended-at": g.ended_at,
+            "end-reason": g.end_reason,
+        }),
+        id,
+        grant_id: g.id.clone(),
+        kind: kind.to_string(),
+        created_at: now,
+        attempts: 0,
+    }
+}
+
+fn activate(g: &mut Grant, fx: &mut Effects, actor: &str, now: Millis) {
+    let from = g.state.as_str();
+    let from = if g.issued_at.is_none() && g.approvals.is_empty() {
+        "created"
+    } else {
+        from
+    };
+    g.state = GrantState::Active;
+    g.issued_at = Some(now);
+    g.expires_at = Some(now + g.ttl as i64 * 1000);
+    fx.audit
+        .push(transition_record(g, from, actor, "granted", now));
+    fx.outbox.push(event(g, "grant-activated", now));
+    if g.break_glass {
+        fx.review = Some(Review {
+            id: new_id("rv"),
+            grant_id: g.id.clone(),
+            opened_at: now,
+            closed_at: None,
+            closed_by: None,
+            note: None,
+        });
+        fx.audit.push(
+            AuditDraft::new(
+                now,
+                audit::kind::REVIEW,
+                actor,
+                json!({"opened": true, "reason": "break-glass grant"}),
+            )
+            .grant(&g.id),
+        );
+    }
+}
+
+fn end(g: &mut Grant, to: GrantState, actor: &str, why: &str, now: Millis) -> Effects {
+    let was_active = g.state == GrantState::Active;
+    let from = g.state.as_str();
+    g.state = to;
+    g.ended_at = Some(now);
+    g.ended_by = Some(actor.to_string());
+    g.end_reason = Some(why.to_string());
+    let mut fx = Effects::default();
+    fx.audit.push(transition_record(g, from, actor, why, now));
+    if was_active {
+        fx.outbox.push(event(g, "grant-ended", now));
+    }
+    fx
+}

@@ -1,0 +1,48 @@
+//! Automatic ending: grants expire at `expires-at`, pending requests lapse.
+//!
+//! Not a coarse poll: the store knows the next deadline, so the task sleeps
+//! until exactly then, and wakes early when the service signals that a
+//! nearer deadline may exist (a grant was created or activated). Ending is
+//! idempotent per grant (re-checked under the store's lock), so a restart, a
+//! second replica or an overlapping sweep cannot end a grant twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Service, now_millis};
+
+/// Longest sleep without checking (guards against clock jumps).
+pub const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// Run forever: end what is due, then sleep until the next deadline.
+pub async fn run(service: Arc<Service>) {
+    loop {
+        let svc = service.clone();
+        let next = tokio::task::spawn_blocking(move || {
+            if let Err(e) = svc.end_due(now_millis()) {
+                tracing::error!(error = %e, "ending due grants failed; retrying");
+                return Some(now_millis() + 1000);
+            }
+            match svc.store().next_deadline() {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the next deadline failed; retrying");
+                    Some(now_millis() + 1000)
+                }
+            }
+        })
+        .await
+        .unwrap_or(Some(now_millis() + 1000));
+        let wait = match next {
+            Some(t) => Duration::from_millis((t - now_millis()).max(0) as u64).min(MAX_SLEEP),
+            None => MAX_SLEEP,
+        };
+        if wait.is_zero() {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = service.deadline_changed.notified() => {}
+        }
+    }
+}

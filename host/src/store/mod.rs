@@ -1,0 +1,178 @@
+//! Durable state behind one trait: grants, the audit chain, the provisioning
+//! outbox and break-glass reviews.
+//!
+//! The trait is shaped around *transactions the service needs*, not tables:
+//! [`Store::create_grant`] and [`Store::update_grant`] each write the grant,
+//! its audit records and its outbox events atomically, so no state change is
+//! ever visible without its evidence and its provisioning call queued.
+//! `update_grant` hands the current grant to a closure under the store's
+//! lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `SELECT … FOR UPDATE`), so two
+//! workers racing to end the same grant end it once.
+//!
+//! The trait is synchronous: the HTTP layer calls it from blocking threads.
+//! SQLite is the embedded default ([`sqlite::SqliteStore`]).
+
+pub mod sqlite;
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{AuditDraft, AuditRecord};
+use crate::grant::{Grant, GrantState, Millis};
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, corruption, lock timeout).
+    #[error("store unavailable: {0}")]
+    Backend(String),
+    /// A stored document does not parse.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The request id is already used (the caller compares bodies).
+    #[error("request id already used by grant {0}")]
+    DuplicateRequest(String),
+    /// No such grant.
+    #[error("no grant {0}")]
+    NotFound(String),
+    /// The schema is newer than this binary.
+    #[error("store schema version {found} is newer than this jitgate (knows {known})")]
+    SchemaTooNew {
+        /// In the database.
+        found: i64,
+        /// Known here.
+        known: i64,
+    },
+}
+
+/// A provisioning event waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OutboxEvent {
+    /// Stable id receivers deduplicate on.
+    pub id: String,
+    /// The grant.
+    pub grant_id: String,
+    /// `grant-activated` or `grant-ended`.
+    pub kind: String,
+    /// The JSON body to deliver.
+    pub payload: serde_json::Value,
+    /// When queued.
+    pub created_at: Millis,
+    /// Delivery attempts so far.
+    pub attempts: u32,
+}
+
+/// A break-glass review item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Review {
+    /// Id.
+    pub id: String,
+    /// The break-glass grant.
+    pub grant_id: String,
+    /// Opened.
+    pub opened_at: Millis,
+    /// Closed.
+    pub closed_at: Option<Millis>,
+    /// By whom.
+    pub closed_by: Option<String>,
+    /// The auditor's note.
+    pub note: Option<String>,
+}
+
+/// What a grant change writes besides the grant.
+#[derive(Debug, Default)]
+pub struct Effects {
+    /// Audit records, appended in order.
+    pub audit: Vec<AuditDraft>,
+    /// Provisioning events to queue.
+    pub outbox: Vec<OutboxEvent>,
+    /// A review to open.
+    pub review: Option<Review>,
+}
+
+/// Grant list filter.
+#[derive(Debug, Default, Clone)]
+pub struct GrantFilter {
+    /// Only this state.
+    pub state: Option<GrantState>,
+    /// Only this subject.
+    pub subject: Option<String>,
+    /// Only this ticket.
+    pub ticket: Option<String>,
+    /// Page size.
+    pub limit: usize,
+    /// Grants created before this (created_at, id) cursor.
+    pub before: Option<(Millis, String)>,
+}
+
+/// The durable state.
+pub trait Store: Send + Sync {
+    /// Insert a new grant with its effects. Fails with
+    /// [`StoreError::DuplicateRequest`] if its request id is taken.
+    fn create_grant(&self, grant: &Grant, effects: Effects) -> Result<(), StoreError>;
+
+    /// Run `change` on the current grant under a lock; if it returns
+    /// `Ok(Some(effects))`, store the changed grant and the effects in one
+    /// transaction. `Ok(None)` writes nothing. The closure's error aborts.
+    fn update_grant(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, crate::service::ServiceError>,
+    ) -> Result<Grant, crate::service::ServiceError>;
+
+    /// One grant.
+    fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// The grant created for a client request id.
+    fn grant_by_request(&self, request_id: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Grants matching a filter, newest first.
+    fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError>;
+
+    /// Ids of active or pending grants of a ticket.
+    fn open_grants_of_ticket(&self, ticket_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Ids of active grants expired by `now` and pending grants lapsed by `now`.
+    fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// The earliest expiry or lapse still ahead (or overdue).
+    fn next_deadline(&self) -> Result<Option<Millis>, StoreError>;
+
+    /// Number of active grants.
+    fn count_active(&self) -> Result<u64, StoreError>;
+
+    /// Append records that change no grant (dry runs, auth failures, loads).
+    fn append_audit(&self, records: Vec<AuditDraft>) -> Result<(), StoreError>;
+
+    /// Records with `seq > after`, up to `limit`, in order.
+    fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Records about one grant, in order.
+    fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
+
+    /// Undelivered events due by `now`.
+    fn outbox_due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxEvent>, StoreError>;
+
+    /// Mark delivered.
+    fn outbox_delivered(&self, id: &str, at: Millis) -> Result<(), StoreError>;
+
+    /// Record a failed attempt and when to retry.
+    fn outbox_failed(&self, id: &str, next_at: Millis, error: &str) -> Result<(), StoreError>;
+
+    /// Count of undelivered events.
+    fn outbox_pending(&self) -> Result<u64, StoreError>;
+
+    /// Reviews, open ones first.
+    fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError>;
+
+    /// Close a review with its audit record; false if already closed or absent.
+    fn close_review(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: Millis,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError>;
+}

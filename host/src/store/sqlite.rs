@@ -1,0 +1,543 @@
+//! The embedded default store: one SQLite file.
+//!
+//! PRAGMAs are chosen for durability, not speed:
+//! * `journal_mode = WAL` — readers never block the writer, and a crash
+//!   mid-write leaves the last committed state intact;
+//! * `synchronous = FULL` — every commit is fsynced to the WAL before it is
+//!   acknowledged, so a grant reported active (or ended) survives power loss
+//!   (`NORMAL` could lose the last commits);
+//! * `foreign_keys = ON`, `busy_timeout = 5000` — a second process (e.g.
+//!   `jitgate audit verify` on a live database) waits instead of failing.
+//!
+//! One connection behind a mutex serialises writers, which is also what keeps
+//! the audit chain linear. Migrations are the numbered files in
+//! `host/migrations/`, applied in order inside a transaction and recorded in
+//! `schema_migrations`.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use crate::audit::{self, AuditDraft, AuditRecord};
+use crate::grant::{Grant, Millis};
+use crate::service::ServiceError;
+
+/// Versioned migrations, in order.
+pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+
+/// A SQLite-backed [`Store`].
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+fn be(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+impl SqliteStore {
+    /// Open (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path).map_err(be)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory().map_err(be)?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(be)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(be)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(be)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(be)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.conn
+            .lock()
+            .map_err(|_| StoreError::Backend("store lock poisoned by a panic".into()))
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(be)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )
+    .map_err(be)?;
+    let current: i64 = tx
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(be)?;
+    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        tx.execute_batch(sql).map_err(be)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![version, now_millis()],
+        )
+        .map_err(be)?;
+    }
+    tx.commit().map_err(be)
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn append(tx: &rusqlite::Transaction<'_>, drafts: Vec<AuditDraft>) -> Result<(), StoreError> {
+    if drafts.is_empty() {
+        return Ok(());
+    }
+    let (mut seq, mut prev): (i64, String) = tx
+        .query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(be)?
+        .unwrap_or((0, audit::GENESIS.to_string()));
+    let mut stmt = tx
+        .prepare_cached(
+            "INSERT INTO audit (seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .map_err(be)?;
+    for d in drafts {
+        seq += 1;
+        let r = audit::seal(&prev, seq, d);
+        let data = serde_json::to_string(&r.draft.data).map_err(corrupt)?;
+        stmt.execute(params![
+            r.seq,
+            r.draft.at,
+            r.draft.kind,
+            r.draft.actor,
+            r.draft.grant_id,
+            r.draft.request_id,
+            data,
+            r.prev_hash,
+            r.hash
+        ])
+        .map_err(be)?;
+        prev = r.hash;
+    }
+    Ok(())
+}
+
+fn write_effects(tx: &rusqlite::Transaction<'_>, effects: Effects) -> Result<(), StoreError> {
+    append(tx, effects.audit)?;
+    for e in effects.outbox {
+        tx.execute(
+            "INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            params![e.id, e.grant_id, e.kind, e.payload.to_string(), e.created_at],
+        )
+        .map_err(be)?;
+    }
+    if let Some(r) = effects.review {
+        tx.execute(
+            "INSERT INTO reviews (id, grant_id, opened_at) VALUES (?1, ?2, ?3)",
+            params![r.id, r.grant_id, r.opened_at],
+        )
+        .map_err(be)?;
+    }
+    Ok(())
+}
+
+fn grant_row(tx: &Connection, g: &Grant, insert: bool) -> Result<(), StoreError> {
+    let doc = serde_json::to_string(g).map_err(corrupt)?;
+    let sql = if insert {
+        "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+    } else {
+        "UPDATE grants SET request_id = ?2, subject = ?3, ticket_id = ?4, state = ?5, expires_at = ?6, lapses_at = ?7,
+         revoke_on_ticket_close = ?8, created_at = ?9, doc = ?10 WHERE id = ?1"
+    };
+    tx.execute(
+        sql,
+        params![
+            g.id,
+            g.request.id,
+            g.request.subject.id,
+            g.ticket_id(),
+            g.state.as_str(),
+            g.expires_at,
+            g.lapses_at,
+            g.revoke_on_ticket_close,
+            g.created_at,
+            doc
+        ],
+    )
+    .map_err(be)?;
+    Ok(())
+}
+
+fn parse_grant(doc: String) -> Result<Grant, StoreError> {
+    serde_json::from_str(&doc).map_err(corrupt)
+}
+
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
+    let data: String = r.get(6)?;
+    Ok((
+        AuditRecord {
+            seq: r.get(0)?,
+            draft: AuditDraft {
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                actor: r.get(3)?,
+                grant_id: r.get(4)?,
+                request_id: r.get(5)?,
+                data: serde_json::Value::Null,
+            },
+            prev_hash: r.get(7)?,
+            hash: r.get(8)?,
+        },
+        data,
+    ))
+}
+
+fn records(rows: Vec<(AuditRecord, String)>) -> Result<Vec<AuditRecord>, StoreError> {
+    rows.into_iter()
+        .map(|(mut r, data)| {
+            r.draft.data = serde_json::from_str(&data).map_err(corrupt)?;
+            Ok(r)
+        })
+        .collect()
+}
+
+const RECORD_COLS: &str = "seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash";
+
+impl Store for SqliteStore {
+    fn create_grant(&self, grant: &Grant, effects: Effects) -> Result<(), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        let taken: Option<String> = tx
+            .query_row(
+                "SELECT id FROM grants WHERE request_id = ?1",
+                [&grant.request.id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(be)?;
+        if let Some(id) = taken {
+            return Err(StoreError::DuplicateRequest(id));
+        }
+        grant_row(&tx, grant, true)?;
+        write_effects(&tx, effects)?;
+        tx.commit().map_err(be)
+    }
+
+    fn update_grant(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
+    ) -> Result<Grant, ServiceError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        let doc: Option<String> = tx
+            .query_row("SELECT doc FROM grants WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .map_err(be)?;
+        let mut grant = parse_grant(doc.ok_or_else(|| StoreError::NotFound(id.to_string()))?)?;
+        match change(&mut grant)? {
+            None => Ok(grant),
+            Some(effects) => {
+                grant_row(&tx, &grant, false)?;
+                write_effects(&tx, effects)?;
+                tx.commit().map_err(be)?;
+                Ok(grant)
+            }
+        }
+    }
+
+    fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row("SELECT doc FROM grants WHERE id = ?1", [id], |r| {
+            r.get::<_, String>(0)
+        })
+        .optional()
+        .map_err(be)?
+        .map(parse_grant)
+        .transpose()
+    }
+
+    fn grant_by_request(&self, request_id: &str) -> Result<Option<Grant>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT doc FROM grants WHERE request_id = ?1",
+            [request_id],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map_err(be)?
+        .map(parse_grant)
+        .transpose()
+    }
+
+    fn grants(&self, f: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
+        let conn = self.lock()?;
+        // Keyset pagination on (created_at, id); no cursor = from the newest.
+        let (before_at, before_id) = f.before.clone().unwrap_or((i64::MAX, String::new()));
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT doc FROM grants
+                 WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR ticket_id = ?3)
+                   AND (created_at, id) < (?4, ?5)
+                 ORDER BY created_at DESC, id DESC LIMIT ?6",
+            )
+            .map_err(be)?;
+        let docs = stmt
+            .query_map(
+                params![
+                    f.state.map(|s| s.as_str()),
+                    f.subject,
+                    f.ticket,
+                    before_at,
+                    before_id,
+                    f.limit.max(1) as i64
+                ],
+                |r| r.get::<_, String>(0),
+            )
+            .map_err(be)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(be)?;
+        docs.into_iter().map(parse_grant).collect()
+    }
+
+    fn open_grants_of_ticket(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached("SELECT id FROM grants WHERE ticket_id = ?1 AND state IN ('active', 'pending') ORDER BY id")
+            .map_err(be)?;
+        stmt.query_map([ticket_id], |r| r.get(0))
+            .map_err(be)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(be)
+    }
+
+    fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id FROM (
+                   SELECT id, expires_at AS t FROM grants WHERE state = 'active' AND expires_at <= ?1
+                   UNION ALL
+                   SELECT id, lapses_at AS t FROM grants WHERE state = 'pending' AND lapses_at <= ?1
+                 ) ORDER BY t LIMIT ?2",
+            )
+            .map_err(be)?;
+        stmt.query_map(params![now, limit as i64], |r| r.get(0))
+            .map_err(be)?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(be)
+    }
+
+    fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT MIN(t) FROM (
+               SELECT MIN(expires_at) AS t FROM grants WHERE state = 'active'
+               UNION ALL SELECT MIN(lapses_at) FROM grants WHERE state = 'pending')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(be)
+    }
+
+    fn count_active(&self) -> Result<u64, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM grants WHERE state = 'active'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(be)
+    }
+
+    fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<(), StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        append(&tx, drafts)?;
+        tx.commit().map_err(be)
+    }
+
+    fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(be)?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], record)
+            .map_err(be)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(be)?;
+        records(rows)
+    }
+
+    fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLS} FROM audit WHERE grant_id = ?1 ORDER BY seq"
+            ))
+            .map_err(be)?;
+        let rows = stmt
+            .query_map([grant_id], record)
+            .map_err(be)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(be)?;
+        records(rows)
+    }
+
+    fn outbox_due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, grant_id, kind, payload, created_at, attempts FROM outbox
+                 WHERE delivered_at IS NULL AND next_at <= ?1 ORDER BY next_at, created_at LIMIT ?2",
+            )
+            .map_err(be)?;
+        let rows = stmt
+            .query_map(params![now, limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })
+            .map_err(be)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(be)?;
+        rows.into_iter()
+            .map(|(id, grant_id, kind, payload, created_at, attempts)| {
+                Ok(OutboxEvent {
+                    id,
+                    grant_id,
+                    kind,
+                    payload: serde_json::from_str(&payload).map_err(corrupt)?,
+                    created_at,
+                    attempts: attempts as u32,
+                })
+            })
+            .collect()
+    }
+
+    fn outbox_delivered(&self, id: &str, at: Millis) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1",
+            params![id, at],
+        )
+        .map_err(be)?;
+        Ok(())
+    }
+
+    fn outbox_failed(&self, id: &str, next_at: Millis, error: &str) -> Result<(), StoreError> {
+        let conn = self.lock()?;
+        conn.execute(
+            "UPDATE outbox SET next_at = ?2, attempts = attempts + 1, last_error = ?3 WHERE id = ?1",
+            params![id, next_at, error],
+        )
+        .map_err(be)?;
+        Ok(())
+    }
+
+    fn outbox_pending(&self) -> Result<u64, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n as u64)
+        .map_err(be)
+    }
+
+    fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT id, grant_id, opened_at, closed_at, closed_by, note FROM reviews
+                 WHERE (?1 = 0 OR closed_at IS NULL) ORDER BY closed_at IS NOT NULL, opened_at",
+            )
+            .map_err(be)?;
+        stmt.query_map([open_only as i64], |r| {
+            Ok(Review {
+                id: r.get(0)?,
+                grant_id: r.get(1)?,
+                opened_at: r.get(2)?,
+                closed_at: r.get(3)?,
+                closed_by: r.get(4)?,
+                note: r.get(5)?,
+            })
+        })
+        .map_err(be)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(be)
+    }
+
+    fn close_review(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: Millis,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        let n = tx
+            .execute(
+                "UPDATE reviews SET closed_at = ?2, closed_by = ?3, note = ?4 WHERE id = ?1 AND closed_at IS NULL",
+                params![id, at, by, note],
+            )
+            .map_err(be)?;
+        if n == 0 {
+            return Ok(false);
+        }
+        append(&tx, vec![audit])?;
+        tx.commit().map_err(be)?;
+        Ok(true)
+    }
+}
