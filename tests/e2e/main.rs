@@ -2,5 +2,7 @@
 //! policies and hostile guests. One test binary, so wasmtime links once.
 
 mod cli;
+mod crash;
 mod examples;
 mod hostile;
+mod service;

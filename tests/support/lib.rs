@@ -107,3 +107,6 @@ pub fn task_request(task: &str) -> jitgate::Request {
     v["task"] = task.into();
     request(&v)
 }
+
+pub mod http;
+pub mod server;

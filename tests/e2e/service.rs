@@ -1,0 +1,547 @@
+//! `jitgate serve` end to end: the real binary on a free port, driven over
+//! HTTP, with grants that expire on their own, approvals, ticket events,
+//! release, roles, malformed input, and the audit chain.
+
+use jitgate_tests::http::{get, post, send};
+use jitgate_tests::server::{Server, body, wait_for, write_config};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn start(extra: &str) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(dir.path(), extra);
+    let server = Server::start(&cfg);
+    (dir, server)
+}
+
+fn grant_state(s: &Server, id: &str) -> Value {
+    get(s.addr, &format!("/v1/grants/{id}"), Some("t-admin")).json()
+}
+
+fn wait_state(s: &Server, id: &str, want: &str, secs: u64) -> Value {
+    wait_for(Duration::from_secs(secs), || {
+        let g = grant_state(s, id);
+        (g["state"] == want).then_some(g)
+    })
+    .unwrap_or_else(|| panic!("grant {id} never became {want}: {}", grant_state(s, id)))
+}
+
+#[test]
+fn allowed_grant_is_active_then_expires_on_time() {
+    let (_d, s) = start("");
+    let r = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-alice"),
+        &body("r1", "alice", "file-recovery", 2),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let g = r.json();
+    assert_eq!(g["state"], "active");
+    assert_eq!(g["ttl"], 2);
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let expires = g["expires-at"].as_i64().unwrap_or_default();
+    let ended = wait_state(&s, &id, "expired", 10);
+    let lag = ended["revocation-lag-ms"].as_i64().expect("lag recorded");
+    assert!(lag >= 0, "ended before expiry: {ended}");
+    assert!(ended["ended-at"].as_i64().unwrap_or_default() >= expires);
+    assert_eq!(ended["ended-by"], "scheduler");
+    let m = get(s.addr, "/metrics", None).body;
+    assert!(m.contains("jitgate_revocation_lag_seconds_count 1"), "{m}");
+    assert!(
+        m.contains("jitgate_decisions_total{outcome=\"allow\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn approval_flow_refuses_self_and_outsiders_and_activates_on_quorum() {
+    let (_d, s) = start("");
+    // carol (oncall, incident commander) asks for a priority-3 triage: needs an incident commander.
+    let r = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-carol"),
+        &body("r2", "carol", "incident-triage", 600),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let g = r.json();
+    assert_eq!(g["state"], "pending", "{g}");
+    assert_eq!(g["required"][0]["groups"], json!(["incident-commanders"]));
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let path = format!("/v1/grants/{id}/approve");
+
+    let own = post(s.addr, &path, Some("t-carol"), &json!({}));
+    assert_eq!(own.status, 403, "{}", own.body);
+    assert!(own.body.contains("own request"), "{}", own.body);
+    let outsider = post(s.addr, &path, Some("t-dave"), &json!({}));
+    assert_eq!(outsider.status, 403);
+    assert!(
+        outsider.body.contains("none of the approver groups"),
+        "{}",
+        outsider.body
+    );
+    let requester = post(s.addr, &path, Some("t-alice"), &json!({}));
+    assert_eq!(requester.status, 403);
+
+    let ok = post(s.addr, &path, Some("t-bob"), &json!({}));
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    let g = ok.json();
+    assert_eq!(g["state"], "active");
+    assert_eq!(g["approvals"][0]["approver"], "bob");
+    let again = post(s.addr, &path, Some("t-bob"), &json!({}));
+    assert_eq!(again.status, 409, "{}", again.body);
+}
+
+#[test]
+fn pending_request_lapses_and_rejection_ends_it() {
+    let (_d, s) = start("approval-timeout = 1\n");
+    let g = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-carol"),
+        &body("r3", "carol", "incident-triage", 600),
+    )
+    .json();
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let lapsed = wait_state(&s, &id, "lapsed", 10);
+    assert_eq!(lapsed["ended-by"], "scheduler");
+    let late = post(
+        s.addr,
+        &format!("/v1/grants/{id}/approve"),
+        Some("t-bob"),
+        &json!({}),
+    );
+    assert_eq!(
+        late.status, 409,
+        "approving a lapsed grant is an illegal transition: {}",
+        late.body
+    );
+
+    let g = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-pipe"),
+        &body("r3b", "erin", "incident-triage", 600),
+    )
+    .json();
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let r = post(
+        s.addr,
+        &format!("/v1/grants/{id}/reject"),
+        Some("t-bob"),
+        &json!({"reason": "not this week"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["state"], "rejected");
+    assert_eq!(r.json()["end-reason"], "not this week");
+}
+
+#[test]
+fn ticket_close_revokes_and_holder_can_release() {
+    let (_d, s) = start("");
+    let g = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-alice"),
+        &body("r4", "alice", "file-recovery", 600),
+    )
+    .json();
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    // In-progress does nothing; closed revokes.
+    let r = post(
+        s.addr,
+        "/v1/tickets/T-r4/events",
+        Some("t-pipe"),
+        &json!({"state": "in-progress"}),
+    );
+    assert_eq!((r.status, r.json()["revoked"].clone()), (200, json!([])));
+    let r = post(
+        s.addr,
+        "/v1/tickets/T-r4/events",
+        Some("t-pipe"),
+        &json!({"state": "closed"}),
+    );
+    assert_eq!(r.json()["revoked"], json!([id.clone()]), "{}", r.body);
+    let g = grant_state(&s, &id);
+    assert_eq!(
+        (g["state"].as_str(), g["ended-by"].as_str()),
+        (Some("revoked"), Some("ticket T-r4"))
+    );
+
+    let g = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-alice"),
+        &body("r5", "alice", "file-recovery", 600),
+    )
+    .json();
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let other = post(
+        s.addr,
+        &format!("/v1/grants/{id}/release"),
+        Some("t-carol"),
+        &json!({}),
+    );
+    assert_eq!(other.status, 403, "{}", other.body);
+    let mine = post(
+        s.addr,
+        &format!("/v1/grants/{id}/release"),
+        Some("t-alice"),
+        &json!({}),
+    );
+    assert_eq!(
+        (mine.status, mine.json()["state"].clone()),
+        (200, json!("released"))
+    );
+    let twice = post(
+        s.addr,
+        &format!("/v1/grants/{id}/release"),
+        Some("t-alice"),
+        &json!({}),
+    );
+    assert_eq!(twice.status, 409);
+}
+
+#[test]
+fn idempotent_by_request_id() {
+    let (_d, s) = start("");
+    let b = body("r6", "alice", "file-recovery", 600);
+    let first = post(s.addr, "/v1/requests", Some("t-alice"), &b);
+    assert_eq!(first.status, 201);
+    let second = post(s.addr, "/v1/requests", Some("t-alice"), &b);
+    assert_eq!(second.status, 200);
+    assert_eq!(first.json()["id"], second.json()["id"]);
+    let mut changed = b.clone();
+    changed["requested-ttl"] = json!(60);
+    let conflict = post(s.addr, "/v1/requests", Some("t-alice"), &changed);
+    assert_eq!(conflict.status, 409, "{}", conflict.body);
+    assert_eq!(conflict.json()["error"]["code"], "conflict");
+}
+
+#[test]
+fn roles_gate_every_endpoint() {
+    let (_d, s) = start("");
+    let g = post(
+        s.addr,
+        "/v1/requests",
+        Some("t-pipe"),
+        &body("r7", "alice", "file-recovery", 600),
+    )
+    .json();
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let req_for_bob = body("r8", "bob", "file-recovery", 600);
+    let cases: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
+        (
+            "POST",
+            "/v1/decisions".into(),
+            Some(body("d1", "alice", "file-recovery", 60)),
+            "t-alice",
+            200,
+        ),
+        (
+            "POST",
+            "/v1/decisions".into(),
+            Some(body("d2", "alice", "file-recovery", 60)),
+            "t-pipe",
+            200,
+        ),
+        (
+            "POST",
+            "/v1/decisions".into(),
+            Some(body("d3", "alice", "file-recovery", 60)),
+            "t-bob",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/decisions".into(),
+            Some(body("d4", "alice", "file-recovery", 60)),
+            "t-audit",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/requests".into(),
+            Some(req_for_bob.clone()),
+            "t-alice",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/requests".into(),
+            Some(req_for_bob),
+            "t-audit",
+            403,
+        ),
+        ("GET", "/v1/grants".into(), None, "t-alice", 200),
+        ("GET", "/v1/grants?subject=bob".into(), None, "t-alice", 403),
+        ("GET", format!("/v1/grants/{id}"), None, "t-alice", 200),
+        ("GET", format!("/v1/grants/{id}"), None, "t-carol", 200),
+        (
+            "GET",
+            format!("/v1/grants/{id}/evidence"),
+            None,
+            "t-audit",
+            200,
+        ),
+        (
+            "GET",
+            format!("/v1/grants/{id}/evidence"),
+            None,
+            "t-alice",
+            403,
+        ),
+        (
+            "POST",
+            format!("/v1/grants/{id}/revoke"),
+            Some(json!({})),
+            "t-alice",
+            403,
+        ),
+        (
+            "POST",
+            format!("/v1/grants/{id}/revoke"),
+            Some(json!({})),
+            "t-bob",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/tickets/T-x/events".into(),
+            Some(json!({"state": "closed"})),
+            "t-alice",
+            403,
+        ),
+        (
+            "POST",
+            "/v1/tickets/T-x/events".into(),
+            Some(json!({"state": "closed"})),
+            "t-admin",
+            200,
+        ),
+        ("GET", "/v1/audit".into(), None, "t-alice", 403),
+        ("GET", "/v1/audit".into(), None, "t-audit", 200),
+        ("GET", "/v1/audit/verify".into(), None, "t-pipe", 403),
+        ("GET", "/v1/audit/verify".into(), None, "t-audit", 200),
+        ("GET", "/v1/policies".into(), None, "t-alice", 200),
+        ("GET", "/v1/reviews".into(), None, "t-alice", 403),
+        ("GET", "/v1/reviews".into(), None, "t-audit", 200),
+        (
+            "POST",
+            format!("/v1/grants/{id}/revoke"),
+            Some(json!({"reason": "test"})),
+            "t-admin",
+            200,
+        ),
+    ];
+    for (method, path, b, token, want) in cases {
+        let bytes = b.map(|v| v.to_string());
+        let r = send(
+            s.addr,
+            method,
+            &path,
+            Some(token),
+            bytes.as_deref().map(str::as_bytes),
+        );
+        assert_eq!(r.status, want, "{method} {path} as {token}: {}", r.body);
+        if want == 403 {
+            assert_eq!(r.json()["error"]["code"], "forbidden", "{}", r.body);
+        }
+    }
+    // No token and a wrong token are 401, and audited.
+    assert_eq!(get(s.addr, "/v1/grants", None).status, 401);
+    assert_eq!(get(s.addr, "/v1/grants", Some("nope")).status, 401);
+    let audit = get(s.addr, "/v1/audit?limit=1000", Some("t-audit")).json();
+    let failures = audit["records"]
+        .as_array()
+        .map(|rs| rs.iter().filter(|r| r["kind"] == "auth-failure").count())
+        .unwrap_or(0);
+    assert_eq!(failures, 2);
+}
+
+#[test]
+fn bad_bodies_are_refused_naming_the_field() {
+    let (_d, s) = start("");
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/requests",
+        Some("t-pipe"),
+        Some(b"{not json"),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (400, json!("bad-json"))
+    );
+
+    let mut b = body("r9", "alice", "file-recovery", 600);
+    b["subject"]["colour"] = json!("blue");
+    let r = post(s.addr, "/v1/requests", Some("t-pipe"), &b);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "subject.colour");
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("colour"),
+        "{}",
+        r.body
+    );
+
+    let mut b = body("r10", "alice", "file-recovery", 600);
+    b["requested-ttl"] = json!(0);
+    let r = post(s.addr, "/v1/requests", Some("t-pipe"), &b);
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].clone()),
+        (422, json!("requested-ttl")),
+        "{}",
+        r.body
+    );
+
+    let mut b = body("r11", "alice", "file-recovery", 600);
+    b["now"] = json!(0);
+    let r = post(s.addr, "/v1/requests", Some("t-pipe"), &b);
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].clone()),
+        (400, json!("now")),
+        "{}",
+        r.body
+    );
+
+    let big = format!("{{\"id\": \"{}\"}}", "x".repeat(70_000));
+    let r = send(
+        s.addr,
+        "POST",
+        "/v1/requests",
+        Some("t-pipe"),
+        Some(big.as_bytes()),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["code"].clone()),
+        (413, json!("too-large")),
+        "{}",
+        r.body
+    );
+
+    let r = post(
+        s.addr,
+        "/v1/tickets/T/events",
+        Some("t-pipe"),
+        &json!({"state": "closed", "by": "me"}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("by"), "{}", r.body);
+    let r = post(
+        s.addr,
+        "/v1/tickets/T/events",
+        Some("t-pipe"),
+        &json!({"state": "gone"}),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].clone()),
+        (400, json!("state")),
+        "{}",
+        r.body
+    );
+
+    let r = get(s.addr, "/v1/grants?colour=blue", Some("t-pipe"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = get(s.addr, "/v1/grants?state=sleeping", Some("t-pipe"));
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].clone()),
+        (400, json!("state"))
+    );
+    let r = get(s.addr, "/v1/grants/nope", Some("t-admin"));
+    assert_eq!(r.status, 404);
+    // Nothing invalid was stored as a grant.
+    let all = get(s.addr, "/v1/grants", Some("t-admin")).json();
+    assert_eq!(all["grants"].as_array().map(Vec::len), Some(0));
+}
+
+#[test]
+fn dry_run_stores_only_its_audit_record() {
+    let (_d, s) = start("");
+    let before = get(s.addr, "/v1/audit?limit=1000", Some("t-audit")).json()["records"]
+        .as_array()
+        .map(Vec::len);
+    let r = post(
+        s.addr,
+        "/v1/decisions",
+        Some("t-pipe"),
+        &body("d9", "alice", "file-recovery", 600),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["outcome"], "allow");
+    let after = get(s.addr, "/v1/audit?limit=1000", Some("t-audit")).json();
+    let records = after["records"].as_array().cloned().unwrap_or_default();
+    assert_eq!(Some(records.len()), before.map(|b| b + 1));
+    assert_eq!(
+        records.last().map(|r| r["kind"].clone()),
+        Some(json!("decision"))
+    );
+    assert_eq!(
+        get(s.addr, "/v1/grants", Some("t-admin")).json()["grants"],
+        json!([])
+    );
+}
+
+#[test]
+fn break_glass_grants_open_a_review_an_auditor_closes() {
+    let (_d, s) = start("[tasks.break-glass]\nbreak-glass = true\ncap = 900\n");
+    let mut b = body("bg1", "carol", "break-glass", 3600);
+    b["justification"] = json!("production database is down and on-call cannot reach the DBA");
+    let g = post(s.addr, "/v1/requests", Some("t-pipe"), &b).json();
+    assert_eq!(g["state"], "active", "{g}");
+    assert_eq!(g["ttl"], 900, "task cap applies");
+    assert_eq!(g["break-glass"], true);
+    let reviews = get(s.addr, "/v1/reviews?open=true", Some("t-audit")).json();
+    let list = reviews["reviews"].as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 1, "{reviews}");
+    assert_eq!(list[0]["grant-id"], g["id"]);
+    let rid = list[0]["id"].as_str().unwrap_or_default().to_string();
+    let r = post(
+        s.addr,
+        &format!("/v1/reviews/{rid}/close"),
+        Some("t-audit"),
+        &json!({"note": ""}),
+    );
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].clone()),
+        (400, json!("note"))
+    );
+    let r = post(
+        s.addr,
+        &format!("/v1/reviews/{rid}/close"),
+        Some("t-admin"),
+        &json!({"note": "ok"}),
+    );
+    assert_eq!(r.status, 403);
+    let r = post(
+        s.addr,
+        &format!("/v1/reviews/{rid}/close"),
+        Some("t-audit"),
+        &json!({"note": "DBA confirmed outage INC-9"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let open = get(s.addr, "/v1/reviews?open=true", Some("t-audit")).json();
+    assert_eq!(open["reviews"], json!([]));
+    let ev = get(
+        s.addr,
+        &format!("/v1/grants/{}/evidence", g["id"].as_str().unwrap_or("")),
+        Some("t-audit"),
+    )
+    .json();
+    let kinds: Vec<String> = ev["audit"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|r| r["kind"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(kinds.contains(&"review".to_string()), "{kinds:?}");
+    let verify = get(s.addr, "/v1/audit/verify", Some("t-audit")).json();
+    assert_eq!(verify["ok"], true, "{verify}");
+}

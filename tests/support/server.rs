@@ -1,0 +1,288 @@
+//! Run the real `jitgate serve` binary on a free loopback port, and a
+//! webhook receiver that records what it is sent.
+
+use sha2::{Digest, Sha256};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Tokens every test server knows: (token, name, roles, groups, subject-roles).
+pub const TOKENS: &[(&str, &str, &[&str], &[&str], &[&str])] = &[
+    (
+        "t-alice",
+        "alice",
+        &["requester"],
+        &["helpdesk-tier2"],
+        &["helpdesk"],
+    ),
+    (
+        "t-carol",
+        "carol",
+        &["requester", "approver"],
+        &["incident-commanders", "oncall"],
+        &["sre"],
+    ),
+    ("t-pipe", "pipeline", &["pipeline"], &[], &[]),
+    (
+        "t-bob",
+        "bob",
+        &["approver"],
+        &["incident-commanders", "saas-owners", "helpdesk-leads"],
+        &[],
+    ),
+    ("t-dave", "dave", &["approver"], &["finance"], &[]),
+    ("t-admin", "admin", &["admin"], &[], &[]),
+    ("t-audit", "auditor", &["auditor"], &[], &[]),
+];
+
+/// A temp folder of example policies without `business-hours`, so that
+/// decisions do not depend on the wall clock's weekday.
+pub fn clock_free_policies(dir: &Path) -> PathBuf {
+    let p = dir.join("policies");
+    let _ = std::fs::create_dir_all(&p);
+    for name in [
+        "baseline",
+        "file-recovery",
+        "saas-admin",
+        "incident-triage",
+        "break-glass",
+    ] {
+        let _ = std::fs::copy(crate::policy(name), p.join(format!("{name}.wasm")));
+    }
+    p
+}
+
+/// Write a config for a test server into `dir`.
+pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let mut toml = format!(
+        "store = \"{}\"\npolicies = \"{}\"\ncache-dir = \"{}\"\n",
+        dir.join("jitgate.db").display(),
+        clock_free_policies(dir).display(),
+        dir.join("cache").display()
+    );
+    toml.push_str(extra);
+    for (token, name, roles, groups, subject_roles) in TOKENS {
+        toml.push_str(&format!(
+            "\n[[tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nroles = {roles:?}\ngroups = {groups:?}\nsubject-roles = {subject_roles:?}\n",
+            hex::encode(Sha256::digest(token.as_bytes()))
+        ));
+    }
+    let path = dir.join("jitgate.toml");
+    let _ = std::fs::write(&path, toml);
+    path
+}
+
+/// A running `jitgate serve`.
+pub struct Server {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its stdout/stderr lines so far.
+    pub output: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    /// Start with `config` and wait until it listens.
+    pub fn start(config: &Path) -> Server {
+        let mut child = Command::new(crate::jitgate_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .env("JITGATE_LOG", "info")
+            .env("JITGATE_WEBHOOK_SECRET", "test-secret-0123456789")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn jitgate serve");
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        if let Some(out) = child.stdout.take() {
+            let (output, tx) = (output.clone(), tx.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(addr);
+                    }
+                    if let Ok(mut o) = output.lock() {
+                        o.push(line);
+                    }
+                }
+            });
+        }
+        if let Some(err) = child.stderr.take() {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(err).lines().map_while(Result::ok) {
+                    if let Ok(mut o) = output.lock() {
+                        o.push(line);
+                    }
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(a) => a.parse().expect("address"),
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "server did not start: {:?}",
+                    output.lock().map(|o| o.clone())
+                );
+            }
+        };
+        Server {
+            child,
+            addr,
+            output,
+        }
+    }
+
+    /// SIGKILL it (no graceful shutdown).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `f` until it returns Some or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if start.elapsed() > timeout {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One webhook delivery received.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// `X-Jitgate-Event-Id`.
+    pub event_id: String,
+    /// `X-Jitgate-Signature`.
+    pub signature: String,
+    /// `X-Jitgate-Timestamp`.
+    pub timestamp: String,
+    /// Body.
+    pub body: String,
+}
+
+/// A webhook receiver on a free port; answers 503 while `failing` is set.
+pub struct Receiver {
+    /// Its address.
+    pub addr: SocketAddr,
+    /// Deliveries answered 200.
+    pub accepted: Arc<Mutex<Vec<Delivery>>>,
+    /// Deliveries refused.
+    pub refused: Arc<AtomicUsize>,
+    /// Refuse everything while true.
+    pub failing: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    /// Start listening.
+    pub fn start(failing: bool) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let failing = Arc::new(AtomicBool::new(failing));
+        let (a, r, f) = (accepted.clone(), refused.clone(), failing.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().map_while(Result::ok) {
+                let mut reader = BufReader::new(match stream.try_clone() {
+                    Ok(s) => s,
+                    Err(_) => continue,
+                });
+                let mut headers = Vec::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    headers.push(line.trim_end().to_string());
+                }
+                let header = |name: &str| {
+                    headers
+                        .iter()
+                        .find_map(|h| {
+                            let (k, v) = h.split_once(':')?;
+                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+                        })
+                        .unwrap_or_default()
+                };
+                let len: usize = header("content-length").parse().unwrap_or(0);
+                let mut body = vec![0u8; len];
+                let _ = reader.read_exact(&mut body);
+                let mut stream = stream;
+                if f.load(Ordering::SeqCst) {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                } else {
+                    if let Ok(mut list) = a.lock() {
+                        list.push(Delivery {
+                            event_id: header("x-jitgate-event-id"),
+                            signature: header("x-jitgate-signature"),
+                            timestamp: header("x-jitgate-timestamp"),
+                            body: String::from_utf8_lossy(&body).into_owned(),
+                        });
+                    }
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                }
+            }
+        });
+        Receiver {
+            addr,
+            accepted,
+            refused,
+            failing,
+        }
+    }
+
+    /// Event ids accepted so far.
+    pub fn event_ids(&self) -> Vec<String> {
+        self.accepted
+            .lock()
+            .map(|l| l.iter().map(|d| d.event_id.clone()).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Seconds since the epoch now.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A request body (no `now`: the server sets it) for `task`.
+pub fn body(id: &str, subject: &str, task: &str, ttl: u32) -> serde_json::Value {
+    let now = now_secs();
+    serde_json::json!({
+        "id": id,
+        "subject": {"id": subject, "kind": "human", "roles": ["helpdesk", "it-admin"], "groups": ["oncall", "break-glass"], "mfa-at": now},
+        "task": task,
+        "resource": "fileserver-01",
+        "entitlement": if task == "saas-admin" { "okta:admin" } else { "operator" },
+        "justification": "restore the deleted finance share for the incident",
+        "requested-ttl": ttl,
+        "ticket": {"id": format!("T-{id}"), "state": "open", "priority": 3, "assignee": subject, "opened-at": now - 600},
+    })
+}
