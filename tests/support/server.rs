@@ -10,8 +10,17 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Tokens every test server knows: (token, name, roles, groups, subject-roles).
-pub const TOKENS: &[(&str, &str, &[&str], &[&str], &[&str])] = &[
+/// (token, name, roles, groups, subject-roles).
+pub type TokenSpec = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+
+/// Tokens every test server knows.
+pub const TOKENS: &[TokenSpec] = &[
     (
         "t-alice",
         "alice",
