@@ -515,43 +515,40 @@ impl Service {
                 break;
             }
             let batch = ids.len();
-            for id in ids {
-                let mut lag = None;
-                let mut changed = false;
-                self.store.update_grant(&id, &mut |g| {
-                    let t = now_millis();
-                    match g.state {
-                        GrantState::Active if g.expires_at.is_some_and(|e| e <= now) => {
-                            let mut fx = end(g, GrantState::Expired, "scheduler", "expired", t);
-                            g.revocation_lag_ms = g.expires_at.map(|e| t - e);
-                            lag = g.revocation_lag_ms;
-                            if let Some(d) = fx.audit.last_mut() {
-                                d.data["revocation-lag-ms"] = json!(g.revocation_lag_ms);
-                            }
-                            changed = true;
-                            Ok(Some(fx))
+            let mut lags = Vec::new();
+            let mut changed = 0;
+            self.store.update_grants(&ids, &mut |g| {
+                let t = now_millis();
+                match g.state {
+                    GrantState::Active if g.expires_at.is_some_and(|e| e <= now) => {
+                        let mut fx = end(g, GrantState::Expired, "scheduler", "expired", t);
+                        g.revocation_lag_ms = g.expires_at.map(|e| t - e);
+                        lags.extend(g.revocation_lag_ms);
+                        if let Some(d) = fx.audit.last_mut() {
+                            d.data["revocation-lag-ms"] = json!(g.revocation_lag_ms);
                         }
-                        GrantState::Pending if g.lapses_at.is_some_and(|l| l <= now) => {
-                            changed = true;
-                            Ok(Some(end(
-                                g,
-                                GrantState::Lapsed,
-                                "scheduler",
-                                "no approval before the deadline",
-                                t,
-                            )))
-                        }
-                        // Someone else ended it first: nothing to do.
-                        _ => Ok(None),
+                        changed += 1;
+                        Ok(Some(fx))
                     }
-                })?;
-                if let Some(lag) = lag {
-                    self.metrics.revocation_lag(lag);
+                    GrantState::Pending if g.lapses_at.is_some_and(|l| l <= now) => {
+                        changed += 1;
+                        Ok(Some(end(
+                            g,
+                            GrantState::Lapsed,
+                            "scheduler",
+                            "no approval before the deadline",
+                            t,
+                        )))
+                    }
+                    // Someone else ended it first: nothing to do.
+                    _ => Ok(None),
                 }
-                if changed {
-                    ended += 1;
-                }
+            })?;
+            // Lags count only once the batch committed.
+            for lag in lags {
+                self.metrics.revocation_lag(lag);
             }
+            ended += changed;
             if batch < 500 {
                 break;
             }

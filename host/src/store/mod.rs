@@ -121,6 +121,16 @@ pub trait Store: Send + Sync {
         change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, crate::service::ServiceError>,
     ) -> Result<Grant, crate::service::ServiceError>;
 
+    /// [`Store::update_grant`] over many grants in one transaction (one
+    /// fsync for the batch): how the scheduler ends thousands of grants that
+    /// fall due together without thousands of commits. Any error aborts the
+    /// whole batch. Missing ids are skipped.
+    fn update_grants(
+        &self,
+        ids: &[String],
+        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, crate::service::ServiceError>,
+    ) -> Result<Vec<Grant>, crate::service::ServiceError>;
+
     /// One grant.
     fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
 
