@@ -201,3 +201,82 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod approval_tests {
+    use super::*;
+    use crate::decision::Outcome;
+
+    fn pending(required: Vec<ApprovalRequirement>) -> Grant {
+        let req = crate::request::from_json(
+            r#"{"id":"r","subject":{"id":"alice","kind":"human"},"task":"t","resource":"x","entitlement":"e",
+                "justification":"j","requested-ttl":60,"now":0}"#,
+        )
+        .expect("request");
+        Grant {
+            id: "g".into(),
+            request: req,
+            body_hash: String::new(),
+            requested_by: "alice".into(),
+            state: GrantState::Pending,
+            outcome: Outcome::RequireApproval,
+            required,
+            decision: serde_json::Value::Null,
+            approvals: Vec::new(),
+            ttl: 60,
+            revoke_on_ticket_close: false,
+            break_glass: false,
+            created_at: 0,
+            issued_at: None,
+            expires_at: None,
+            lapses_at: None,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            revocation_lag_ms: None,
+        }
+    }
+
+    fn req(policy: &str, groups: &[&str], min: u8) -> ApprovalRequirement {
+        ApprovalRequirement {
+            policy: policy.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            min,
+        }
+    }
+
+    fn approve(g: &mut Grant, who: &str, groups: &[&str]) {
+        g.approvals.push(Approval {
+            approver: who.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+            at: 0,
+        });
+    }
+
+    #[test]
+    fn one_approval_counts_toward_every_requirement_it_matches() {
+        let mut g = pending(vec![
+            req("saas-admin", &["saas-owners"], 1),
+            req("business-hours", &["helpdesk-leads"], 1),
+        ]);
+        assert_eq!(g.unmet().len(), 2);
+        approve(&mut g, "bob", &["saas-owners", "helpdesk-leads"]);
+        assert!(g.unmet().is_empty());
+    }
+
+    #[test]
+    fn each_requirement_needs_its_own_quorum() {
+        let mut g = pending(vec![req("a", &["owners"], 2), req("b", &["leads"], 1)]);
+        approve(&mut g, "bob", &["owners"]);
+        assert_eq!(g.unmet().len(), 2);
+        approve(&mut g, "carol", &["owners", "leads"]);
+        assert!(g.unmet().is_empty());
+    }
+
+    #[test]
+    fn approvers_outside_the_groups_do_not_count() {
+        let mut g = pending(vec![req("a", &["owners"], 1)]);
+        approve(&mut g, "dave", &["finance"]);
+        assert_eq!(g.unmet().len(), 1);
+    }
+}

@@ -748,3 +748,6 @@ fn end(g: &mut Grant, to: GrantState, actor: &str, why: &str, now: Millis) -> Ef
     }
     fx
 }
+
+#[cfg(test)]
+mod tests;
