@@ -147,3 +147,27 @@ impl RequestBuilder {
 pub fn take_logs() -> Vec<(crate::LogLevel, String)> {
     crate::logging::imp::CAPTURED.with(|c| core::mem::take(&mut *c.borrow_mut()))
 }
+
+/// The reason of a deny; panics (failing the test) on any other verdict.
+pub fn expect_deny(v: crate::Verdict) -> String {
+    match v {
+        crate::Verdict::Deny(r) => r,
+        other => panic!("expected a deny, got {other:?}"),
+    }
+}
+
+/// The terms of an allow; panics on any other verdict.
+pub fn expect_allow(v: crate::Verdict) -> crate::GrantTerms {
+    match v {
+        crate::Verdict::Allow(t) => t,
+        other => panic!("expected an allow, got {other:?}"),
+    }
+}
+
+/// The terms of a require-approval; panics on any other verdict.
+pub fn expect_approval(v: crate::Verdict) -> crate::ApprovalTerms {
+    match v {
+        crate::Verdict::RequireApproval(t) => t,
+        other => panic!("expected require-approval, got {other:?}"),
+    }
+}

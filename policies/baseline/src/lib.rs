@@ -87,17 +87,10 @@ export_policy!(Baseline);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jitgate_sdk::testing::RequestBuilder;
+    use jitgate_sdk::testing::{RequestBuilder, expect_deny};
 
     fn eval(b: RequestBuilder) -> Verdict {
         Baseline::evaluate(&b.build())
-    }
-
-    fn deny_reason(v: Verdict) -> String {
-        match v {
-            Verdict::Deny(r) => r,
-            other => panic!("expected a deny, got {other:?}"),
-        }
     }
 
     #[test]
@@ -119,7 +112,7 @@ mod tests {
 
     #[test]
     fn missing_ticket_is_denied_for_ordinary_tasks() {
-        let r = deny_reason(eval(RequestBuilder::new("file-recovery").no_ticket()));
+        let r = expect_deny(eval(RequestBuilder::new("file-recovery").no_ticket()));
         assert!(
             r.contains("a ticket is required for task file-recovery"),
             "{r}"
@@ -135,13 +128,13 @@ mod tests {
 
     #[test]
     fn break_glass_still_gets_the_other_checks() {
-        let r = deny_reason(eval(
+        let r = expect_deny(eval(
             RequestBuilder::new("break-glass")
                 .no_ticket()
                 .justification("fire"),
         ));
         assert!(r.contains("too short (4 characters"), "{r}");
-        let r = deny_reason(eval(
+        let r = expect_deny(eval(
             RequestBuilder::new("break-glass")
                 .no_ticket()
                 .requested_ttl(28_801),
@@ -155,7 +148,7 @@ mod tests {
             (TicketState::Resolved, "resolved"),
             (TicketState::Closed, "closed"),
         ] {
-            let r = deny_reason(eval(
+            let r = expect_deny(eval(
                 RequestBuilder::new("file-recovery").ticket(state, 3, None),
             ));
             assert!(r.contains(&format!("ticket INC-1 is {word}")), "{r}");
@@ -179,7 +172,7 @@ mod tests {
 
     #[test]
     fn justification_of_nine_characters_is_denied_ten_passes() {
-        let r = deny_reason(eval(
+        let r = expect_deny(eval(
             RequestBuilder::new("file-recovery").justification("db outage"),
         ));
         assert!(r.contains("9 characters after trimming"), "{r}");
@@ -191,11 +184,11 @@ mod tests {
     #[test]
     fn justification_is_measured_after_trimming() {
         let padded9 = RequestBuilder::new("file-recovery").justification("  \t db outage \n ");
-        assert!(deny_reason(eval(padded9)).contains("9 characters"));
+        assert!(expect_deny(eval(padded9)).contains("9 characters"));
         let padded10 = RequestBuilder::new("file-recovery").justification("   db outages   ");
         assert_eq!(eval(padded10), Verdict::NotApplicable);
         let blank = RequestBuilder::new("file-recovery").justification("            ");
-        assert!(deny_reason(eval(blank)).contains("0 characters"));
+        assert!(expect_deny(eval(blank)).contains("0 characters"));
         let empty = RequestBuilder::new("file-recovery").justification("");
         assert!(eval(empty).is_deny());
     }
@@ -207,7 +200,7 @@ mod tests {
         assert_eq!(eval(ok), Verdict::NotApplicable);
         // 9 characters, 11 bytes.
         let short = RequestBuilder::new("file-recovery").justification("überprüfe");
-        assert!(deny_reason(eval(short)).contains("9 characters"));
+        assert!(expect_deny(eval(short)).contains("9 characters"));
     }
 
     #[test]
@@ -216,7 +209,7 @@ mod tests {
             let req = RequestBuilder::new("file-recovery").requested_ttl(ttl);
             assert_eq!(eval(req), Verdict::NotApplicable, "{ttl}");
         }
-        let r = deny_reason(eval(
+        let r = expect_deny(eval(
             RequestBuilder::new("file-recovery").requested_ttl(28_801),
         ));
         assert!(r.contains("28801 seconds exceeds the 28800-second"), "{r}");
@@ -229,11 +222,11 @@ mod tests {
             .no_ticket()
             .justification("x")
             .requested_ttl(99_999);
-        assert!(deny_reason(eval(req)).contains("a ticket is required"));
+        assert!(expect_deny(eval(req)).contains("a ticket is required"));
         let req = RequestBuilder::new("file-recovery")
             .justification("x")
             .requested_ttl(99_999);
-        assert!(deny_reason(eval(req)).contains("too short"));
+        assert!(expect_deny(eval(req)).contains("too short"));
     }
 
     #[test]

@@ -67,7 +67,7 @@ export_policy!(BreakGlass);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jitgate_sdk::testing::RequestBuilder;
+    use jitgate_sdk::testing::{RequestBuilder, expect_deny};
 
     const GOOD: &str = "primary database down, failover stuck";
 
@@ -81,13 +81,6 @@ mod tests {
 
     fn eval(b: RequestBuilder) -> Verdict {
         BreakGlass::evaluate(&b.build())
-    }
-
-    fn deny_reason(v: Verdict) -> String {
-        match v {
-            Verdict::Deny(r) => r,
-            other => panic!("expected a deny, got {other:?}"),
-        }
     }
 
     #[test]
@@ -146,7 +139,7 @@ mod tests {
 
     #[test]
     fn non_members_are_denied() {
-        let r = deny_reason(eval(base().groups(&["oncall"])));
+        let r = expect_deny(eval(base().groups(&["oncall"])));
         assert_eq!(
             r,
             "break-glass access is limited to members of the break-glass group, and alice is not one"
@@ -156,7 +149,7 @@ mod tests {
 
     #[test]
     fn service_subjects_are_denied_even_in_the_group() {
-        let r = deny_reason(eval(
+        let r = expect_deny(eval(
             base().subject("svc-deploy").kind(SubjectKind::Service),
         ));
         assert_eq!(
@@ -167,14 +160,14 @@ mod tests {
 
     #[test]
     fn group_is_checked_before_kind() {
-        let r = deny_reason(eval(base().groups(&[]).kind(SubjectKind::Service)));
+        let r = expect_deny(eval(base().groups(&[]).kind(SubjectKind::Service)));
         assert!(r.contains("limited to members"), "{r}");
     }
 
     #[test]
     fn justification_of_nineteen_characters_is_denied_twenty_passes() {
         // "database is on fire" is 19 characters.
-        let r = deny_reason(eval(base().justification("database is on fire")));
+        let r = expect_deny(eval(base().justification("database is on fire")));
         assert!(r.contains("this one has 19 after trimming"), "{r}");
         assert!(matches!(
             eval(base().justification("database is on fire!")),

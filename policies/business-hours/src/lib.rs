@@ -124,7 +124,7 @@ export_policy!(BusinessHours);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jitgate_sdk::testing::RequestBuilder;
+    use jitgate_sdk::testing::{RequestBuilder, expect_approval, expect_deny};
 
     /// 2026-11-25T00:00:00Z, a Wednesday.
     const WED: Timestamp = 1_795_564_800;
@@ -151,17 +151,7 @@ mod tests {
     }
 
     fn approval(b: RequestBuilder) -> ApprovalTerms {
-        match eval(b) {
-            Verdict::RequireApproval(t) => t,
-            other => panic!("expected require-approval, got {other:?}"),
-        }
-    }
-
-    fn deny_reason(v: Verdict) -> String {
-        match v {
-            Verdict::Deny(r) => r,
-            other => panic!("expected a deny, got {other:?}"),
-        }
+        expect_approval(eval(b))
     }
 
     #[test]
@@ -299,15 +289,15 @@ mod tests {
     #[test]
     fn out_of_range_offsets_deny() {
         for v in ["841", "-841", "100000", "99999999999999999999"] {
-            let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some(v))));
+            let r = expect_deny(eval(req(at(WED, 10, 0, 0), Some(v))));
             assert!(r.contains("tz-offset-minutes attribute"), "{r}");
         }
-        let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some("-99999999999999999999"))));
+        let r = expect_deny(eval(req(at(WED, 10, 0, 0), Some("-99999999999999999999"))));
         assert!(
             r.contains("-99999999999999999999 is outside -840 to 840"),
             "{r}"
         );
-        let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some("841"))));
+        let r = expect_deny(eval(req(at(WED, 10, 0, 0), Some("841"))));
         assert_eq!(
             r,
             "the tz-offset-minutes attribute 841 is outside -840 to 840 minutes (UTC-14:00 to UTC+14:00), so the requester's local time is unknown"
@@ -317,10 +307,10 @@ mod tests {
     #[test]
     fn non_integer_offsets_deny() {
         for v in ["abc", "1.5", "", " 60", "60m", "0x3c", "+", "-", "+-5"] {
-            let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some(v))));
+            let r = expect_deny(eval(req(at(WED, 10, 0, 0), Some(v))));
             assert!(r.contains("is not a whole number of minutes"), "{v}: {r}");
         }
-        let r = deny_reason(eval(req(at(WED, 10, 0, 0), Some("1.5"))));
+        let r = expect_deny(eval(req(at(WED, 10, 0, 0), Some("1.5"))));
         assert!(
             r.starts_with("the tz-offset-minutes attribute \"1.5\" is not"),
             "{r}"

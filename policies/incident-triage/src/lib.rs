@@ -96,7 +96,7 @@ export_policy!(IncidentTriage);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jitgate_sdk::testing::RequestBuilder;
+    use jitgate_sdk::testing::{RequestBuilder, expect_deny};
 
     fn base(priority: u8) -> RequestBuilder {
         RequestBuilder::new("incident-triage")
@@ -107,13 +107,6 @@ mod tests {
 
     fn eval(b: RequestBuilder) -> Verdict {
         IncidentTriage::evaluate(&b.build())
-    }
-
-    fn deny_reason(v: Verdict) -> String {
-        match v {
-            Verdict::Deny(r) => r,
-            other => panic!("expected a deny, got {other:?}"),
-        }
     }
 
     #[test]
@@ -200,7 +193,7 @@ mod tests {
     #[test]
     fn outside_oncall_is_denied_whatever_the_priority() {
         for groups in [&[][..], &["break-glass", "sre"][..], &["Oncall"][..]] {
-            let r = deny_reason(eval(base(1).groups(groups)));
+            let r = expect_deny(eval(base(1).groups(groups)));
             assert_eq!(
                 r,
                 "incident triage is limited to members of the oncall group, and alice is not one"
@@ -210,7 +203,7 @@ mod tests {
 
     #[test]
     fn missing_ticket_is_denied() {
-        let r = deny_reason(eval(base(1).no_ticket()));
+        let r = expect_deny(eval(base(1).no_ticket()));
         assert!(r.contains("requires the incident's ticket"), "{r}");
     }
 
@@ -221,7 +214,7 @@ mod tests {
             (TicketState::Resolved, "resolved"),
             (TicketState::Closed, "closed"),
         ] {
-            let r = deny_reason(eval(base(1).ticket(state, 1, None)));
+            let r = expect_deny(eval(base(1).ticket(state, 1, None)));
             assert_eq!(
                 r,
                 format!(
@@ -234,7 +227,7 @@ mod tests {
     #[test]
     fn out_of_range_priority_is_denied() {
         for p in [0, 6, 255] {
-            let r = deny_reason(eval(base(p)));
+            let r = expect_deny(eval(base(p)));
             assert!(r.contains("not a valid priority"), "{r}");
         }
     }

@@ -97,7 +97,7 @@ export_policy!(SaasAdmin);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use jitgate_sdk::testing::{RequestBuilder, WEDNESDAY_10_UTC};
+    use jitgate_sdk::testing::{RequestBuilder, WEDNESDAY_10_UTC, expect_deny};
 
     const NOW: Timestamp = WEDNESDAY_10_UTC;
 
@@ -106,13 +106,6 @@ mod tests {
             .roles(&["it-admin"])
             .entitlement("okta:read")
             .mfa_at(Some(NOW - 60))
-    }
-
-    fn deny_reason(v: Verdict) -> String {
-        match v {
-            Verdict::Deny(r) => r,
-            other => panic!("expected a deny, got {other:?}"),
-        }
     }
 
     fn eval(b: RequestBuilder) -> Verdict {
@@ -149,7 +142,7 @@ mod tests {
 
     #[test]
     fn other_roles_are_denied() {
-        let r = deny_reason(eval(base().roles(&["developer"])));
+        let r = expect_deny(eval(base().roles(&["developer"])));
         assert_eq!(
             r,
             "SaaS admin access requires the it-admin or helpdesk role, and alice has neither"
@@ -161,7 +154,7 @@ mod tests {
 
     #[test]
     fn role_is_checked_before_mfa() {
-        let r = deny_reason(eval(base().roles(&["developer"]).mfa_at(None)));
+        let r = expect_deny(eval(base().roles(&["developer"]).mfa_at(None)));
         assert!(r.contains("role"), "{r}");
     }
 
@@ -171,7 +164,7 @@ mod tests {
             eval(base().mfa_at(Some(NOW - 900))),
             Verdict::Allow(_)
         ));
-        let r = deny_reason(eval(base().mfa_at(Some(NOW - 901))));
+        let r = expect_deny(eval(base().mfa_at(Some(NOW - 901))));
         assert!(
             r.contains("was 901 seconds ago, more than the 900 seconds"),
             "{r}"
@@ -185,13 +178,13 @@ mod tests {
 
     #[test]
     fn mfa_in_the_future_is_denied() {
-        let r = deny_reason(eval(base().mfa_at(Some(NOW + 1))));
+        let r = expect_deny(eval(base().mfa_at(Some(NOW + 1))));
         assert!(r.contains("in the future"), "{r}");
     }
 
     #[test]
     fn missing_mfa_is_denied() {
-        let r = deny_reason(eval(base().mfa_at(None)));
+        let r = expect_deny(eval(base().mfa_at(None)));
         assert!(r.contains("no MFA is on record for alice"), "{r}");
     }
 
