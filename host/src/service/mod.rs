@@ -11,6 +11,7 @@
 //! * the same request id with the same body returns the same grant; with a
 //!   different body it is a conflict.
 
+pub mod group_commit;
 pub mod principal;
 pub mod scheduler;
 
@@ -130,6 +131,8 @@ pub struct Service {
     pub outbox_changed: tokio::sync::Notify,
     /// Counters and histograms for `/metrics`.
     pub metrics: Metrics,
+    /// Batches audit records of dry runs and auth failures.
+    group_commit: Option<group_commit::GroupCommit>,
 }
 
 impl Service {
@@ -137,11 +140,24 @@ impl Service {
     pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServiceConfig) -> Self {
         Service {
             engine: RwLock::new(Arc::new(engine)),
-            store,
             config,
             deadline_changed: tokio::sync::Notify::new(),
             outbox_changed: tokio::sync::Notify::new(),
             metrics: Metrics::default(),
+            group_commit: group_commit::GroupCommit::start(store.clone())
+                .map_err(
+                    |e| tracing::warn!(error = %e, "no group-commit writer; appending directly"),
+                )
+                .ok(),
+            store,
+        }
+    }
+
+    /// Append one record that changes no grant, through group commit.
+    fn append_one(&self, d: AuditDraft) -> Result<(), StoreError> {
+        match &self.group_commit {
+            Some(gc) => gc.append(d),
+            None => self.store.append_audit(vec![d]),
         }
     }
 
@@ -218,9 +234,9 @@ impl Service {
             Ok(d) => json!({"request": req, "decision": d}),
             Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
         };
-        self.store.append_audit(vec![
+        self.append_one(
             AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id),
-        ])?;
+        )?;
         Ok(result?)
     }
 
