@@ -22,6 +22,19 @@ struct Cli {
     /// Compile every module on load instead of using the cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// `per-decision` (a fresh instance per policy evaluation, the default)
+    /// or `per-worker` (one warm instance per policy per thread).
+    #[arg(
+        long,
+        global = true,
+        env = "JITGATE_ISOLATION",
+        default_value = "per-decision"
+    )]
+    isolation: jitgate::Isolation,
+    /// Allocate instances on demand instead of from wasmtime's pooling
+    /// allocator (slower; for hosts short of virtual address space).
+    #[arg(long, global = true)]
+    no_pool: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -103,7 +116,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let mut config = EngineConfig::default();
+    let mut config = EngineConfig {
+        isolation: cli.isolation,
+        ..EngineConfig::default()
+    };
+    if cli.no_pool {
+        config.instance_pool = None;
+    }
     if !cli.no_cache {
         config.cache_dir = cli.cache_dir.or_else(default_cache_dir);
     }
@@ -127,7 +146,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             test(&paths, &opts, verbose)
         }
         Command::Inspect { file, json } => inspect(config, &file, json),
-        Command::Bench { policies, request, iterations } => bench(config, &policies, &request, iterations),
+        Command::Bench {
+            policies,
+            request,
+            iterations,
+        } => bench(config, &policies, &request, iterations),
     }
 }
 
@@ -302,7 +325,12 @@ fn inspect(config: EngineConfig, file: &Path, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn bench(config: EngineConfig, policies: &[PathBuf], request: &Path, iterations: usize) -> Result<ExitCode> {
+fn bench(
+    config: EngineConfig,
+    policies: &[PathBuf],
+    request: &Path,
+    iterations: usize,
+) -> Result<ExitCode> {
     let mut engine = Engine::new(config)?;
     for p in policies {
         engine.load_path(p)?;
@@ -330,9 +358,16 @@ fn bench(config: EngineConfig, policies: &[PathBuf], request: &Path, iterations:
         "decision: {} ({} policies: {})",
         first.outcome,
         first.policies.len(),
-        first.policies.iter().map(|p| p.name.as_str()).collect::<Vec<_>>().join(", ")
+        first
+            .policies
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
-    println!("| decisions | mean µs | p50 µs | p90 µs | p99 µs | max µs | decisions/s (1 thread) |");
+    println!(
+        "| decisions | mean µs | p50 µs | p90 µs | p99 µs | max µs | decisions/s (1 thread) |"
+    );
     println!("|---|---|---|---|---|---|---|");
     let mean = total.iter().sum::<u64>() as f64 / total.len() as f64;
     println!(

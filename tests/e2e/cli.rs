@@ -20,12 +20,22 @@ fn jitgate(args: &[&str]) -> (i32, String, String) {
 #[test]
 fn example_fixtures_all_pass() {
     let dir = policy_dir();
-    let (code, out, err) = jitgate(&["test", "policies/", "--policy-dir", dir.to_str().unwrap_or(".")]);
+    let (code, out, err) = jitgate(&[
+        "test",
+        "policies/",
+        "--policy-dir",
+        dir.to_str().unwrap_or("."),
+    ]);
     assert_eq!(code, 0, "{out}{err}");
     let last = out.lines().last().unwrap_or_default();
     let (passed, failed) = last
         .split_once(" passed, ")
-        .and_then(|(p, f)| Some((p.parse::<usize>().ok()?, f.strip_suffix(" failed")?.parse::<usize>().ok()?)))
+        .and_then(|(p, f)| {
+            Some((
+                p.parse::<usize>().ok()?,
+                f.strip_suffix(" failed")?.parse::<usize>().ok()?,
+            ))
+        })
         .unwrap_or_else(|| panic!("no summary line in {out}"));
     assert_eq!(failed, 0);
     assert!(passed >= 60, "only {passed} fixture cases");
@@ -49,11 +59,19 @@ fn failing_fixture_is_reported_with_file_line_and_both_outcomes() {
     .expect("write");
     let (code, out, _) = jitgate(&["test", dir.path().to_str().unwrap_or(".")]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("wrong.yaml:11: no ticket but expected allow: expected allow, got deny"), "{out}");
+    assert!(
+        out.contains("wrong.yaml:11: no ticket but expected allow: expected allow, got deny"),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with("1 passed, 1 failed"), "{out}");
 
     // --filter runs only the matching case.
-    let (code, out, _) = jitgate(&["test", dir.path().to_str().unwrap_or("."), "--filter", "denies"]);
+    let (code, out, _) = jitgate(&[
+        "test",
+        dir.path().to_str().unwrap_or("."),
+        "--filter",
+        "denies",
+    ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.trim_end().ends_with("1 passed, 0 failed"), "{out}");
 }
@@ -70,19 +88,38 @@ fn fixture_with_unknown_key_fails_with_file_and_line() {
     .expect("write");
     let (code, out, _) = jitgate(&["test", dir.path().to_str().unwrap_or(".")]);
     assert_eq!(code, 1);
-    assert!(out.contains("typo.yaml") && out.contains("unknown field `tll`") && out.contains("line 4"), "{out}");
+    assert!(
+        out.contains("typo.yaml") && out.contains("unknown field `tll`") && out.contains("line 4"),
+        "{out}"
+    );
 }
 
 #[test]
 fn eval_explains_in_text_and_json() {
     let dir = policy_dir();
     let d = dir.to_str().unwrap_or(".");
-    let (code, out, err) = jitgate(&["eval", "--policies", d, "--request", "examples/request.json"]);
+    let (code, out, err) = jitgate(&[
+        "eval",
+        "--policies",
+        d,
+        "--request",
+        "examples/request.json",
+    ]);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("decision: ALLOW  ttl 1800 s"), "{out}");
-    assert!(out.contains("file-recovery") && out.contains("sha256:"), "{out}");
+    assert!(
+        out.contains("file-recovery") && out.contains("sha256:"),
+        "{out}"
+    );
 
-    let (code, out, err) = jitgate(&["eval", "--policies", d, "--request", "examples/request.json", "--json"]);
+    let (code, out, err) = jitgate(&[
+        "eval",
+        "--policies",
+        d,
+        "--request",
+        "examples/request.json",
+        "--json",
+    ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(v["outcome"], "allow");
@@ -97,7 +134,13 @@ fn eval_rejects_a_bad_request_naming_the_field() {
     let req = dir.path().join("r.json");
     std::fs::write(&req, v.to_string()).expect("write");
     let pd = policy_dir();
-    let (code, _, err) = jitgate(&["eval", "--policies", pd.to_str().unwrap_or("."), "--request", req.to_str().unwrap_or(".")]);
+    let (code, _, err) = jitgate(&[
+        "eval",
+        "--policies",
+        pd.to_str().unwrap_or("."),
+        "--request",
+        req.to_str().unwrap_or("."),
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("requested-ttl"), "{err}");
 }
@@ -108,13 +151,28 @@ fn inspect_shows_info_digest_and_imports() {
     let (code, out, err) = jitgate(&["inspect", p.to_str().unwrap_or(".")]);
     assert_eq!(code, 0, "{err}");
     let bytes = std::fs::read(&p).expect("read");
-    assert!(out.contains(&jitgate::policy::loader::digest(&bytes)), "{out}");
-    assert!(out.contains(&format!("size:     {} bytes", bytes.len())), "{out}");
-    assert!(out.contains("imports:  jitgate:policy/host@0.1.0, jitgate:policy/types@0.1.0"), "{out}");
-    assert!(out.contains("name:     saas-admin") && out.contains("max-ttl:  1800 s"), "{out}");
+    assert!(
+        out.contains(&jitgate::policy::loader::digest(&bytes)),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("size:     {} bytes", bytes.len())),
+        "{out}"
+    );
+    assert!(
+        out.contains("imports:  jitgate:policy/host@0.1.0, jitgate:policy/types@0.1.0"),
+        "{out}"
+    );
+    assert!(
+        out.contains("name:     saas-admin") && out.contains("max-ttl:  1800 s"),
+        "{out}"
+    );
 
     let g = guest("wasi-filesystem");
     let (code, out, _) = jitgate(&["inspect", g.to_str().unwrap_or(".")]);
     assert_eq!(code, 2);
-    assert!(out.contains("wasi:filesystem/") && out.contains("refused:"), "{out}");
+    assert!(
+        out.contains("wasi:filesystem/") && out.contains("refused:"),
+        "{out}"
+    );
 }

@@ -1,7 +1,7 @@
 //! The example policy set through the library API: composition,
 //! explanation, validation, caching and concurrency.
 
-use jitgate::{Engine, EngineConfig, Outcome};
+use jitgate::{Engine, EngineConfig, Isolation, Outcome};
 use jitgate_tests::*;
 
 fn examples() -> Engine {
@@ -14,7 +14,9 @@ fn examples() -> Engine {
 #[test]
 fn composed_file_recovery_is_explained_policy_by_policy() {
     let engine = examples();
-    let d = engine.decide(&request(&file_recovery_json())).expect("valid");
+    let d = engine
+        .decide(&request(&file_recovery_json()))
+        .expect("valid");
     assert_eq!(d.outcome, Outcome::Allow);
     assert_eq!(d.ttl, 1800);
     assert!(d.revoke_on_ticket_close);
@@ -44,7 +46,11 @@ fn out_of_hours_needs_a_lead_and_deny_still_overrides() {
     let d = engine.decide(&request(&v)).expect("valid");
     assert_eq!(d.outcome, Outcome::Deny);
     assert!(d.approvals.is_empty());
-    assert!(d.reasons.iter().any(|r| r.starts_with("file-recovery: ")), "{:?}", d.reasons);
+    assert!(
+        d.reasons.iter().any(|r| r.starts_with("file-recovery: ")),
+        "{:?}",
+        d.reasons
+    );
 }
 
 #[test]
@@ -54,15 +60,24 @@ fn invalid_requests_name_the_field() {
     v["task"] = "make-coffee".into();
     let e = engine.decide(&request(&v)).unwrap_err();
     assert_eq!(e.field, "task");
-    assert!(e.message.contains("file-recovery"), "lists known tasks: {e}");
+    assert!(
+        e.message.contains("file-recovery"),
+        "lists known tasks: {e}"
+    );
 
     let mut v = file_recovery_json();
     v["requested-ttl"] = 0.into();
-    assert_eq!(engine.decide(&request(&v)).unwrap_err().field, "requested-ttl");
+    assert_eq!(
+        engine.decide(&request(&v)).unwrap_err().field,
+        "requested-ttl"
+    );
 
     let mut v = file_recovery_json();
     v["justification"] = "x".repeat(4097).into();
-    assert_eq!(engine.decide(&request(&v)).unwrap_err().field, "justification");
+    assert_eq!(
+        engine.decide(&request(&v)).unwrap_err().field,
+        "justification"
+    );
 }
 
 #[test]
@@ -80,9 +95,16 @@ fn compile_cache_hits_and_refuses_tampered_artifacts() {
     let mut second = Engine::new(config.clone()).expect("engine");
     second.load_dir(&policy_dir()).expect("load");
     assert_eq!(second.load_stats().cache_hits, 6);
-    let want = first.decide(&request(&file_recovery_json())).expect("valid");
-    let got = second.decide(&request(&file_recovery_json())).expect("valid");
-    assert_eq!((want.outcome, want.ttl, &want.reasons), (got.outcome, got.ttl, &got.reasons));
+    let want = first
+        .decide(&request(&file_recovery_json()))
+        .expect("valid");
+    let got = second
+        .decide(&request(&file_recovery_json()))
+        .expect("valid");
+    assert_eq!(
+        (want.outcome, want.ttl, &want.reasons),
+        (got.outcome, got.ttl, &got.reasons)
+    );
 
     // Flip one byte of every artifact: none may be loaded; all recompile.
     for entry in std::fs::read_dir(dir.path()).expect("list") {
@@ -98,7 +120,9 @@ fn compile_cache_hits_and_refuses_tampered_artifacts() {
     third.load_dir(&policy_dir()).expect("load");
     assert_eq!(third.load_stats().rejected, 6);
     assert_eq!(third.load_stats().cache_hits, 0);
-    let again = third.decide(&request(&file_recovery_json())).expect("valid");
+    let again = third
+        .decide(&request(&file_recovery_json()))
+        .expect("valid");
     assert_eq!(again.outcome, Outcome::Allow);
 }
 
@@ -137,7 +161,12 @@ fn varied_requests() -> Vec<jitgate::Request> {
             v["requested-ttl"] = ttl.into();
             out.push(request(&v));
             v["task"] = "saas-admin".into();
-            v["entitlement"] = if hour % 2 == 0 { "okta:read" } else { "okta:admin" }.into();
+            v["entitlement"] = if hour % 2 == 0 {
+                "okta:read"
+            } else {
+                "okta:admin"
+            }
+            .into();
             out.push(request(&v));
         }
     }
@@ -148,7 +177,15 @@ fn varied_requests() -> Vec<jitgate::Request> {
 fn concurrent_decisions_match_sequential_ones() {
     let engine = examples();
     let reqs = varied_requests();
-    let summary = |d: jitgate::Decision| (d.outcome, d.ttl, d.revoke_on_ticket_close, d.approvals, d.reasons);
+    let summary = |d: jitgate::Decision| {
+        (
+            d.outcome,
+            d.ttl,
+            d.revoke_on_ticket_close,
+            d.approvals,
+            d.reasons,
+        )
+    };
     let sequential: Vec<_> = reqs
         .iter()
         .map(|r| summary(engine.decide(r).expect("valid")))
@@ -174,4 +211,100 @@ fn concurrent_decisions_match_sequential_ones() {
             }
         }
     });
+}
+
+#[test]
+fn per_worker_isolation_decides_exactly_like_per_decision() {
+    let fresh = examples();
+    let mut warm = Engine::new(EngineConfig {
+        isolation: Isolation::PerWorker,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    warm.load_dir(&policy_dir()).expect("example policies load");
+    let reqs = varied_requests();
+    let summary = |d: jitgate::Decision| {
+        let traces: Vec<_> = d
+            .policies
+            .iter()
+            .map(|p| (p.name.clone(), p.verdict, p.reason.clone(), p.ttl))
+            .collect();
+        (
+            d.outcome,
+            d.ttl,
+            d.revoke_on_ticket_close,
+            d.approvals,
+            d.reasons,
+            traces,
+        )
+    };
+    // Twice round the corpus, so the second pass runs on reused instances
+    // that have already judged every kind of request.
+    for pass in 0..2 {
+        for (i, r) in reqs.iter().enumerate() {
+            let want = summary(fresh.decide(r).expect("valid"));
+            let got = summary(warm.decide(r).expect("valid"));
+            assert_eq!(got, want, "pass {pass}, request {i}");
+        }
+    }
+    // Same under concurrency: each thread keeps its own warm instances.
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (warm, fresh, reqs) = (&warm, &fresh, &reqs);
+            s.spawn(move || {
+                for i in (0..reqs.len()).map(|i| (i + t * 5) % reqs.len()) {
+                    let want = summary(fresh.decide(&reqs[i]).expect("valid"));
+                    assert_eq!(
+                        summary(warm.decide(&reqs[i]).expect("valid")),
+                        want,
+                        "thread {t}, request {i}"
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn per_worker_isolation_gives_every_call_the_whole_fuel_budget() {
+    // A budget a few evaluations would exhaust if fuel carried over between
+    // calls on a reused instance.
+    let fuel = 200_000;
+    let mut e = Engine::new(EngineConfig {
+        isolation: Isolation::PerWorker,
+        sandbox: jitgate::SandboxLimits {
+            fuel,
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    e.load_dir(&policy_dir()).expect("load");
+    let req = request(&file_recovery_json());
+    let first = e.decide(&req).expect("valid");
+    let used: u64 = first.policies.iter().map(|p| p.fuel).max().unwrap_or(0);
+    assert!(
+        used > 0 && used * 4 < fuel,
+        "one evaluation uses {used} of {fuel}"
+    );
+    for _ in 0..(fuel / used.max(1)) * 3 {
+        let d = e.decide(&req).expect("valid");
+        assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    }
+}
+
+#[test]
+fn engines_without_the_instance_pool_decide_the_same() {
+    let pooled = examples();
+    let mut on_demand = Engine::new(EngineConfig {
+        instance_pool: None,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    on_demand.load_dir(&policy_dir()).expect("load");
+    for r in varied_requests() {
+        let a = pooled.decide(&r).expect("valid");
+        let b = on_demand.decide(&r).expect("valid");
+        assert_eq!((a.outcome, a.ttl, a.reasons), (b.outcome, b.ttl, b.reasons));
+    }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jitgate::policy::loader::LoadErrorKind;
-use jitgate::{Engine, EngineConfig, Outcome, PolicyFailure, SandboxLimits};
+use jitgate::{Engine, EngineConfig, Isolation, Outcome, PolicyFailure, SandboxLimits};
 use jitgate_tests::*;
 
 const RUNTIME_GUESTS: [&str; 7] = [
@@ -19,15 +19,22 @@ const RUNTIME_GUESTS: [&str; 7] = [
 ];
 
 fn engine_with(limits: SandboxLimits) -> Engine {
+    engine_isolated(limits, Isolation::PerDecision)
+}
+
+fn engine_isolated(limits: SandboxLimits, isolation: Isolation) -> Engine {
     let mut e = Engine::new(EngineConfig {
         sandbox: limits,
+        isolation,
         ..EngineConfig::default()
     })
     .expect("engine");
     for g in RUNTIME_GUESTS {
-        e.load_file(&guest(g)).unwrap_or_else(|err| panic!("{g} should load: {err}"));
+        e.load_file(&guest(g))
+            .unwrap_or_else(|err| panic!("{g} should load: {err}"));
     }
-    e.load_file(&policy("file-recovery")).expect("file-recovery");
+    e.load_file(&policy("file-recovery"))
+        .expect("file-recovery");
     e
 }
 
@@ -53,7 +60,9 @@ fn failure_of(engine: &Engine, task: &str, guest: &str) -> PolicyFailure {
         .unwrap_or_else(|| panic!("{guest} was not evaluated"));
     assert_eq!(t.verdict, "error");
     assert!(
-        d.reasons.iter().any(|r| r.starts_with(&format!("{guest}: policy failed: "))),
+        d.reasons
+            .iter()
+            .any(|r| r.starts_with(&format!("{guest}: policy failed: "))),
         "{:?}",
         d.reasons
     );
@@ -61,7 +70,9 @@ fn failure_of(engine: &Engine, task: &str, guest: &str) -> PolicyFailure {
 }
 
 fn still_decides(engine: &Engine) {
-    let d = engine.decide(&request(&file_recovery_json())).expect("valid");
+    let d = engine
+        .decide(&request(&file_recovery_json()))
+        .expect("valid");
     assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
     assert_eq!(d.ttl, 1800);
 }
@@ -72,7 +83,10 @@ fn endless_loop_runs_out_of_fuel_by_default() {
     let f = failure_of(&e, "hostile-loop", "loop-forever");
     assert_eq!(f, PolicyFailure::OutOfFuel { fuel: 10_000_000 });
     let d = e.decide(&task_request("hostile-loop")).expect("valid");
-    assert!(d.policies[0].fuel >= 10_000_000, "the whole budget was used");
+    assert!(
+        d.policies[0].fuel >= 10_000_000,
+        "the whole budget was used"
+    );
     still_decides(&e);
 }
 
@@ -92,7 +106,12 @@ fn endless_loop_hits_the_epoch_deadline_when_fuel_is_plentiful() {
 fn memory_bomb_hits_the_memory_cap() {
     let e = engine_with(generous());
     let f = failure_of(&e, "hostile-memory", "memory-bomb");
-    assert_eq!(f, PolicyFailure::MemoryLimit { limit_bytes: 16 << 20 });
+    assert_eq!(
+        f,
+        PolicyFailure::MemoryLimit {
+            limit_bytes: 16 << 20
+        }
+    );
     still_decides(&e);
 }
 
@@ -121,7 +140,9 @@ fn panic_is_a_trap_carrying_the_panic_message() {
 fn ten_mebibyte_reason_is_a_malformed_answer() {
     let e = engine_with(generous());
     match failure_of(&e, "hostile-huge-reason", "huge-reason") {
-        PolicyFailure::BadOutput { detail } => assert!(detail.contains("10485760 bytes"), "{detail}"),
+        PolicyFailure::BadOutput { detail } => {
+            assert!(detail.contains("10485760 bytes"), "{detail}")
+        }
         other => panic!("expected bad output, got {other:?}"),
     }
     still_decides(&e);
@@ -131,7 +152,9 @@ fn ten_mebibyte_reason_is_a_malformed_answer() {
 fn log_flood_is_a_malformed_answer_and_keeps_only_the_bound() {
     let e = engine_with(generous());
     match failure_of(&e, "hostile-log-flood", "log-flood") {
-        PolicyFailure::BadOutput { detail } => assert!(detail.contains("100000 lines (limit 32)"), "{detail}"),
+        PolicyFailure::BadOutput { detail } => {
+            assert!(detail.contains("100000 lines (limit 32)"), "{detail}")
+        }
         other => panic!("expected bad output, got {other:?}"),
     }
     let d = e.decide(&task_request("hostile-log-flood")).expect("valid");
@@ -143,7 +166,9 @@ fn log_flood_is_a_malformed_answer_and_keeps_only_the_bound() {
 fn approval_without_approvers_is_a_malformed_answer() {
     let e = engine_with(SandboxLimits::default());
     match failure_of(&e, "hostile-bad-approval", "bad-approval") {
-        PolicyFailure::BadOutput { detail } => assert!(detail.contains("min-approvals 0"), "{detail}"),
+        PolicyFailure::BadOutput { detail } => {
+            assert!(detail.contains("min-approvals 0"), "{detail}")
+        }
         other => panic!("expected bad output, got {other:?}"),
     }
 }
@@ -163,11 +188,17 @@ fn load_error(path: &std::path::Path) -> jitgate::LoadError {
 fn filesystem_import_is_refused_at_load_naming_the_import() {
     let err = load_error(&guest("wasi-filesystem"));
     let text = err.to_string();
-    assert!(text.contains("wasi-filesystem.wasm"), "names the file: {text}");
+    assert!(
+        text.contains("wasi-filesystem.wasm"),
+        "names the file: {text}"
+    );
     match &err.kind {
         LoadErrorKind::ForbiddenImport { import, others } => {
             let all: Vec<&String> = std::iter::once(import).chain(others).collect();
-            assert!(all.iter().any(|i| i.starts_with("wasi:filesystem/")), "{text}");
+            assert!(
+                all.iter().any(|i| i.starts_with("wasi:filesystem/")),
+                "{text}"
+            );
             assert!(import.starts_with("wasi:"), "{text}");
         }
         other => panic!("expected a forbidden import, got {other:?}"),
@@ -178,7 +209,9 @@ fn filesystem_import_is_refused_at_load_naming_the_import() {
 fn component_of_another_world_is_refused() {
     let err = load_error(&guest("other-world"));
     match &err.kind {
-        LoadErrorKind::WrongWorld { exports } => assert!(exports.contains("other:thing/greeter"), "{err}"),
+        LoadErrorKind::WrongWorld { exports } => {
+            assert!(exports.contains("other:thing/greeter"), "{err}")
+        }
         other => panic!("expected wrong world, got {other:?}"),
     }
 }
@@ -187,7 +220,10 @@ fn component_of_another_world_is_refused() {
 fn looping_info_is_refused_at_load() {
     let err = load_error(&guest("info-loop"));
     assert!(
-        matches!(err.kind, LoadErrorKind::Info(PolicyFailure::OutOfFuel { .. })),
+        matches!(
+            err.kind,
+            LoadErrorKind::Info(PolicyFailure::OutOfFuel { .. })
+        ),
         "{err}"
     );
 }
@@ -213,9 +249,14 @@ fn files_that_are_not_components_are_refused() {
 fn hostile_and_honest_decisions_interleave_across_threads() {
     let e = engine_with(SandboxLimits::default());
     std::thread::scope(|s| {
-        for (i, task) in ["hostile-loop", "hostile-memory", "hostile-panic", "hostile-recursion"]
-            .into_iter()
-            .enumerate()
+        for (i, task) in [
+            "hostile-loop",
+            "hostile-memory",
+            "hostile-panic",
+            "hostile-recursion",
+        ]
+        .into_iter()
+        .enumerate()
         {
             let e = &e;
             s.spawn(move || {
@@ -227,4 +268,125 @@ fn hostile_and_honest_decisions_interleave_across_threads() {
             });
         }
     });
+}
+
+// Per-worker isolation reuses instances: each hostile guest must still be
+// stopped by the same cap, every time (a failed instance is discarded, so
+// the next decision meets a fresh one), and honest policies on the same
+// threads must keep deciding.
+
+#[test]
+fn per_worker_endless_loop_runs_out_of_fuel_every_time() {
+    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
+    for _ in 0..3 {
+        let f = failure_of(&e, "hostile-loop", "loop-forever");
+        assert_eq!(f, PolicyFailure::OutOfFuel { fuel: 10_000_000 });
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_endless_loop_hits_the_epoch_deadline() {
+    let e = engine_isolated(
+        SandboxLimits {
+            fuel: u64::MAX / 2,
+            timeout: Duration::from_millis(20),
+            ..SandboxLimits::default()
+        },
+        Isolation::PerWorker,
+    );
+    for _ in 0..2 {
+        let f = failure_of(&e, "hostile-loop", "loop-forever");
+        assert_eq!(f, PolicyFailure::Timeout { limit_ms: 20 });
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_memory_bomb_hits_the_memory_cap_every_time() {
+    let e = engine_isolated(generous(), Isolation::PerWorker);
+    for _ in 0..2 {
+        let f = failure_of(&e, "hostile-memory", "memory-bomb");
+        assert_eq!(
+            f,
+            PolicyFailure::MemoryLimit {
+                limit_bytes: 16 << 20
+            }
+        );
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_panic_is_a_trap_every_time() {
+    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
+    for _ in 0..2 {
+        match failure_of(&e, "hostile-panic", "panic") {
+            PolicyFailure::Trap { message } => {
+                assert!(message.contains("policy bug: boom"), "{message}")
+            }
+            other => panic!("expected a trap, got {other:?}"),
+        }
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_recursion_and_bad_output_are_still_caught() {
+    let e = engine_isolated(generous(), Isolation::PerWorker);
+    assert_eq!(
+        failure_of(&e, "hostile-recursion", "deep-recursion"),
+        PolicyFailure::StackOverflow
+    );
+    assert!(matches!(
+        failure_of(&e, "hostile-huge-reason", "huge-reason"),
+        PolicyFailure::BadOutput { .. }
+    ));
+    assert!(matches!(
+        failure_of(&e, "hostile-log-flood", "log-flood"),
+        PolicyFailure::BadOutput { .. }
+    ));
+    still_decides(&e);
+}
+
+#[test]
+fn per_worker_hostile_and_honest_decisions_interleave_across_threads() {
+    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
+    std::thread::scope(|s| {
+        for task in [
+            "hostile-loop",
+            "hostile-memory",
+            "hostile-panic",
+            "hostile-recursion",
+        ] {
+            let e = &e;
+            s.spawn(move || {
+                for _ in 0..3 {
+                    let d = e.decide(&task_request(task)).expect("valid");
+                    assert_eq!(d.outcome, Outcome::Deny, "{task}");
+                    still_decides(e);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn pool_memory_cap_is_the_sandbox_cap() {
+    // A smaller cap than the default: the pool and the limiter both follow it.
+    let e = engine_isolated(
+        SandboxLimits {
+            max_memory_bytes: 4 << 20,
+            ..generous()
+        },
+        Isolation::PerDecision,
+    );
+    let f = failure_of(&e, "hostile-memory", "memory-bomb");
+    assert_eq!(
+        f,
+        PolicyFailure::MemoryLimit {
+            limit_bytes: 4 << 20
+        }
+    );
+    still_decides(&e);
 }

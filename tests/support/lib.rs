@@ -65,7 +65,11 @@ pub fn jitgate_bin() -> PathBuf {
         .and_then(Path::parent)
         .map(|d| d.join("jitgate"))
         .unwrap_or_default();
-    assert!(bin.is_file(), "jitgate binary not found at {}", bin.display());
+    assert!(
+        bin.is_file(),
+        "jitgate binary not found at {}",
+        bin.display()
+    );
     bin
 }
 

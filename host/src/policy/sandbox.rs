@@ -159,6 +159,14 @@ impl StoreState {
             log_overflow: 0,
         }
     }
+
+    /// Forget the previous call's bookkeeping, for a reused (per-worker)
+    /// store.
+    pub(crate) fn reset(&mut self) {
+        self.memory_limit_hit = false;
+        self.logs.clear();
+        self.log_overflow = 0;
+    }
 }
 
 /// Raised from the limiter so the guest traps at the growth attempt instead
