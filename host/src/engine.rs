@@ -44,7 +44,9 @@ pub enum Isolation {
     /// cap, output bounds) and an instance is discarded after any failure,
     /// but a policy's globals and heap survive between the decisions one
     /// thread makes: use it only when policies are trusted to be pure. Saves
-    /// the instantiation; holds one pool slot per policy per thread.
+    /// the instantiation; holds one pool slot per policy per thread. A
+    /// thread's instances of a dropped engine are freed when that thread
+    /// next creates a warm instance, or when it exits.
     PerWorker,
 }
 
@@ -356,7 +358,8 @@ impl Engine {
     pub fn decide(&self, req: &Request) -> Result<Decision, RequestError> {
         let started = Instant::now();
         req.validate(&self.config.request_limits, &self.known_tasks)?;
-        let wit_req = bindings::to_wit(req);
+        let lists = bindings::lists(req);
+        let wit_req = bindings::to_wit(req, &lists);
         let selected: Vec<&Arc<LoadedPolicy>> = self
             .policies
             .iter()
@@ -472,5 +475,45 @@ impl Engine {
             exports,
             load,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_parses_and_prints_its_config_spelling() {
+        for i in [Isolation::PerDecision, Isolation::PerWorker] {
+            assert_eq!(i.as_str().parse::<Isolation>(), Ok(i));
+            assert_eq!(i.to_string(), i.as_str());
+        }
+        assert_eq!(Isolation::default(), Isolation::PerDecision);
+        let e = "per-request".parse::<Isolation>().unwrap_err();
+        assert!(e.to_string().contains("per-decision, per-worker"), "{e}");
+    }
+
+    #[test]
+    fn the_pool_memory_cap_is_the_sandbox_cap() {
+        let config = EngineConfig {
+            sandbox: SandboxLimits {
+                max_memory_bytes: 8 << 20,
+                ..SandboxLimits::default()
+            },
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(config).expect("engine");
+        let pool = engine
+            .wasm
+            .get_pooling_config()
+            .expect("pooling by default");
+        assert_eq!(pool.get_max_memory_size(), 8 << 20);
+        assert_eq!(engine.wasm.get_memory_reservation(), 8 << 20);
+        let on_demand = Engine::new(EngineConfig {
+            instance_pool: None,
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        assert!(on_demand.wasm.get_pooling_config().is_none());
     }
 }

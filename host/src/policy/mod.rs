@@ -159,16 +159,16 @@ impl LoadedPolicy {
     /// Cost: a new `Store` and an instantiation (a pooled slot and a
     /// copy-on-write memory image when the engine pools) plus copying the
     /// request into the instance.
-    pub fn evaluate(&self, req: &wit::Request, limits: &SandboxLimits) -> Evaluation {
+    pub fn evaluate(&self, req: &wit::Request<'_>, limits: &SandboxLimits) -> Evaluation {
         let started = Instant::now();
         let mut store = match Self::new_store(self.pre.engine(), limits) {
             Ok(s) => s,
             Err(f) => return failed(f, started),
         };
-        let raw = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|inst| inst.jitgate_policy_policy().call_evaluate(&mut store, req));
+        let raw = self.pre.instantiate(&mut store).and_then(|inst| {
+            inst.jitgate_policy_policy()
+                .call_evaluate(&mut store, req.clone())
+        });
         let (result, fuel_used) = settle(raw, &store, limits);
         let state = store.into_data();
         Evaluation {
@@ -189,7 +189,7 @@ impl LoadedPolicy {
     /// decisions one thread makes, so one decision can influence the next.
     pub fn evaluate_warm(
         self: &Arc<Self>,
-        req: &wit::Request,
+        req: &wit::Request<'_>,
         limits: &SandboxLimits,
     ) -> Evaluation {
         let started = Instant::now();
@@ -209,7 +209,7 @@ impl LoadedPolicy {
         let raw = warm
             .module
             .jitgate_policy_policy()
-            .call_evaluate(&mut warm.store, req);
+            .call_evaluate(&mut warm.store, req.clone());
         let (result, fuel_used) = settle(raw, &warm.store, limits);
         let logs = std::mem::take(&mut warm.store.data_mut().logs);
         if result.is_ok() {
