@@ -213,15 +213,29 @@ fn concurrent_decisions_match_sequential_ones() {
     });
 }
 
-#[test]
-fn per_worker_isolation_decides_exactly_like_per_decision() {
-    let fresh = examples();
-    let mut warm = Engine::new(EngineConfig {
-        isolation: Isolation::PerWorker,
-        ..EngineConfig::default()
+/// The example set under `config`, with a wall-clock budget no loaded test
+/// machine can exhaust: these tests compare decisions, and a 50 ms deadline
+/// missed under load would be a difference that is not the one under test.
+fn examples_with(config: EngineConfig) -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        sandbox: jitgate::SandboxLimits {
+            timeout: std::time::Duration::from_secs(10),
+            ..config.sandbox
+        },
+        ..config
     })
     .expect("engine");
-    warm.load_dir(&policy_dir()).expect("example policies load");
+    e.load_dir(&policy_dir()).expect("example policies load");
+    e
+}
+
+#[test]
+fn per_worker_isolation_decides_exactly_like_per_decision() {
+    let fresh = examples_with(EngineConfig::default());
+    let warm = examples_with(EngineConfig {
+        isolation: Isolation::PerWorker,
+        ..EngineConfig::default()
+    });
     let reqs = varied_requests();
     let summary = |d: jitgate::Decision| {
         let traces: Vec<_> = d
@@ -270,16 +284,14 @@ fn per_worker_isolation_gives_every_call_the_whole_fuel_budget() {
     // A budget a few evaluations would exhaust if fuel carried over between
     // calls on a reused instance.
     let fuel = 200_000;
-    let mut e = Engine::new(EngineConfig {
+    let e = examples_with(EngineConfig {
         isolation: Isolation::PerWorker,
         sandbox: jitgate::SandboxLimits {
             fuel,
             ..Default::default()
         },
         ..EngineConfig::default()
-    })
-    .expect("engine");
-    e.load_dir(&policy_dir()).expect("load");
+    });
     let req = request(&file_recovery_json());
     let first = e.decide(&req).expect("valid");
     let used: u64 = first.policies.iter().map(|p| p.fuel).max().unwrap_or(0);
@@ -295,13 +307,11 @@ fn per_worker_isolation_gives_every_call_the_whole_fuel_budget() {
 
 #[test]
 fn engines_without_the_instance_pool_decide_the_same() {
-    let pooled = examples();
-    let mut on_demand = Engine::new(EngineConfig {
+    let pooled = examples_with(EngineConfig::default());
+    let on_demand = examples_with(EngineConfig {
         instance_pool: None,
         ..EngineConfig::default()
-    })
-    .expect("engine");
-    on_demand.load_dir(&policy_dir()).expect("load");
+    });
     for r in varied_requests() {
         let a = pooled.decide(&r).expect("valid");
         let b = on_demand.decide(&r).expect("valid");

@@ -195,7 +195,12 @@ impl LoadedPolicy {
         let started = Instant::now();
         // Taken out of the map for the call, so no borrow is held while
         // guest code (and the host's `log`) runs.
-        let cached = WARM.with(|w| w.borrow_mut().remove(&self.uid));
+        // `try_with`: during thread teardown the map may be gone; then this
+        // call simply gets a fresh instance.
+        let cached = WARM
+            .try_with(|w| w.borrow_mut().remove(&self.uid))
+            .ok()
+            .flatten();
         let (mut warm, fresh) = match cached {
             Some(w) => (w, false),
             None => match self.new_warm(limits) {
@@ -213,7 +218,7 @@ impl LoadedPolicy {
         let (result, fuel_used) = settle(raw, &warm.store, limits);
         let logs = std::mem::take(&mut warm.store.data_mut().logs);
         if result.is_ok() {
-            WARM.with(|w| {
+            let _ = WARM.try_with(|w| {
                 let mut map = w.borrow_mut();
                 if fresh {
                     // Only when the set grows: drop instances of policies
@@ -256,7 +261,7 @@ fn failed(f: PolicyFailure, started: Instant) -> Evaluation {
 
 /// Reset a reused store's per-call budget and bookkeeping.
 fn rearm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), PolicyFailure> {
-    store.data_mut().reset();
+    store.data_mut().reset(*limits);
     store
         .set_fuel(limits.fuel)
         .map_err(|e| PolicyFailure::Instantiate {

@@ -161,8 +161,9 @@ impl StoreState {
     }
 
     /// Forget the previous call's bookkeeping, for a reused (per-worker)
-    /// store.
-    pub(crate) fn reset(&mut self) {
+    /// store, and take this call's limits.
+    pub(crate) fn reset(&mut self, limits: SandboxLimits) {
+        self.limits = limits;
         self.memory_limit_hit = false;
         self.logs.clear();
         self.log_overflow = 0;
