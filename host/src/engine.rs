@@ -9,10 +9,15 @@
 //! Cost: loading compiles each module once (or loads it from the
 //! authenticated cache); a decision instantiates every selected policy afresh
 //! and copies the request into each, which is the price of isolation
-//! between decisions.
+//! between decisions. Instances come from wasmtime's pooling allocator
+//! (pre-reserved slots, copy-on-write memory images), which keeps that
+//! price to a few microseconds; [`Isolation::PerWorker`] trades the
+//! isolation away for reuse of one instance per policy per thread.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
@@ -25,6 +30,57 @@ use crate::policy::loader::{self, LoadError, LoadErrorKind};
 use crate::policy::sandbox::{EpochTicker, SandboxLimits, StoreState};
 use crate::policy::{LoadedPolicy, PolicyMeta, Verdict};
 use crate::request::{Request, RequestError, RequestLimits};
+
+/// Whether policy instances are reused between decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Isolation {
+    /// A fresh instance for every policy evaluation: nothing a policy does in
+    /// one decision can be seen by the next. Costs one instantiation per
+    /// policy per decision. The default.
+    #[default]
+    PerDecision,
+    /// One warm instance per policy per thread, reused across decisions.
+    /// Every call still gets the full budget (fuel, epoch deadline, memory
+    /// cap, output bounds) and an instance is discarded after any failure,
+    /// but a policy's globals and heap survive between the decisions one
+    /// thread makes: use it only when policies are trusted to be pure. Saves
+    /// the instantiation; holds one pool slot per policy per thread. A
+    /// thread's instances of a dropped engine are freed when that thread
+    /// next creates a warm instance, or when it exits.
+    PerWorker,
+}
+
+impl Isolation {
+    /// The configuration spelling: `per-decision` or `per-worker`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Isolation::PerDecision => "per-decision",
+            Isolation::PerWorker => "per-worker",
+        }
+    }
+}
+
+impl fmt::Display for Isolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An isolation mode that is neither `per-decision` nor `per-worker`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("isolation `{0}` is not one of per-decision, per-worker")]
+pub struct UnknownIsolation(pub String);
+
+impl FromStr for Isolation {
+    type Err = UnknownIsolation;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "per-decision" => Ok(Isolation::PerDecision),
+            "per-worker" => Ok(Isolation::PerWorker),
+            other => Err(UnknownIsolation(other.to_string())),
+        }
+    }
+}
 
 /// How an [`Engine`] decides. Every default is the safe one.
 #[derive(Debug, Clone)]
@@ -41,6 +97,17 @@ pub struct EngineConfig {
     pub force_revoke_on_ticket_close: BTreeSet<String>,
     /// Where compiled modules are cached; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// Fresh instance per decision (default) or a warm one per thread.
+    pub isolation: Isolation,
+    /// `Some(n)`: take instances from wasmtime's pooling allocator, sized
+    /// for `n` live policy instances (default 1000). Instantiation then
+    /// reuses pre-reserved slots instead of mapping and unmapping memory,
+    /// which is most of its cost. Each slot reserves `max_memory_bytes` of
+    /// address space up front (16 GiB for 1000 slots at the default cap;
+    /// only pages a policy touches become resident); more than `n`
+    /// evaluations at once fail (and deny). `None`: allocate on demand, for
+    /// hosts short of virtual address space.
+    pub instance_pool: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +119,8 @@ impl Default for EngineConfig {
             task_caps: BTreeMap::new(),
             force_revoke_on_ticket_close: BTreeSet::new(),
             cache_dir: None,
+            isolation: Isolation::PerDecision,
+            instance_pool: Some(1000),
         }
     }
 }
@@ -98,19 +167,71 @@ pub struct Engine {
     _ticker: EpochTicker,
 }
 
-fn wasmtime_config(limits: &SandboxLimits) -> wasmtime::Config {
+/// Bytes at the start of each recycled memory slot that are reset in place
+/// rather than handed back to the kernel. A policy built with the SDK keeps
+/// its 1 MiB shadow stack, data and heap within the first 2 MiB, so this
+/// covers everything it touches.
+const MEMORY_KEEP_RESIDENT: usize = 2 << 20;
+
+/// The same for tables: a policy's tables hold a few dozen entries.
+const TABLE_KEEP_RESIDENT: usize = 4 << 10;
+
+fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
+    let limits = &config.sandbox;
     let mut c = wasmtime::Config::new();
     c.wasm_component_model(true)
         .consume_fuel(true)
         .epoch_interruption(true)
-        .max_wasm_stack(limits.max_wasm_stack);
+        .max_wasm_stack(limits.max_wasm_stack)
+        // wasmtime's default, stated: data segments are mapped copy-on-write
+        // from one image per module instead of copied into each instance.
+        .memory_init_cow(true);
+    // Bounds-check every memory access in generated code instead of relying
+    // on guard pages and signals: memories then need no `mprotect` when an
+    // instance is created, grows or is recycled, which was most of a fresh
+    // instance's cost (two syscalls and a TLB flush per evaluation). The
+    // reservation is the sandbox's memory cap, so each pool slot reserves
+    // 16 MiB of address space instead of 4 GiB + guard.
+    c.signals_based_traps(false)
+        .memory_guard_size(0)
+        .guard_before_linear_memory(false)
+        .memory_reservation(limits.max_memory_bytes as u64)
+        .memory_reservation_for_growth(0);
+    if let Some(slots) = config.instance_pool {
+        // Per-component counts come from the sandbox limits, so the pool
+        // never refuses what the limiter would allow on demand.
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots.saturating_mul(4))
+            .total_memories(slots)
+            .total_tables(slots.saturating_mul(4))
+            .max_core_instances_per_component(clamp(limits.max_instances))
+            .max_memories_per_component(clamp(limits.max_memories))
+            .max_tables_per_component(clamp(limits.max_tables))
+            .max_memories_per_module(clamp(limits.max_memories))
+            .max_tables_per_module(clamp(limits.max_tables))
+            // The pool's cap is the sandbox's cap: no memory can ever be
+            // given more than `max_memory_bytes`, whatever the limiter says.
+            .max_memory_size(limits.max_memory_bytes)
+            .table_elements(limits.max_table_elements)
+            // A recycled slot is reset in place: the pages the last
+            // instance dirtied (found with Linux's PAGEMAP_SCAN, where the
+            // kernel has it) are zeroed or restored from the image with
+            // memset/memcpy, instead of handed back to the kernel and
+            // faulted in again by the next instance.
+            .linear_memory_keep_resident(MEMORY_KEEP_RESIDENT)
+            .table_keep_resident(TABLE_KEEP_RESIDENT)
+            .pagemap_scan(wasmtime::Enabled::Auto);
+        c.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
     c
 }
 
 impl Engine {
     /// An engine with no policies yet.
     pub fn new(config: EngineConfig) -> Result<Engine, EngineError> {
-        let wasm = wasmtime::Engine::new(&wasmtime_config(&config.sandbox))
+        let wasm = wasmtime::Engine::new(&wasmtime_config(&config))
             .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let mut linker = Linker::new(&wasm);
         PolicyModule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
@@ -237,7 +358,8 @@ impl Engine {
     pub fn decide(&self, req: &Request) -> Result<Decision, RequestError> {
         let started = Instant::now();
         req.validate(&self.config.request_limits, &self.known_tasks)?;
-        let wit_req = bindings::to_wit(req);
+        let lists = bindings::lists(req);
+        let wit_req = bindings::to_wit(req, &lists);
         let selected: Vec<&Arc<LoadedPolicy>> = self
             .policies
             .iter()
@@ -245,7 +367,10 @@ impl Engine {
             .collect();
         let evals: Vec<_> = selected
             .iter()
-            .map(|p| p.evaluate(&wit_req, &self.config.sandbox))
+            .map(|p| match self.config.isolation {
+                Isolation::PerDecision => p.evaluate(&wit_req, &self.config.sandbox),
+                Isolation::PerWorker => p.evaluate_warm(&wit_req, &self.config.sandbox),
+            })
             .collect();
         let inputs: Vec<combine::Input> = selected
             .iter()
@@ -350,5 +475,45 @@ impl Engine {
             exports,
             load,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn isolation_parses_and_prints_its_config_spelling() {
+        for i in [Isolation::PerDecision, Isolation::PerWorker] {
+            assert_eq!(i.as_str().parse::<Isolation>(), Ok(i));
+            assert_eq!(i.to_string(), i.as_str());
+        }
+        assert_eq!(Isolation::default(), Isolation::PerDecision);
+        let e = "per-request".parse::<Isolation>().unwrap_err();
+        assert!(e.to_string().contains("per-decision, per-worker"), "{e}");
+    }
+
+    #[test]
+    fn the_pool_memory_cap_is_the_sandbox_cap() {
+        let config = EngineConfig {
+            sandbox: SandboxLimits {
+                max_memory_bytes: 8 << 20,
+                ..SandboxLimits::default()
+            },
+            ..EngineConfig::default()
+        };
+        let engine = Engine::new(config).expect("engine");
+        let pool = engine
+            .wasm
+            .get_pooling_config()
+            .expect("pooling by default");
+        assert_eq!(pool.get_max_memory_size(), 8 << 20);
+        assert_eq!(engine.wasm.get_memory_reservation(), 8 << 20);
+        let on_demand = Engine::new(EngineConfig {
+            instance_pool: None,
+            ..EngineConfig::default()
+        })
+        .expect("engine");
+        assert!(on_demand.wasm.get_pooling_config().is_none());
     }
 }

@@ -35,7 +35,7 @@ pub mod service;
 pub mod store;
 
 pub use decision::{ApprovalRequirement, Decision, Outcome, PolicyTrace};
-pub use engine::{Engine, EngineConfig, EngineError, LoadStats};
+pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
 pub use policy::sandbox::{PolicyFailure, SandboxLimits};
 pub use policy::{LoadError, PolicyMeta};
 pub use request::{Request, RequestError};

@@ -24,6 +24,19 @@ struct Cli {
     /// Compile every module on load instead of using the cache.
     #[arg(long, global = true)]
     no_cache: bool,
+    /// `per-decision` (a fresh instance per policy evaluation, the default)
+    /// or `per-worker` (one warm instance per policy per thread).
+    #[arg(
+        long,
+        global = true,
+        env = "JITGATE_ISOLATION",
+        default_value = "per-decision"
+    )]
+    isolation: jitgate::Isolation,
+    /// Allocate instances on demand instead of from wasmtime's pooling
+    /// allocator (slower; for hosts short of virtual address space).
+    #[arg(long, global = true)]
+    no_pool: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -135,7 +148,13 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    let mut config = EngineConfig::default();
+    let mut config = EngineConfig {
+        isolation: cli.isolation,
+        ..EngineConfig::default()
+    };
+    if cli.no_pool {
+        config.instance_pool = None;
+    }
     if !cli.no_cache {
         config.cache_dir = cli.cache_dir.or_else(default_cache_dir);
     }

@@ -1,7 +1,7 @@
 //! The example policy set through the library API: composition,
 //! explanation, validation, caching and concurrency.
 
-use jitgate::{Engine, EngineConfig, Outcome};
+use jitgate::{Engine, EngineConfig, Isolation, Outcome};
 use jitgate_tests::*;
 
 fn examples() -> Engine {
@@ -211,4 +211,110 @@ fn concurrent_decisions_match_sequential_ones() {
             }
         }
     });
+}
+
+/// The example set under `config`, with a wall-clock budget no loaded test
+/// machine can exhaust: these tests compare decisions, and a 50 ms deadline
+/// missed under load would be a difference that is not the one under test.
+fn examples_with(config: EngineConfig) -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        sandbox: jitgate::SandboxLimits {
+            timeout: std::time::Duration::from_secs(10),
+            ..config.sandbox
+        },
+        ..config
+    })
+    .expect("engine");
+    e.load_dir(&policy_dir()).expect("example policies load");
+    e
+}
+
+#[test]
+fn per_worker_isolation_decides_exactly_like_per_decision() {
+    let fresh = examples_with(EngineConfig::default());
+    let warm = examples_with(EngineConfig {
+        isolation: Isolation::PerWorker,
+        ..EngineConfig::default()
+    });
+    let reqs = varied_requests();
+    let summary = |d: jitgate::Decision| {
+        let traces: Vec<_> = d
+            .policies
+            .iter()
+            .map(|p| (p.name.clone(), p.verdict, p.reason.clone(), p.ttl))
+            .collect();
+        (
+            d.outcome,
+            d.ttl,
+            d.revoke_on_ticket_close,
+            d.approvals,
+            d.reasons,
+            traces,
+        )
+    };
+    // Twice round the corpus, so the second pass runs on reused instances
+    // that have already judged every kind of request.
+    for pass in 0..2 {
+        for (i, r) in reqs.iter().enumerate() {
+            let want = summary(fresh.decide(r).expect("valid"));
+            let got = summary(warm.decide(r).expect("valid"));
+            assert_eq!(got, want, "pass {pass}, request {i}");
+        }
+    }
+    // Same under concurrency: each thread keeps its own warm instances.
+    std::thread::scope(|s| {
+        for t in 0..3 {
+            let (warm, fresh, reqs) = (&warm, &fresh, &reqs);
+            s.spawn(move || {
+                for i in (0..reqs.len()).map(|i| (i + t * 5) % reqs.len()) {
+                    let want = summary(fresh.decide(&reqs[i]).expect("valid"));
+                    assert_eq!(
+                        summary(warm.decide(&reqs[i]).expect("valid")),
+                        want,
+                        "thread {t}, request {i}"
+                    );
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn per_worker_isolation_gives_every_call_the_whole_fuel_budget() {
+    // A budget a few evaluations would exhaust if fuel carried over between
+    // calls on a reused instance.
+    let fuel = 200_000;
+    let e = examples_with(EngineConfig {
+        isolation: Isolation::PerWorker,
+        sandbox: jitgate::SandboxLimits {
+            fuel,
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    });
+    let req = request(&file_recovery_json());
+    let first = e.decide(&req).expect("valid");
+    let used: u64 = first.policies.iter().map(|p| p.fuel).max().unwrap_or(0);
+    assert!(
+        used > 0 && used * 4 < fuel,
+        "one evaluation uses {used} of {fuel}"
+    );
+    for _ in 0..(fuel / used.max(1)) * 3 {
+        let d = e.decide(&req).expect("valid");
+        assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    }
+}
+
+#[test]
+fn engines_without_the_instance_pool_decide_the_same() {
+    let pooled = examples_with(EngineConfig::default());
+    let on_demand = examples_with(EngineConfig {
+        instance_pool: None,
+        ..EngineConfig::default()
+    });
+    for r in varied_requests() {
+        let a = pooled.decide(&r).expect("valid");
+        let b = on_demand.decide(&r).expect("valid");
+        assert_eq!((a.outcome, a.ttl, a.reasons), (b.outcome, b.ttl, b.reasons));
+    }
 }

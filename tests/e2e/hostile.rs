@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jitgate::policy::loader::LoadErrorKind;
-use jitgate::{Engine, EngineConfig, Outcome, PolicyFailure, SandboxLimits};
+use jitgate::{Engine, EngineConfig, Isolation, Outcome, PolicyFailure, SandboxLimits};
 use jitgate_tests::*;
 
 const RUNTIME_GUESTS: [&str; 7] = [
@@ -19,8 +19,13 @@ const RUNTIME_GUESTS: [&str; 7] = [
 ];
 
 fn engine_with(limits: SandboxLimits) -> Engine {
+    engine_isolated(limits, Isolation::PerDecision)
+}
+
+fn engine_isolated(limits: SandboxLimits, isolation: Isolation) -> Engine {
     let mut e = Engine::new(EngineConfig {
         sandbox: limits,
+        isolation,
         ..EngineConfig::default()
     })
     .expect("engine");
@@ -263,4 +268,125 @@ fn hostile_and_honest_decisions_interleave_across_threads() {
             });
         }
     });
+}
+
+// Per-worker isolation reuses instances: each hostile guest must still be
+// stopped by the same cap, every time (a failed instance is discarded, so
+// the next decision meets a fresh one), and honest policies on the same
+// threads must keep deciding.
+
+#[test]
+fn per_worker_endless_loop_runs_out_of_fuel_every_time() {
+    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
+    for _ in 0..3 {
+        let f = failure_of(&e, "hostile-loop", "loop-forever");
+        assert_eq!(f, PolicyFailure::OutOfFuel { fuel: 10_000_000 });
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_endless_loop_hits_the_epoch_deadline() {
+    let e = engine_isolated(
+        SandboxLimits {
+            fuel: u64::MAX / 2,
+            timeout: Duration::from_millis(20),
+            ..SandboxLimits::default()
+        },
+        Isolation::PerWorker,
+    );
+    for _ in 0..2 {
+        let f = failure_of(&e, "hostile-loop", "loop-forever");
+        assert_eq!(f, PolicyFailure::Timeout { limit_ms: 20 });
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_memory_bomb_hits_the_memory_cap_every_time() {
+    let e = engine_isolated(generous(), Isolation::PerWorker);
+    for _ in 0..2 {
+        let f = failure_of(&e, "hostile-memory", "memory-bomb");
+        assert_eq!(
+            f,
+            PolicyFailure::MemoryLimit {
+                limit_bytes: 16 << 20
+            }
+        );
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_panic_is_a_trap_every_time() {
+    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
+    for _ in 0..2 {
+        match failure_of(&e, "hostile-panic", "panic") {
+            PolicyFailure::Trap { message } => {
+                assert!(message.contains("policy bug: boom"), "{message}")
+            }
+            other => panic!("expected a trap, got {other:?}"),
+        }
+        still_decides(&e);
+    }
+}
+
+#[test]
+fn per_worker_recursion_and_bad_output_are_still_caught() {
+    let e = engine_isolated(generous(), Isolation::PerWorker);
+    assert_eq!(
+        failure_of(&e, "hostile-recursion", "deep-recursion"),
+        PolicyFailure::StackOverflow
+    );
+    assert!(matches!(
+        failure_of(&e, "hostile-huge-reason", "huge-reason"),
+        PolicyFailure::BadOutput { .. }
+    ));
+    assert!(matches!(
+        failure_of(&e, "hostile-log-flood", "log-flood"),
+        PolicyFailure::BadOutput { .. }
+    ));
+    still_decides(&e);
+}
+
+#[test]
+fn per_worker_hostile_and_honest_decisions_interleave_across_threads() {
+    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
+    std::thread::scope(|s| {
+        for task in [
+            "hostile-loop",
+            "hostile-memory",
+            "hostile-panic",
+            "hostile-recursion",
+        ] {
+            let e = &e;
+            s.spawn(move || {
+                for _ in 0..3 {
+                    let d = e.decide(&task_request(task)).expect("valid");
+                    assert_eq!(d.outcome, Outcome::Deny, "{task}");
+                    still_decides(e);
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn pool_memory_cap_is_the_sandbox_cap() {
+    // A smaller cap than the default: the pool and the limiter both follow it.
+    let e = engine_isolated(
+        SandboxLimits {
+            max_memory_bytes: 4 << 20,
+            ..generous()
+        },
+        Isolation::PerDecision,
+    );
+    let f = failure_of(&e, "hostile-memory", "memory-bomb");
+    assert_eq!(
+        f,
+        PolicyFailure::MemoryLimit {
+            limit_bytes: 4 << 20
+        }
+    );
+    still_decides(&e);
 }

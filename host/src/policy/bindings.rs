@@ -5,6 +5,9 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "policy-module",
+    // Parameters borrow: the request is lowered into each instance straight
+    // from the host's own strings, with no owned copy per decision.
+    ownership: Borrowing { duplicate_if_necessary: false },
 });
 
 pub use exports::jitgate::policy::policy as exported;
@@ -13,28 +16,51 @@ pub use jitgate::policy::types as wit;
 
 use crate::request::{Request, SubjectKind, TicketState};
 
-/// Build the WIT request once per decision; every policy lowers it from the
-/// same value.
-pub fn to_wit(r: &Request) -> wit::Request {
+/// The lists a borrowed WIT request points into: the request's own strings,
+/// gathered as slices of `&str`. Three small vectors per decision, instead
+/// of a copy of every string.
+pub struct Lists<'a> {
+    roles: Vec<&'a str>,
+    groups: Vec<&'a str>,
+    attributes: Vec<(&'a str, &'a str)>,
+}
+
+/// Gather `r`'s lists for [`to_wit`].
+pub fn lists(r: &Request) -> Lists<'_> {
+    Lists {
+        roles: r.subject.roles.iter().map(String::as_str).collect(),
+        groups: r.subject.groups.iter().map(String::as_str).collect(),
+        attributes: r
+            .attributes
+            .0
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    }
+}
+
+/// Build the WIT request once per decision, borrowing `r`; every policy
+/// lowers it from the same value.
+pub fn to_wit<'a>(r: &'a Request, lists: &'a Lists<'a>) -> wit::Request<'a> {
     wit::Request {
-        id: r.id.clone(),
+        id: &r.id,
         subject: wit::Subject {
-            id: r.subject.id.clone(),
+            id: &r.subject.id,
             kind: match r.subject.kind {
                 SubjectKind::Human => wit::SubjectKind::Human,
                 SubjectKind::Service => wit::SubjectKind::Service,
             },
-            roles: r.subject.roles.clone(),
-            groups: r.subject.groups.clone(),
+            roles: &lists.roles,
+            groups: &lists.groups,
             mfa_at: r.subject.mfa_at,
         },
-        task: r.task.clone(),
-        resource: r.resource.clone(),
-        entitlement: r.entitlement.clone(),
-        justification: r.justification.clone(),
+        task: &r.task,
+        resource: &r.resource,
+        entitlement: &r.entitlement,
+        justification: &r.justification,
         requested_ttl: r.requested_ttl,
         ticket: r.ticket.as_ref().map(|t| wit::Ticket {
-            id: t.id.clone(),
+            id: &t.id,
             state: match t.state {
                 TicketState::Open => wit::TicketState::Open,
                 TicketState::InProgress => wit::TicketState::InProgress,
@@ -43,10 +69,10 @@ pub fn to_wit(r: &Request) -> wit::Request {
                 TicketState::Closed => wit::TicketState::Closed,
             },
             priority: t.priority,
-            assignee: t.assignee.clone(),
+            assignee: t.assignee.as_deref(),
             opened_at: t.opened_at,
         }),
         now: r.now,
-        attributes: r.attributes.0.clone(),
+        attributes: &lists.attributes,
     }
 }

@@ -234,7 +234,7 @@ pub(crate) fn load_bytes(
         path: path.to_path_buf(),
         size: bytes.len() as u64,
     };
-    Ok((LoadedPolicy { meta, pre }, outcome))
+    Ok((LoadedPolicy::new(meta, pre), outcome))
 }
 
 /// The `.wasm` files directly in `dir`, sorted by name.

@@ -12,11 +12,15 @@ pub mod loader;
 pub mod sandbox;
 
 use serde::Serialize;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 
-use bindings::{PolicyModulePre, wit};
+use bindings::{PolicyModule, PolicyModulePre, wit};
 use sandbox::{PolicyFailure, SandboxLimits, StoreState};
 
 pub use loader::LoadError;
@@ -55,6 +59,28 @@ pub struct LoadedPolicy {
     /// Info and provenance.
     pub meta: PolicyMeta,
     pre: PolicyModulePre<StoreState>,
+    /// Process-unique id: keys this policy's warm instances (per-worker
+    /// isolation), so a policy unloaded and another loaded in its place can
+    /// never be handed the old one's instance.
+    uid: u64,
+}
+
+/// Source of [`LoadedPolicy::uid`].
+static NEXT_UID: AtomicU64 = AtomicU64::new(1);
+
+/// One thread's warm instance of one policy (per-worker isolation).
+struct Warm {
+    /// The policy it belongs to; once that is dropped the entry is garbage.
+    owner: Weak<LoadedPolicy>,
+    store: Store<StoreState>,
+    module: PolicyModule,
+}
+
+thread_local! {
+    /// Per-worker isolation keeps one instance per policy per thread, here,
+    /// keyed by [`LoadedPolicy::uid`]. Thread-local so that reuse needs no
+    /// lock and an instance never runs on two threads at once.
+    static WARM: RefCell<HashMap<u64, Warm>> = RefCell::new(HashMap::new());
 }
 
 /// A verdict as the host received it, after bounds checks.
@@ -103,6 +129,14 @@ pub struct Evaluation {
 }
 
 impl LoadedPolicy {
+    pub(crate) fn new(meta: PolicyMeta, pre: PolicyModulePre<StoreState>) -> Self {
+        LoadedPolicy {
+            meta,
+            pre,
+            uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
     fn new_store(
         engine: &wasmtime::Engine,
         limits: &SandboxLimits,
@@ -121,28 +155,21 @@ impl LoadedPolicy {
 
     /// Evaluate `req` in a fresh instance under `limits`. Never panics on
     /// policy behaviour; every misbehaviour is a [`PolicyFailure`].
-    pub fn evaluate(&self, req: &wit::Request, limits: &SandboxLimits) -> Evaluation {
+    ///
+    /// Cost: a new `Store` and an instantiation (a pooled slot and a
+    /// copy-on-write memory image when the engine pools) plus copying the
+    /// request into the instance.
+    pub fn evaluate(&self, req: &wit::Request<'_>, limits: &SandboxLimits) -> Evaluation {
         let started = Instant::now();
         let mut store = match Self::new_store(self.pre.engine(), limits) {
             Ok(s) => s,
-            Err(f) => {
-                return Evaluation {
-                    result: Err(f),
-                    logs: Vec::new(),
-                    fuel_used: 0,
-                    elapsed: started.elapsed(),
-                };
-            }
+            Err(f) => return failed(f, started),
         };
-        let raw = self
-            .pre
-            .instantiate(&mut store)
-            .and_then(|inst| inst.jitgate_policy_policy().call_evaluate(&mut store, req));
-        let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let result = match raw {
-            Ok(v) => check_verdict(v, store.data(), limits),
-            Err(e) => Err(sandbox::classify(&e, store.data(), limits)),
-        };
+        let raw = self.pre.instantiate(&mut store).and_then(|inst| {
+            inst.jitgate_policy_policy()
+                .call_evaluate(&mut store, req.clone())
+        });
+        let (result, fuel_used) = settle(raw, &store, limits);
         let state = store.into_data();
         Evaluation {
             result,
@@ -151,6 +178,111 @@ impl LoadedPolicy {
             elapsed: started.elapsed(),
         }
     }
+
+    /// Evaluate `req` in this thread's warm instance of the policy, creating
+    /// it on first use (per-worker isolation). The budget is re-armed for
+    /// this call alone: full fuel, a fresh epoch deadline, empty logs. After
+    /// any failure the instance is dropped, so the next call starts clean.
+    ///
+    /// Cost: copying the request in and the verdict out; no instantiation.
+    /// What it gives up: a policy's globals and heap survive between the
+    /// decisions one thread makes, so one decision can influence the next.
+    pub fn evaluate_warm(
+        self: &Arc<Self>,
+        req: &wit::Request<'_>,
+        limits: &SandboxLimits,
+    ) -> Evaluation {
+        let started = Instant::now();
+        // Taken out of the map for the call, so no borrow is held while
+        // guest code (and the host's `log`) runs.
+        // `try_with`: during thread teardown the map may be gone; then this
+        // call simply gets a fresh instance.
+        let cached = WARM
+            .try_with(|w| w.borrow_mut().remove(&self.uid))
+            .ok()
+            .flatten();
+        let (mut warm, fresh) = match cached {
+            Some(w) => (w, false),
+            None => match self.new_warm(limits) {
+                Ok(w) => (w, true),
+                Err(f) => return failed(f, started),
+            },
+        };
+        if let Err(f) = rearm(&mut warm.store, limits) {
+            return failed(f, started);
+        }
+        let raw = warm
+            .module
+            .jitgate_policy_policy()
+            .call_evaluate(&mut warm.store, req.clone());
+        let (result, fuel_used) = settle(raw, &warm.store, limits);
+        let logs = std::mem::take(&mut warm.store.data_mut().logs);
+        if result.is_ok() {
+            let _ = WARM.try_with(|w| {
+                let mut map = w.borrow_mut();
+                if fresh {
+                    // Only when the set grows: drop instances of policies
+                    // (and engines) that no longer exist.
+                    map.retain(|_, v| v.owner.strong_count() > 0);
+                }
+                map.insert(self.uid, warm);
+            });
+        }
+        Evaluation {
+            result,
+            logs,
+            fuel_used,
+            elapsed: started.elapsed(),
+        }
+    }
+
+    fn new_warm(self: &Arc<Self>, limits: &SandboxLimits) -> Result<Warm, PolicyFailure> {
+        let mut store = Self::new_store(self.pre.engine(), limits)?;
+        match self.pre.instantiate(&mut store) {
+            Ok(module) => Ok(Warm {
+                owner: Arc::downgrade(self),
+                store,
+                module,
+            }),
+            Err(e) => Err(sandbox::classify(&e, store.data(), limits)),
+        }
+    }
+}
+
+/// An evaluation that failed before the policy ran.
+fn failed(f: PolicyFailure, started: Instant) -> Evaluation {
+    Evaluation {
+        result: Err(f),
+        logs: Vec::new(),
+        fuel_used: 0,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Reset a reused store's per-call budget and bookkeeping.
+fn rearm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), PolicyFailure> {
+    store.data_mut().reset(*limits);
+    store
+        .set_fuel(limits.fuel)
+        .map_err(|e| PolicyFailure::Instantiate {
+            message: format!("{e:#}"),
+        })?;
+    store.set_epoch_deadline(limits.deadline_ticks());
+    Ok(())
+}
+
+/// Turn a call's raw outcome into a checked verdict and the fuel it used.
+fn settle(
+    raw: wasmtime::Result<wit::Verdict>,
+    store: &Store<StoreState>,
+    limits: &SandboxLimits,
+) -> (Result<Verdict, PolicyFailure>, u64) {
+    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let result = match raw {
+        Ok(v) => check_verdict(v, store.data(), limits),
+        Err(e) => Err(sandbox::classify(&e, store.data(), limits)),
+    };
+    (result, fuel_used)
 }
 
 fn too_long(what: &str, s: &str, limits: &SandboxLimits) -> Result<(), PolicyFailure> {

@@ -159,6 +159,15 @@ impl StoreState {
             log_overflow: 0,
         }
     }
+
+    /// Forget the previous call's bookkeeping, for a reused (per-worker)
+    /// store, and take this call's limits.
+    pub(crate) fn reset(&mut self, limits: SandboxLimits) {
+        self.limits = limits;
+        self.memory_limit_hit = false;
+        self.logs.clear();
+        self.log_overflow = 0;
+    }
 }
 
 /// Raised from the limiter so the guest traps at the growth attempt instead
