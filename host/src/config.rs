@@ -6,6 +6,12 @@
 //! policies = "target/policies"
 //! global-ttl-cap = 28800               # seconds
 //! approval-timeout = 3600              # seconds a request may wait for approval
+//! isolation = "per-decision"           # or "per-worker" (warm instances; trusted policies only)
+//!
+//! [sandbox]                            # per-evaluation budget
+//! timeout-ms = 50
+//! fuel = 10000000
+//! max-memory-bytes = 16777216
 //!
 //! [tasks.break-glass]
 //! cap = 3600
@@ -64,6 +70,38 @@ pub struct Config {
     /// Where grant events go.
     #[serde(default)]
     pub provisioner: ProvisionerConfig,
+    /// `per-decision` (default: a fresh instance per policy evaluation) or
+    /// `per-worker` (one warm instance per policy per thread; only for
+    /// policies trusted to be pure).
+    #[serde(default)]
+    pub isolation: IsolationConfig,
+    /// Per-evaluation budget.
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+}
+
+/// `isolation` in the config file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationConfig {
+    /// Fresh instance per evaluation.
+    #[default]
+    PerDecision,
+    /// Warm instance per policy per thread.
+    PerWorker,
+}
+
+/// `[sandbox]`: the per-evaluation budget; unset keys keep the safe defaults
+/// (50 ms, 10,000,000 fuel, 16 MiB).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// Wall-clock bound per evaluation, milliseconds.
+    pub timeout_ms: Option<u64>,
+    /// Instruction budget per evaluation.
+    pub fuel: Option<u64>,
+    /// Linear memory cap, bytes.
+    pub max_memory_bytes: Option<usize>,
 }
 
 /// Per-task settings.
@@ -151,6 +189,8 @@ impl Default for Config {
             tasks: BTreeMap::new(),
             tokens: Vec::new(),
             provisioner: ProvisionerConfig::default(),
+            isolation: IsolationConfig::default(),
+            sandbox: SandboxConfig::default(),
         })
     }
 }
@@ -182,6 +222,15 @@ impl Config {
     pub fn check(&self) -> Result<(), String> {
         if self.global_ttl_cap == 0 {
             return Err("global-ttl-cap: must be at least 1 second".into());
+        }
+        if self.sandbox.timeout_ms == Some(0) {
+            return Err("sandbox.timeout-ms: must be at least 1".into());
+        }
+        if self.sandbox.fuel == Some(0) {
+            return Err("sandbox.fuel: must be at least 1".into());
+        }
+        if self.sandbox.max_memory_bytes.is_some_and(|m| m < (1 << 20)) {
+            return Err("sandbox.max-memory-bytes: must be at least 1 MiB (a policy's stack alone takes that)".into());
         }
         if self.approval_timeout == 0 {
             return Err("approval-timeout: must be at least 1 second".into());
@@ -220,7 +269,22 @@ impl Config {
 
     /// The engine settings this config implies.
     pub fn engine_config(&self) -> EngineConfig {
+        let mut sandbox = crate::SandboxLimits::default();
+        if let Some(t) = self.sandbox.timeout_ms {
+            sandbox.timeout = std::time::Duration::from_millis(t);
+        }
+        if let Some(f) = self.sandbox.fuel {
+            sandbox.fuel = f;
+        }
+        if let Some(m) = self.sandbox.max_memory_bytes {
+            sandbox.max_memory_bytes = m;
+        }
         EngineConfig {
+            sandbox,
+            isolation: match self.isolation {
+                IsolationConfig::PerDecision => crate::Isolation::PerDecision,
+                IsolationConfig::PerWorker => crate::Isolation::PerWorker,
+            },
             global_ttl_cap: self.global_ttl_cap,
             task_caps: self
                 .tasks
@@ -307,5 +371,23 @@ mod tests {
         assert!(c.check().unwrap_err().starts_with("provisioner.url"));
         let c: Config = toml::from_str("[tasks.bg]\ncap=0\n").unwrap();
         assert!(c.check().unwrap_err().starts_with("tasks.bg.cap"));
+        let c: Config = toml::from_str("[sandbox]\nmax-memory-bytes = 1000\n").unwrap();
+        assert!(
+            c.check()
+                .unwrap_err()
+                .starts_with("sandbox.max-memory-bytes")
+        );
+    }
+
+    #[test]
+    fn isolation_and_sandbox_reach_the_engine() {
+        let c: Config =
+            toml::from_str("isolation = \"per-worker\"\n[sandbox]\ntimeout-ms = 20\nfuel = 500\n")
+                .unwrap();
+        let e = c.engine_config();
+        assert_eq!(e.isolation, crate::Isolation::PerWorker);
+        assert_eq!(e.sandbox.timeout, std::time::Duration::from_millis(20));
+        assert_eq!(e.sandbox.fuel, 500);
+        assert!(toml::from_str::<Config>("isolation = \"per-thread\"").is_err());
     }
 }

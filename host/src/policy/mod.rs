@@ -166,6 +166,10 @@ impl LoadedPolicy {
             Err(f) => return failed(f, started),
         };
         let raw = self.pre.instantiate(&mut store).and_then(|inst| {
+            // The deadline bounds the policy's own run: re-armed after the
+            // host's instantiation, so a loaded machine slowing *that* down
+            // does not turn into a spurious timeout (seen under CI load).
+            store.set_epoch_deadline(limits.deadline_ticks());
             inst.jitgate_policy_policy()
                 .call_evaluate(&mut store, req.clone())
         });
@@ -368,6 +372,9 @@ pub(crate) fn call_info(
 ) -> Result<wit::PolicyInfo, PolicyFailure> {
     let mut store = LoadedPolicy::new_store(pre.engine(), limits)?;
     pre.instantiate(&mut store)
-        .and_then(|inst| inst.jitgate_policy_policy().call_info(&mut store))
+        .and_then(|inst| {
+            store.set_epoch_deadline(limits.deadline_ticks());
+            inst.jitgate_policy_policy().call_info(&mut store)
+        })
         .map_err(|e| sandbox::classify(&e, store.data(), limits))
 }
