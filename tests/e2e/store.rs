@@ -209,6 +209,81 @@ fn audit_chain_stays_one_line_under_concurrent_appends(b: Backend) {
     }
 }
 
+/// Three replicas (three stores on one database, each its own connections)
+/// sweep the same due grants at once: each grant is ended by exactly one of
+/// them, and the loser writes nothing.
+fn replicas_racing_end_each_grant_once(b: Backend) {
+    let (s, _d, t) = open(b);
+    let n = 200;
+    for i in 0..n {
+        let g = grant(
+            &format!("g{i:03}"),
+            GrantState::Active,
+            Some(100 + i as i64),
+            None,
+        );
+        s.create_grant(&g, Effects::default()).expect("create");
+    }
+    let replicas: Vec<Arc<dyn Store>> = (0..3)
+        .map(|_| jitgate::store::open(&t.url).expect("second store"))
+        .collect();
+    let ended: Vec<usize> = std::thread::scope(|sc| {
+        let hs: Vec<_> = replicas
+            .iter()
+            .map(|r| {
+                sc.spawn(move || {
+                    let mut mine = 0;
+                    loop {
+                        let ids = r.due(10_000, 50).expect("due");
+                        if ids.is_empty() {
+                            break;
+                        }
+                        r.update_grants(&ids, &mut |g| {
+                            if g.state != GrantState::Active {
+                                return Ok(None); // someone else got there first
+                            }
+                            mine += 1;
+                            g.state = GrantState::Expired;
+                            Ok(Some(Effects {
+                                audit: vec![
+                                    AuditDraft::new(
+                                        1,
+                                        "transition",
+                                        "test",
+                                        json!({"to": "expired"}),
+                                    )
+                                    .grant(&g.id),
+                                ],
+                                ..Effects::default()
+                            }))
+                        })
+                        .expect("update");
+                    }
+                    mine
+                })
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("join")).collect()
+    });
+    assert_eq!(
+        ended.iter().sum::<usize>(),
+        n,
+        "ended per replica: {ended:?}"
+    );
+    let records = s.audit_page(0, 10_000).expect("audit");
+    assert_eq!(records.len(), n, "one record per ending");
+    let ids: BTreeSet<_> = records
+        .iter()
+        .filter_map(|r| r.draft.grant_id.clone())
+        .collect();
+    assert_eq!(ids.len(), n);
+    assert!(matches!(
+        jitgate::service::verify_store(s.as_ref()),
+        Ok(Ok(_))
+    ));
+    assert_eq!(s.count_active().expect("count"), 0);
+}
+
 /// Each listed contract check runs as `store::sqlite::NAME` and
 /// `store::postgres::NAME`.
 macro_rules! both_stores {
@@ -228,4 +303,5 @@ both_stores!(
     due_and_next_deadline,
     outbox_claims_are_exclusive_until_the_lease_ends,
     audit_chain_stays_one_line_under_concurrent_appends,
+    replicas_racing_end_each_grant_once,
 );
