@@ -2,7 +2,8 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
-//! store = "jitgate.db"                 # SQLite file
+//! store = "jitgate.db"                 # SQLite file, or a URL shared by replicas:
+//! # store = "postgres://jitgate@db.internal:5432/jitgate"
 //! policies = "target/policies"
 //! global-ttl-cap = 28800               # seconds
 //! approval-timeout = 3600              # seconds a request may wait for approval
@@ -47,9 +48,12 @@ pub struct Config {
     /// Listen address. Default 127.0.0.1:8080 (loopback: nothing is exposed by default).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The SQLite file. Default `jitgate.db`.
+    /// Where state lives: a SQLite file path (default `jitgate.db`, one
+    /// process), or `postgres://user@host:port/db` for several replicas
+    /// sharing one state. A string, not a path, because it may be a URL;
+    /// [`crate::store::open`] decides which.
     #[serde(default = "default_store")]
-    pub store: PathBuf,
+    pub store: String,
     /// Folder of policy modules. Default `target/policies`.
     #[serde(default = "default_policies")]
     pub policies: PathBuf,
@@ -163,8 +167,8 @@ pub enum ProvisionerKind {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
-fn default_store() -> PathBuf {
-    PathBuf::from("jitgate.db")
+fn default_store() -> String {
+    "jitgate.db".into()
 }
 fn default_policies() -> PathBuf {
     PathBuf::from("target/policies")
@@ -344,6 +348,21 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.global_ttl_cap, 28_800);
         assert_eq!(c.provisioner.kind, ProvisionerKind::Log);
+    }
+
+    #[test]
+    fn store_is_a_sqlite_path_or_a_postgres_url() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.store, "jitgate.db");
+        assert!(!crate::store::is_postgres(&c.store));
+        let c: Config = toml::from_str("store = \"postgres://jg:secret@db:5432/jitgate\"").unwrap();
+        assert!(crate::store::is_postgres(&c.store));
+        assert_eq!(
+            crate::store::redacted(&c.store),
+            "postgres://jg@db:5432/jitgate"
+        );
+        assert!(crate::store::is_postgres("postgresql://db/jitgate"));
+        assert!(!crate::store::is_postgres("/var/lib/postgres.db"));
     }
 
     #[test]

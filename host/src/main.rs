@@ -93,9 +93,9 @@ enum Command {
     },
     /// Read the audit log of a store.
     Audit {
-        /// The SQLite store.
+        /// The store: a SQLite file or a `postgres://` URL (as in the config).
         #[arg(long, default_value = "jitgate.db")]
-        store: PathBuf,
+        store: String,
         #[command(subcommand)]
         what: AuditCommand,
     },

@@ -1,17 +1,19 @@
 //! Revocation lag under load: N active grants whose expiries fall within one
 //! window, ended by the real scheduler against a real SQLite file.
 //!
-//! `cargo bench -p jitgate-tests --bench revocation -- [N] [WINDOW_SECS] [BACKGROUND]`
-//! (defaults 10000, 60, 0). Prints a markdown table of the lag from each
+//! `cargo bench -p jitgate-tests --bench revocation -- [N] [WINDOW_SECS] [BACKGROUND] [REPLICAS]`
+//! (defaults 10000, 60, 0, 1). Prints a markdown table of the lag from each
 //! grant's `expires-at` to it being `expired` with its deprovisioning event
-//! queued.
+//! queued. `JITGATE_BENCH_STORE=postgres` uses a fresh PostgreSQL database
+//! instead of a SQLite file; with it, REPLICAS > 1 runs that many
+//! schedulers, each with its own store (own connection pool) and service, as
+//! separate replicas would, racing to end the same grants.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use jitgate::grant::{Grant, GrantState};
 use jitgate::service::{Service, ServiceConfig, now_millis};
-use jitgate::store::sqlite::SqliteStore;
 use jitgate::store::{Effects, GrantFilter, Store};
 use jitgate::{Engine, EngineConfig};
 
@@ -54,15 +56,27 @@ fn main() {
     let n: usize = args.first().and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let window_s: i64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(60);
     let background: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(0);
+    let replicas: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(1);
+    let pg = std::env::var("JITGATE_BENCH_STORE").is_ok_and(|v| v == "postgres");
+    assert!(
+        pg || replicas == 1,
+        "several replicas need JITGATE_BENCH_STORE=postgres"
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = Arc::new(SqliteStore::open(&dir.path().join("bench.db")).expect("store"));
+    let backend = if pg {
+        jitgate_tests::server::Backend::Postgres
+    } else {
+        jitgate_tests::server::Backend::Sqlite
+    };
+    let test_store = jitgate_tests::server::TestStore::new(backend, dir.path());
+    let store: Arc<dyn Store> = jitgate::store::open(&test_store.url).expect("store");
     let template = jitgate_tests::request(&jitgate_tests::file_recovery_json());
 
     // Insert the grants; expiries start after the insert phase ends.
     let insert_started = Instant::now();
     let now = now_millis();
-    let est_insert_ms = (n + background) as i64 + 5_000;
+    let est_insert_ms = (n + background) as i64 * if pg { 3 } else { 1 } + 5_000;
     let first_expiry = now + est_insert_ms;
     for i in 0..n {
         let at = first_expiry + (i as i64 * window_s * 1000) / n.max(1) as i64;
@@ -85,25 +99,38 @@ fn main() {
         "insert phase overran the first expiry; raise the estimate"
     );
 
-    let engine = Engine::new(EngineConfig::default()).expect("engine");
-    let service = Arc::new(Service::new(
-        engine,
-        store.clone(),
-        ServiceConfig::default(),
-    ));
+    let services: Vec<Arc<Service>> = (0..replicas)
+        .map(|i| {
+            let engine = Engine::new(EngineConfig::default()).expect("engine");
+            let s = if i == 0 {
+                store.clone()
+            } else {
+                jitgate::store::open(&test_store.url).expect("store")
+            };
+            Arc::new(Service::new(engine, s, ServiceConfig::default()))
+        })
+        .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let cpu_before = cpu_time();
     let wall = Instant::now();
     rt.block_on(async {
-        let sched = tokio::spawn(jitgate::service::scheduler::run(service.clone()));
+        let scheds: Vec<_> = services
+            .iter()
+            .map(|s| tokio::spawn(jitgate::service::scheduler::run(s.clone())))
+            .collect();
         loop {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let left = store.count_active().expect("count") as usize;
+            let st = store.clone();
+            let left = tokio::task::spawn_blocking(move || st.count_active().expect("count"))
+                .await
+                .expect("join") as usize;
             if left <= background {
                 break;
             }
         }
-        sched.abort();
+        for s in scheds {
+            s.abort();
+        }
     });
     let wall = wall.elapsed();
     let cpu = cpu_time() - cpu_before;
@@ -125,8 +152,16 @@ fn main() {
     }
     lags.sort_unstable();
     assert_eq!(lags.len(), n, "every grant expired exactly once");
+    let ends = store
+        .audit_page(0, usize::MAX / 2)
+        .expect("audit")
+        .iter()
+        .filter(|r| r.draft.kind == "transition" && r.draft.data["to"] == "expired")
+        .count();
+    assert_eq!(ends, n, "one expiry record per grant");
     println!(
-        "grants expiring: {n} over {window_s} s, other active grants: {background}, insert took {:.1} s",
+        "store: {}, replicas: {replicas}; grants expiring: {n} over {window_s} s, other active grants: {background}, insert took {:.1} s",
+        if pg { "postgres" } else { "sqlite" },
         insert_took.as_secs_f64()
     );
     println!(

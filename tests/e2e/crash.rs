@@ -3,7 +3,9 @@
 
 use hmac::{KeyInit, Mac};
 use jitgate_tests::http::{get, post};
-use jitgate_tests::server::{Receiver, Server, body, wait_for, write_config};
+use jitgate_tests::server::{
+    Backend, Receiver, Server, TestStore, body, wait_for, write_config, write_config_with,
+};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -11,11 +13,22 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 #[test]
-fn sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing() {
+fn sqlite_sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing() {
+    sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing() {
+    sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing(Backend::Postgres);
+}
+
+fn sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing(b: Backend) {
     let receiver = Receiver::start(true); // refuses every delivery at first
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_config(
+    let store = TestStore::new(b, dir.path());
+    let cfg = write_config_with(
         dir.path(),
+        &store.url,
         &format!(
             "[provisioner]\nkind = \"webhook\"\nurl = \"http://{}/hook\"\nsecret-env = \"JITGATE_WEBHOOK_SECRET\"\n",
             receiver.addr
@@ -123,8 +136,7 @@ fn sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing() {
     server.kill();
 
     let out = Command::new(jitgate_tests::jitgate_bin())
-        .args(["audit", "--store"])
-        .arg(dir.path().join("jitgate.db"))
+        .args(["audit", "--store", &store.url])
         .arg("verify")
         .output()
         .expect("run audit verify");
@@ -136,7 +148,7 @@ fn sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing() {
 }
 
 #[test]
-fn editing_one_audit_row_is_named_by_verify() {
+fn sqlite_editing_one_audit_row_is_named_by_verify() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = write_config(dir.path(), "");
     let server = Server::start(&cfg);
@@ -197,9 +209,19 @@ fn editing_one_audit_row_is_named_by_verify() {
 }
 
 #[test]
-fn export_writes_every_record_as_json_lines() {
+fn sqlite_export_writes_every_record_as_json_lines() {
+    export_writes_every_record_as_json_lines(Backend::Sqlite);
+}
+
+#[test]
+fn postgres_export_writes_every_record_as_json_lines() {
+    export_writes_every_record_as_json_lines(Backend::Postgres);
+}
+
+fn export_writes_every_record_as_json_lines(b: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_config(dir.path(), "");
+    let store = TestStore::new(b, dir.path());
+    let cfg = write_config_with(dir.path(), &store.url, "");
     let server = Server::start(&cfg);
     let g = post(
         server.addr,
@@ -209,10 +231,10 @@ fn export_writes_every_record_as_json_lines() {
     )
     .json();
     server.kill();
-    let db = dir.path().join("jitgate.db");
+    let db = &store.url;
     let out = Command::new(jitgate_tests::jitgate_bin())
         .args(["audit", "--store"])
-        .arg(&db)
+        .arg(db)
         .arg("export")
         .output()
         .expect("export");
@@ -228,7 +250,7 @@ fn export_writes_every_record_as_json_lines() {
     }
     let out = Command::new(jitgate_tests::jitgate_bin())
         .args(["audit", "--store"])
-        .arg(&db)
+        .arg(db)
         .args(["grant", g["id"].as_str().unwrap_or("")])
         .output()
         .expect("evidence");
@@ -243,4 +265,59 @@ fn export_writes_every_record_as_json_lines() {
     ] {
         assert!(text.contains(want), "missing {want:?} in {text}");
     }
+}
+
+/// The PostgreSQL twin of the tamper test: the triggers refuse an honest
+/// edit, and `audit verify` names a deliberate one made past them.
+#[test]
+fn postgres_editing_one_audit_row_is_named_by_verify() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TestStore::new(Backend::Postgres, dir.path());
+    let cfg = write_config_with(dir.path(), &store.url, "");
+    let server = Server::start(&cfg);
+    for i in 0..3 {
+        post(
+            server.addr,
+            "/v1/requests",
+            Some("t-pipe"),
+            &body(&format!("e{i}"), "alice", "file-recovery", 600),
+        );
+    }
+    server.kill();
+    let verify = || {
+        let out = Command::new(jitgate_tests::jitgate_bin())
+            .args(["audit", "--store", &store.url, "verify"])
+            .output()
+            .expect("run audit verify");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, text) = verify();
+    assert!(ok, "{text}");
+    let db = store.db.as_ref().expect("a postgres store");
+    assert!(
+        db.exec("UPDATE audit SET actor = 'mallory' WHERE seq = 5")
+            .is_err()
+    );
+    assert!(db.exec("DELETE FROM audit WHERE seq = 3").is_err());
+    db.exec(
+        "ALTER TABLE audit DISABLE TRIGGER audit_no_update; UPDATE audit SET actor = 'mallory' WHERE seq = 5;",
+    )
+    .expect("tamper");
+    let (ok, text) = verify();
+    assert!(!ok);
+    assert!(
+        text.contains("record 5: content does not match its hash"),
+        "{text}"
+    );
+    db.exec("UPDATE audit SET actor = (SELECT actor FROM audit WHERE seq = 4) WHERE seq = 5; ALTER TABLE audit DISABLE TRIGGER audit_no_delete; DELETE FROM audit WHERE seq = 3;")
+        .expect("tamper");
+    let (ok, text) = verify();
+    assert!(!ok);
+    assert!(
+        text.contains("record 4: does not follow record 2"),
+        "{text}"
+    );
 }

@@ -5,4 +5,6 @@ mod cli;
 mod crash;
 mod examples;
 mod hostile;
+mod replicas;
 mod service;
+mod store;

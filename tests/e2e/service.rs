@@ -3,15 +3,32 @@
 //! release, roles, malformed input, and the audit chain.
 
 use jitgate_tests::http::{get, post, send};
-use jitgate_tests::server::{Server, body, wait_for, write_config};
+use jitgate_tests::server::{Backend, Server, TestStore, body, wait_for, write_config_with};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn start(extra: &str) -> (tempfile::TempDir, Server) {
+/// Keeps a test's files and database alive (dropped after its server).
+type Guard = (tempfile::TempDir, TestStore);
+
+fn start(b: Backend, extra: &str) -> (Guard, Server) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let cfg = write_config(dir.path(), extra);
+    let store = TestStore::new(b, dir.path());
+    let cfg = write_config_with(dir.path(), &store.url, extra);
     let server = Server::start(&cfg);
-    (dir, server)
+    ((dir, store), server)
+}
+
+/// One set of tests, two stores: each listed test runs as
+/// `service::sqlite::NAME` and `service::postgres::NAME`.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
+        }
+    };
 }
 
 fn grant_state(s: &Server, id: &str) -> Value {
@@ -26,9 +43,8 @@ fn wait_state(s: &Server, id: &str, want: &str, secs: u64) -> Value {
     .unwrap_or_else(|| panic!("grant {id} never became {want}: {}", grant_state(s, id)))
 }
 
-#[test]
-fn allowed_grant_is_active_then_expires_on_time() {
-    let (_d, s) = start("");
+fn allowed_grant_is_active_then_expires_on_time(b: Backend) {
+    let (_d, s) = start(b, "");
     let r = post(
         s.addr,
         "/v1/requests",
@@ -54,9 +70,8 @@ fn allowed_grant_is_active_then_expires_on_time() {
     );
 }
 
-#[test]
-fn approval_flow_refuses_self_and_outsiders_and_activates_on_quorum() {
-    let (_d, s) = start("");
+fn approval_flow_refuses_self_and_outsiders_and_activates_on_quorum(b: Backend) {
+    let (_d, s) = start(b, "");
     // carol (oncall, incident commander) asks for a priority-3 triage: needs an incident commander.
     let r = post(
         s.addr,
@@ -93,9 +108,8 @@ fn approval_flow_refuses_self_and_outsiders_and_activates_on_quorum() {
     assert_eq!(again.status, 409, "{}", again.body);
 }
 
-#[test]
-fn pending_request_lapses_and_rejection_ends_it() {
-    let (_d, s) = start("approval-timeout = 1\n");
+fn pending_request_lapses_and_rejection_ends_it(b: Backend) {
+    let (_d, s) = start(b, "approval-timeout = 1\n");
     let g = post(
         s.addr,
         "/v1/requests",
@@ -137,9 +151,8 @@ fn pending_request_lapses_and_rejection_ends_it() {
     assert_eq!(r.json()["end-reason"], "not this week");
 }
 
-#[test]
-fn ticket_close_revokes_and_holder_can_release() {
-    let (_d, s) = start("");
+fn ticket_close_revokes_and_holder_can_release(b: Backend) {
+    let (_d, s) = start(b, "");
     let g = post(
         s.addr,
         "/v1/requests",
@@ -204,9 +217,8 @@ fn ticket_close_revokes_and_holder_can_release() {
     assert_eq!(twice.status, 409);
 }
 
-#[test]
-fn idempotent_by_request_id() {
-    let (_d, s) = start("");
+fn idempotent_by_request_id(b: Backend) {
+    let (_d, s) = start(b, "");
     let b = body("r6", "alice", "file-recovery", 600);
     let first = post(s.addr, "/v1/requests", Some("t-alice"), &b);
     assert_eq!(first.status, 201);
@@ -220,9 +232,8 @@ fn idempotent_by_request_id() {
     assert_eq!(conflict.json()["error"]["code"], "conflict");
 }
 
-#[test]
-fn roles_gate_every_endpoint() {
-    let (_d, s) = start("");
+fn roles_gate_every_endpoint(b: Backend) {
+    let (_d, s) = start(b, "");
     let g = post(
         s.addr,
         "/v1/requests",
@@ -361,9 +372,8 @@ fn roles_gate_every_endpoint() {
     assert_eq!(failures, 2);
 }
 
-#[test]
-fn bad_bodies_are_refused_naming_the_field() {
-    let (_d, s) = start("");
+fn bad_bodies_are_refused_naming_the_field(b: Backend) {
+    let (_d, s) = start(b, "");
     let r = send(
         s.addr,
         "POST",
@@ -460,9 +470,8 @@ fn bad_bodies_are_refused_naming_the_field() {
     assert_eq!(all["grants"].as_array().map(Vec::len), Some(0));
 }
 
-#[test]
-fn dry_run_stores_only_its_audit_record() {
-    let (_d, s) = start("");
+fn dry_run_stores_only_its_audit_record(b: Backend) {
+    let (_d, s) = start(b, "");
     let before = get(s.addr, "/v1/audit?limit=1000", Some("t-audit")).json()["records"]
         .as_array()
         .map(Vec::len);
@@ -487,9 +496,8 @@ fn dry_run_stores_only_its_audit_record() {
     );
 }
 
-#[test]
-fn break_glass_grants_open_a_review_an_auditor_closes() {
-    let (_d, s) = start("[tasks.break-glass]\nbreak-glass = true\ncap = 900\n");
+fn break_glass_grants_open_a_review_an_auditor_closes(b: Backend) {
+    let (_d, s) = start(b, "[tasks.break-glass]\nbreak-glass = true\ncap = 900\n");
     let mut b = body("bg1", "carol", "break-glass", 3600);
     b["justification"] = json!("production database is down and on-call cannot reach the DBA");
     let g = post(s.addr, "/v1/requests", Some("t-pipe"), &b).json();
@@ -545,3 +553,15 @@ fn break_glass_grants_open_a_review_an_auditor_closes() {
     let verify = get(s.addr, "/v1/audit/verify", Some("t-audit")).json();
     assert_eq!(verify["ok"], true, "{verify}");
 }
+
+both_stores!(
+    allowed_grant_is_active_then_expires_on_time,
+    approval_flow_refuses_self_and_outsiders_and_activates_on_quorum,
+    pending_request_lapses_and_rejection_ends_it,
+    ticket_close_revokes_and_holder_can_release,
+    idempotent_by_request_id,
+    roles_gate_every_endpoint,
+    bad_bodies_are_refused_naming_the_field,
+    dry_run_stores_only_its_audit_record,
+    break_glass_grants_open_a_review_an_auditor_closes,
+);

@@ -109,4 +109,5 @@ pub fn task_request(task: &str) -> jitgate::Request {
 }
 
 pub mod http;
+pub mod pg;
 pub mod server;

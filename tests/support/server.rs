@@ -65,11 +65,52 @@ pub fn clock_free_policies(dir: &Path) -> PathBuf {
     p
 }
 
-/// Write a config for a test server into `dir`.
+/// Which store a test server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `dir/jitgate.db`.
+    Sqlite,
+    /// A fresh PostgreSQL database, dropped with the [`TestStore`].
+    Postgres,
+}
+
+/// The store of a test: its config value, and the database to drop after.
+pub struct TestStore {
+    /// The `store = "…"` value.
+    pub url: String,
+    /// The PostgreSQL database, if any (dropped with this value).
+    pub db: Option<crate::pg::TestDb>,
+}
+
+impl TestStore {
+    /// A store of `backend` for a test whose files live in `dir`.
+    pub fn new(backend: Backend, dir: &Path) -> TestStore {
+        match backend {
+            Backend::Sqlite => TestStore {
+                url: dir.join("jitgate.db").display().to_string(),
+                db: None,
+            },
+            Backend::Postgres => {
+                let db = crate::pg::TestDb::create();
+                TestStore {
+                    url: db.url.clone(),
+                    db: Some(db),
+                }
+            }
+        }
+    }
+}
+
+/// Write a config for a test server into `dir` (SQLite in `dir`).
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    write_config_with(dir, &dir.join("jitgate.db").display().to_string(), extra)
+}
+
+/// Write a config for a test server into `dir` using `store`.
+pub fn write_config_with(dir: &Path, store: &str, extra: &str) -> PathBuf {
     let mut toml = format!(
         "store = \"{}\"\npolicies = \"{}\"\ncache-dir = \"{}\"\n",
-        dir.join("jitgate.db").display(),
+        store,
         clock_free_policies(dir).display(),
         dir.join("cache").display()
     );

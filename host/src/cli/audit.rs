@@ -3,22 +3,24 @@
 
 use anyhow::{Context, Result, bail};
 use std::io::Write;
-use std::path::Path;
+use std::sync::Arc;
 
 use jitgate::store::Store;
-use jitgate::store::sqlite::SqliteStore;
 
-fn open(store: &Path) -> Result<SqliteStore> {
-    if !store.exists() {
-        bail!("{}: no such store", store.display());
+/// Open a SQLite path (which must exist: reading must not create one) or a
+/// PostgreSQL URL.
+fn open(store: &str) -> Result<Arc<dyn Store>> {
+    if !jitgate::store::is_postgres(store) && !std::path::Path::new(store).exists() {
+        bail!("{store}: no such store");
     }
-    SqliteStore::open(store).with_context(|| format!("opening {}", store.display()))
+    jitgate::store::open(store)
+        .with_context(|| format!("opening {}", jitgate::store::redacted(store)))
 }
 
 /// Walk the chain; Ok(true) when intact.
-pub fn verify(store: &Path) -> Result<bool> {
+pub fn verify(store: &str) -> Result<bool> {
     let s = open(store)?;
-    match jitgate::service::verify_store(&s)? {
+    match jitgate::service::verify_store(s.as_ref())? {
         Ok(n) => {
             println!("audit chain intact: {n} records verified");
             Ok(true)
@@ -31,7 +33,7 @@ pub fn verify(store: &Path) -> Result<bool> {
 }
 
 /// Write every record as one JSON line.
-pub fn export(store: &Path, out: &mut dyn Write) -> Result<u64> {
+pub fn export(store: &str, out: &mut dyn Write) -> Result<u64> {
     let s = open(store)?;
     let mut after = 0;
     let mut n = 0;
@@ -49,7 +51,7 @@ pub fn export(store: &Path, out: &mut dyn Write) -> Result<u64> {
 }
 
 /// Print the evidence view of one grant.
-pub fn grant(store: &Path, id: &str) -> Result<()> {
+pub fn grant(store: &str, id: &str) -> Result<()> {
     let s = open(store)?;
     let g = s.grant(id)?.with_context(|| format!("no grant {id}"))?;
     let records = s.audit_of_grant(id)?;

@@ -19,7 +19,6 @@ use jitgate::api::{AppState, router};
 use jitgate::config::{Config, ProvisionerKind};
 use jitgate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
 use jitgate::service::{Principal, Role, Service, now_millis};
-use jitgate::store::sqlite::SqliteStore;
 use jitgate::{Engine, audit};
 
 /// Options from the command line.
@@ -65,10 +64,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
         println!("one-time admin token (valid until this process exits): {token}");
     }
 
-    let store = Arc::new(
-        SqliteStore::open(&config.store)
-            .with_context(|| format!("opening store {}", config.store.display()))?,
-    );
+    let store_name = jitgate::store::redacted(&config.store);
+    let store = jitgate::store::open(&config.store)
+        .with_context(|| format!("opening store {store_name}"))?;
     let mut engine = Engine::new(config.engine_config())?;
     engine
         .load_path(&config.policies)
@@ -81,7 +79,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             "file": args.config,
             "from-file": from_file,
             "listen": config.listen.to_string(),
-            "store": config.store,
+            "store": store_name,
             "policies": config.policies,
             "global-ttl-cap": config.global_ttl_cap,
             "approval-timeout": config.approval_timeout,
@@ -132,7 +130,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         println!(
             "jitgate listening on http://{addr} ({} policies, store {})",
             metas.len(),
-            config.store.display()
+            store_name
         );
         axum::serve(listener, router(state))
             .with_graceful_shutdown(shutdown())

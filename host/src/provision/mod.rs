@@ -128,13 +128,28 @@ pub fn backoff(attempts: u32) -> Duration {
     Duration::from_millis((1000u64 << attempts.min(9)).min(300_000))
 }
 
-/// Deliver queued events forever.
+/// How long a claimed event stays reserved for the dispatcher that claimed
+/// it. Other replicas skip it until then; if this one crashes it comes due
+/// again after at most this long.
+pub const LEASE: Duration = Duration::from_secs(30);
+
+/// Events claimed per round.
+pub const CLAIM: usize = 100;
+
+/// Deliver queued events forever. Every replica runs this against the shared
+/// outbox: claims are exclusive ([`crate::store::Store::outbox_claim`]), so
+/// under normal operation each event is sent once; delivery stops before the
+/// lease could run out (a slow receiver must not let a second replica send
+/// the same event while this one still is).
 pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) {
     loop {
         let svc = service.clone();
-        let due = tokio::task::spawn_blocking(move || svc.store().outbox_due(now_millis(), 100))
-            .await
-            .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(e.to_string())));
+        let claimed_at = tokio::time::Instant::now();
+        let due = tokio::task::spawn_blocking(move || {
+            svc.store().outbox_claim(now_millis(), LEASE, CLAIM)
+        })
+        .await
+        .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(e.to_string())));
         let due = match due {
             Ok(d) => d,
             Err(e) => {
@@ -144,6 +159,11 @@ pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) 
         };
         let busy = !due.is_empty();
         for ev in due {
+            if claimed_at.elapsed() > LEASE / 2 {
+                // The rest come due again when their lease ends.
+                tracing::warn!("provisioning is slow; leaving the rest of this claim to its lease");
+                break;
+            }
             let outcome = provisioner.deliver(&ev).await;
             let svc = service.clone();
             let _ = tokio::task::spawn_blocking(move || {

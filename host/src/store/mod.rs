@@ -10,11 +10,16 @@
 //! workers racing to end the same grant end it once.
 //!
 //! The trait is synchronous: the HTTP layer calls it from blocking threads.
-//! SQLite is the embedded default ([`sqlite::SqliteStore`]).
+//! SQLite is the embedded default ([`sqlite::SqliteStore`]); PostgreSQL
+//! ([`postgres::PostgresStore`]) is for several replicas sharing one state.
+//! [`open`] picks one from the configured `store` string.
 
+pub mod postgres;
 pub mod sqlite;
 
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::{Grant, GrantState, Millis};
@@ -161,8 +166,18 @@ pub trait Store: Send + Sync {
     /// Records about one grant, in order.
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
 
-    /// Undelivered events due by `now`.
-    fn outbox_due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxEvent>, StoreError>;
+    /// Claim up to `limit` undelivered events due by `now`, oldest first, and
+    /// lease them: they are not returned again (to this or any replica)
+    /// before `now + lease` unless marked failed with an earlier retry time.
+    /// This is what lets every replica's dispatcher drain one outbox without
+    /// sending an event twice, while a crashed replica's claims come due
+    /// again when the lease runs out.
+    fn outbox_claim(
+        &self,
+        now: Millis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
 
     /// Mark delivered.
     fn outbox_delivered(&self, id: &str, at: Millis) -> Result<(), StoreError>;
@@ -185,4 +200,38 @@ pub trait Store: Send + Sync {
         at: Millis,
         audit: AuditDraft,
     ) -> Result<bool, StoreError>;
+}
+
+/// Open the store named by the configuration's `store` value:
+/// `postgres://…` or `postgresql://…` is a PostgreSQL URL (shared by
+/// replicas); anything else is a SQLite file path. One function so that
+/// `serve` and `audit` cannot disagree about what a value means.
+pub fn open(store: &str) -> Result<Arc<dyn Store>, StoreError> {
+    if is_postgres(store) {
+        Ok(Arc::new(postgres::PostgresStore::open(store)?))
+    } else {
+        Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(
+            store,
+        ))?))
+    }
+}
+
+/// Whether a `store` value names PostgreSQL.
+pub fn is_postgres(store: &str) -> bool {
+    store.starts_with("postgres://") || store.starts_with("postgresql://")
+}
+
+/// The store value with any password removed, for logs and audit records.
+pub fn redacted(store: &str) -> String {
+    if !is_postgres(store) {
+        return store.to_string();
+    }
+    match (store.find("://"), store.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &store[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}@{}", &store[..s + 3], user, &store[at + 1..])
+        }
+        _ => store.to_string(),
+    }
 }

@@ -462,16 +462,24 @@ impl Store for SqliteStore {
         records(rows)
     }
 
-    fn outbox_due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+    fn outbox_claim(
+        &self,
+        now: Millis,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
         let conn = self.lock()?;
+        let until = now + lease.as_millis() as i64;
         let mut stmt = conn
             .prepare_cached(
-                "SELECT id, grant_id, kind, payload, created_at, attempts FROM outbox
-                 WHERE delivered_at IS NULL AND next_at <= ?1 ORDER BY next_at, created_at LIMIT ?2",
+                "UPDATE outbox SET next_at = ?2 WHERE id IN (
+                   SELECT id FROM outbox WHERE delivered_at IS NULL AND next_at <= ?1
+                   ORDER BY next_at, created_at LIMIT ?3)
+                 RETURNING id, grant_id, kind, payload, created_at, attempts",
             )
             .map_err(be)?;
         let rows = stmt
-            .query_map(params![now, limit as i64], |r| {
+            .query_map(params![now, until, limit as i64], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, String>(1)?,
@@ -484,7 +492,8 @@ impl Store for SqliteStore {
             .map_err(be)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(be)?;
-        rows.into_iter()
+        let mut out = rows
+            .into_iter()
             .map(|(id, grant_id, kind, payload, created_at, attempts)| {
                 Ok(OutboxEvent {
                     id,
@@ -495,7 +504,9 @@ impl Store for SqliteStore {
                     attempts: attempts as u32,
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
     }
 
     fn outbox_delivered(&self, id: &str, at: Millis) -> Result<(), StoreError> {

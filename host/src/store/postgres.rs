@@ -1,0 +1,514 @@
+//! The shared store: PostgreSQL, for several `jitgate serve` replicas
+//! behind a load balancer sharing one state.
+//!
+//! **Driver.** `tokio-postgres` (the maintained pure-Rust client) with a
+//! `deadpool-postgres` connection pool. The [`Store`] trait stays synchronous
+//! (the HTTP layer, scheduler and dispatcher call it from `spawn_blocking`
+//! threads; the CLI calls it outside any runtime), so the store owns a small
+//! dedicated tokio runtime and drives each call with `Runtime::block_on`.
+//! That keeps the async driver's connections on a runtime the store
+//! controls, independent of the caller's runtime, and never blocks an async
+//! worker thread. `block_on` must not be called from inside an async task
+//! (tokio panics): every caller is on a blocking thread.
+//!
+//! **Coordination between replicas** is done with row and advisory locks,
+//! never a leader that can die:
+//! * migrations run under `pg_advisory_lock(MIGRATION_LOCK)`, so replicas
+//!   starting together migrate once;
+//! * [`Store::due`] claims with `FOR UPDATE SKIP LOCKED` (grants another
+//!   replica is ending right now are skipped), and
+//!   [`Store::update_grant`]/[`Store::update_grants`] lock their rows with
+//!   `FOR UPDATE` (ordered by id, all before any write, so two batches cannot
+//!   deadlock) and hand the *locked, current* grant to the closure, which
+//!   re-checks its state: the replica that loses a race sees the grant
+//!   already ended and writes nothing — each ending happens exactly once;
+//! * the outbox is claimed with `FOR UPDATE SKIP LOCKED` and leased (its
+//!   `next_at` pushed forward) in the same statement, so dispatchers on all
+//!   replicas drain it without double sends; a crashed replica's claims come
+//!   due again when the lease runs out;
+//! * every transaction that appends audit records first takes
+//!   `pg_advisory_xact_lock(AUDIT_LOCK)` and then reads the last hash, so the
+//!   chain is one line, never a fork. This serializes appends (and so every
+//!   grant change) across replicas; the cost is measured in
+//!   `docs/operations.md`.
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::str::FromStr;
+use std::time::Duration;
+use tokio_postgres::NoTls;
+use tokio_postgres::error::SqlState;
+
+mod tx;
+
+use super::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use crate::audit::{AuditDraft, AuditRecord};
+use crate::grant::{Grant, Millis};
+use crate::service::ServiceError;
+use tx::{append, grant_row, migrate, parse_grant, record, write_effects};
+
+/// Versioned migrations, in order (same meaning as SQLite's).
+pub const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Advisory lock key held while migrating ("jitgate-migrate").
+pub const MIGRATION_LOCK: i64 = 0x6a67_6d69_6772_0001;
+/// Advisory lock key held by every transaction that appends to the audit chain.
+pub const AUDIT_LOCK: i64 = 0x6a67_6175_6469_0001;
+
+/// A PostgreSQL-backed [`Store`].
+pub struct PostgresStore {
+    /// `Some` until drop; taken there and shut down in the background so
+    /// that dropping the store inside an async context does not panic.
+    rt: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+fn be(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn corrupt(e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+type Client = deadpool_postgres::Object;
+type Tx<'a> = deadpool_postgres::Transaction<'a>;
+
+impl PostgresStore {
+    /// Connect to `url` (`postgres://user@host:port/db`), migrating if needed.
+    /// Fails (does not wait forever) if the server is unreachable.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let mut cfg = tokio_postgres::Config::from_str(url).map_err(be)?;
+        cfg.connect_timeout(Duration::from_secs(5));
+        if cfg.get_application_name().is_none() {
+            cfg.application_name("jitgate");
+        }
+        let mgr = Manager::from_config(
+            cfg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("jitgate-pg")
+            .enable_all()
+            .build()
+            .map_err(be)?;
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(Duration::from_secs(10)))
+            .create_timeout(Some(Duration::from_secs(5)))
+            .recycle_timeout(Some(Duration::from_secs(5)))
+            .build()
+            .map_err(be)?;
+        let store = PostgresStore { rt: Some(rt), pool };
+        store.block(async {
+            let mut c = store.client().await?;
+            migrate(&mut c).await
+        })?;
+        Ok(store)
+    }
+
+    /// Run `f` to completion on the store's runtime. Callers are on blocking
+    /// threads (see the module doc).
+    fn block<T>(&self, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
+        match &self.rt {
+            Some(rt) => rt.block_on(f),
+            None => Err(StoreError::Backend("store is shutting down".into())),
+        }
+    }
+
+    async fn client(&self) -> Result<Client, StoreError> {
+        self.pool.get().await.map_err(be)
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+const RECORD_COLS: &str = "seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash";
+
+impl Store for PostgresStore {
+    fn create_grant(&self, grant: &Grant, effects: Effects) -> Result<(), StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(be)?;
+            if let Err(e) = grant_row(&tx, grant, true).await {
+                if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
+                    drop(tx);
+                    let taken = c
+                        .query_opt(
+                            "SELECT id FROM grants WHERE request_id = $1",
+                            &[&grant.request.id],
+                        )
+                        .await
+                        .map_err(be)?;
+                    if let Some(row) = taken {
+                        return Err(StoreError::DuplicateRequest(row.get(0)));
+                    }
+                }
+                return Err(be(e));
+            }
+            write_effects(&tx, effects).await?;
+            tx.commit().await.map_err(be)
+        })
+    }
+
+    fn update_grant(
+        &self,
+        id: &str,
+        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
+    ) -> Result<Grant, ServiceError> {
+        let mut out = self.update_locked(&[id.to_string()], change, true)?;
+        out.pop()
+            .ok_or_else(|| StoreError::NotFound(id.to_string()).into())
+    }
+
+    fn update_grants(
+        &self,
+        ids: &[String],
+        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
+    ) -> Result<Vec<Grant>, ServiceError> {
+        self.update_locked(ids, change, false)
+    }
+
+    fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt("SELECT doc FROM grants WHERE id = $1", &[&id])
+                .await
+                .map_err(be)?;
+            row.map(|r| parse_grant(r.get(0))).transpose()
+        })
+    }
+
+    fn grant_by_request(&self, request_id: &str) -> Result<Option<Grant>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    "SELECT doc FROM grants WHERE request_id = $1",
+                    &[&request_id],
+                )
+                .await
+                .map_err(be)?;
+            row.map(|r| parse_grant(r.get(0))).transpose()
+        })
+    }
+
+    fn grants(&self, f: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let (before_at, before_id) = f.before.clone().unwrap_or((i64::MAX, String::new()));
+            let state = f.state.map(|s| s.as_str());
+            let rows = c
+                .query(
+                    "SELECT doc FROM grants
+                     WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR subject = $2)
+                       AND ($3::TEXT IS NULL OR ticket_id = $3)
+                       AND (created_at, id) < ($4, $5)
+                     ORDER BY created_at DESC, id DESC LIMIT $6",
+                    &[
+                        &state,
+                        &f.subject,
+                        &f.ticket,
+                        &before_at,
+                        &before_id,
+                        &(f.limit.max(1) as i64),
+                    ],
+                )
+                .await
+                .map_err(be)?;
+            rows.iter().map(|r| parse_grant(r.get(0))).collect()
+        })
+    }
+
+    fn open_grants_of_ticket(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT id FROM grants WHERE ticket_id = $1 AND state IN ('active', 'pending') ORDER BY id",
+                    &[&ticket_id],
+                )
+                .await
+                .map_err(be)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn due(&self, now: Millis, limit: usize) -> Result<Vec<String>, StoreError> {
+        // SKIP LOCKED: grants another replica holds (it is ending them now)
+        // are left to it; whatever both still see is settled by the row
+        // lock and re-check in update_grants.
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT id FROM grants
+                     WHERE (state = 'active' AND expires_at <= $1) OR (state = 'pending' AND lapses_at <= $1)
+                     ORDER BY COALESCE(expires_at, lapses_at) LIMIT $2
+                     FOR UPDATE SKIP LOCKED",
+                    &[&now, &(limit as i64)],
+                )
+                .await
+                .map_err(be)?;
+            Ok(rows.iter().map(|r| r.get(0)).collect())
+        })
+    }
+
+    fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_one(
+                    "SELECT LEAST(
+                       (SELECT MIN(expires_at) FROM grants WHERE state = 'active'),
+                       (SELECT MIN(lapses_at) FROM grants WHERE state = 'pending'))",
+                    &[],
+                )
+                .await
+                .map_err(be)?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn count_active(&self) -> Result<u64, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_one("SELECT COUNT(*) FROM grants WHERE state = 'active'", &[])
+                .await
+                .map_err(be)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<(), StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(be)?;
+            append(&tx, drafts).await?;
+            tx.commit().await.map_err(be)
+        })
+    }
+
+    fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    &format!(
+                        "SELECT {RECORD_COLS} FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2"
+                    ),
+                    &[&after, &(limit as i64)],
+                )
+                .await
+                .map_err(be)?;
+            rows.iter().map(record).collect()
+        })
+    }
+
+    fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    &format!("SELECT {RECORD_COLS} FROM audit WHERE grant_id = $1 ORDER BY seq"),
+                    &[&grant_id],
+                )
+                .await
+                .map_err(be)?;
+            rows.iter().map(record).collect()
+        })
+    }
+
+    fn outbox_claim(
+        &self,
+        now: Millis,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let until = now + lease.as_millis() as i64;
+            let rows = c
+                .query(
+                    "UPDATE outbox SET next_at = $2 WHERE id IN (
+                       SELECT id FROM outbox WHERE delivered_at IS NULL AND next_at <= $1
+                       ORDER BY next_at, created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     RETURNING id, grant_id, kind, payload, created_at, attempts",
+                    &[&now, &until, &(limit as i64)],
+                )
+                .await
+                .map_err(be)?;
+            let mut out = rows
+                .iter()
+                .map(|r| {
+                    Ok(OutboxEvent {
+                        id: r.get(0),
+                        grant_id: r.get(1),
+                        kind: r.get(2),
+                        payload: serde_json::from_str(r.get(3)).map_err(corrupt)?,
+                        created_at: r.get(4),
+                        attempts: r.get::<_, i32>(5).max(0) as u32,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            Ok(out)
+        })
+    }
+
+    fn outbox_delivered(&self, id: &str, at: Millis) -> Result<(), StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            c.execute(
+                "UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1",
+                &[&id, &at],
+            )
+            .await
+            .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    fn outbox_failed(&self, id: &str, next_at: Millis, error: &str) -> Result<(), StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            c.execute(
+                "UPDATE outbox SET next_at = $2, attempts = attempts + 1, last_error = $3 WHERE id = $1",
+                &[&id, &next_at, &error],
+            )
+            .await
+            .map_err(be)?;
+            Ok(())
+        })
+    }
+
+    fn outbox_pending(&self) -> Result<u64, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_one(
+                    "SELECT COUNT(*) FROM outbox WHERE delivered_at IS NULL",
+                    &[],
+                )
+                .await
+                .map_err(be)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+
+    fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT id, grant_id, opened_at, closed_at, closed_by, note FROM reviews
+                     WHERE (NOT $1 OR closed_at IS NULL) ORDER BY closed_at IS NOT NULL, opened_at",
+                    &[&open_only],
+                )
+                .await
+                .map_err(be)?;
+            Ok(rows
+                .iter()
+                .map(|r| Review {
+                    id: r.get(0),
+                    grant_id: r.get(1),
+                    opened_at: r.get(2),
+                    closed_at: r.get(3),
+                    closed_by: r.get(4),
+                    note: r.get(5),
+                })
+                .collect())
+        })
+    }
+
+    fn close_review(
+        &self,
+        id: &str,
+        by: &str,
+        note: &str,
+        at: Millis,
+        audit: AuditDraft,
+    ) -> Result<bool, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(be)?;
+            let n = tx
+                .execute(
+                    "UPDATE reviews SET closed_at = $2, closed_by = $3, note = $4 WHERE id = $1 AND closed_at IS NULL",
+                    &[&id, &at, &by, &note],
+                )
+                .await
+                .map_err(be)?;
+            if n == 0 {
+                return Ok(false);
+            }
+            append(&tx, vec![audit]).await?;
+            tx.commit().await.map_err(be)?;
+            Ok(true)
+        })
+    }
+}
+
+impl PostgresStore {
+    /// Lock the rows of `ids` (ordered by id, all before any write: two
+    /// overlapping batches cannot deadlock, and no row lock is ever awaited
+    /// while holding the audit lock), run `change` on each current grant,
+    /// write what changed, commit once. `single` = missing id is an error.
+    fn update_locked(
+        &self,
+        ids: &[String],
+        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
+        single: bool,
+    ) -> Result<Vec<Grant>, ServiceError> {
+        let rt = match &self.rt {
+            Some(rt) => rt,
+            None => return Err(StoreError::Backend("store is shutting down".into()).into()),
+        };
+        rt.block_on(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(be)?;
+            let rows = tx
+                .query(
+                    "SELECT doc FROM grants WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    &[&ids],
+                )
+                .await
+                .map_err(be)?;
+            if single && rows.is_empty() {
+                return Err(StoreError::NotFound(ids.join(",")).into());
+            }
+            let mut grants = rows
+                .iter()
+                .map(|r| parse_grant(r.get(0)))
+                .collect::<Result<Vec<_>, _>>()?;
+            // Keep the caller's order (the scheduler passes oldest deadline first).
+            grants.sort_by_key(|g| ids.iter().position(|i| *i == g.id));
+            let mut dirty = false;
+            for g in &mut grants {
+                // The closure's error drops `tx`: rolled back.
+                if let Some(effects) = change(g)? {
+                    grant_row(&tx, g, false).await.map_err(be)?;
+                    write_effects(&tx, effects).await?;
+                    dirty = true;
+                }
+            }
+            if dirty {
+                tx.commit().await.map_err(be)?;
+            }
+            Ok(grants)
+        })
+    }
+}
