@@ -61,8 +61,13 @@ impl Store for BrokenWrites {
     fn audit_of_grant(&self, g: &str) -> Result<Vec<AuditRecord>, StoreError> {
         self.0.audit_of_grant(g)
     }
-    fn outbox_due(&self, now: Millis, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.0.outbox_due(now, limit)
+    fn outbox_claim(
+        &self,
+        now: Millis,
+        lease: std::time::Duration,
+        limit: usize,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.0.outbox_claim(now, lease, limit)
     }
     fn outbox_delivered(&self, id: &str, at: Millis) -> Result<(), StoreError> {
         self.0.outbox_delivered(id, at)
