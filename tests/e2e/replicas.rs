@@ -258,11 +258,19 @@ fn database_outage_fails_closed_with_503_and_recovers() {
     assert_eq!(g.json()["state"], "active", "{}", g.body);
 
     // Cut the database off: no new connections, existing ones terminated.
+    // Terminate repeatedly: a backend that was mid-start-up when the ALTER
+    // landed is not yet visible to the first sweep (seen under CI load).
     jitgate_tests::pg::admin(&format!(
-        "ALTER DATABASE {0} WITH ALLOW_CONNECTIONS false;
-         SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{0}'",
+        "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
         db.name
     ));
+    for _ in 0..5 {
+        jitgate_tests::pg::admin(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            db.name
+        ));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     for i in 0..3 {
         let r = post(
             s.addr,

@@ -565,3 +565,66 @@ both_stores!(
     dry_run_stores_only_its_audit_record,
     break_glass_grants_open_a_review_an_auditor_closes,
 );
+
+#[test]
+fn policies_reload_swaps_the_set_all_or_nothing() {
+    let (guard, s) = start(Backend::Sqlite, "");
+    let dir = guard.0.path().join("policies");
+    let count = |s: &Server| {
+        get(s.addr, "/v1/policies", Some("t-alice")).json()["policies"]
+            .as_array()
+            .map(Vec::len)
+    };
+    assert_eq!(count(&s), Some(5));
+    assert_eq!(
+        post(s.addr, "/v1/policies/reload", Some("t-pipe"), &json!({})).status,
+        403
+    );
+
+    std::fs::remove_file(dir.join("break-glass.wasm")).expect("remove");
+    let r = post(s.addr, "/v1/policies/reload", Some("t-admin"), &json!({}));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(count(&s), Some(4));
+    let gone = post(
+        s.addr,
+        "/v1/decisions",
+        Some("t-pipe"),
+        &body("bg", "carol", "break-glass", 60),
+    );
+    assert_eq!(
+        (gone.status, gone.json()["error"]["field"].clone()),
+        (422, json!("task")),
+        "{}",
+        gone.body
+    );
+
+    // A broken folder is refused and the running set stays.
+    std::fs::write(dir.join("broken.wasm"), b"not wasm").expect("write");
+    let r = post(s.addr, "/v1/policies/reload", Some("t-admin"), &json!({}));
+    assert_eq!(
+        (r.status, r.json()["error"]["field"].clone()),
+        (400, json!("policies")),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("broken.wasm"), "{}", r.body);
+    assert_eq!(count(&s), Some(4));
+    let ok = post(
+        s.addr,
+        "/v1/decisions",
+        Some("t-pipe"),
+        &body("fr", "alice", "file-recovery", 60),
+    );
+    assert_eq!(ok.json()["outcome"], "allow", "{}", ok.body);
+
+    let audit = get(s.addr, "/v1/audit?limit=1000", Some("t-audit")).json();
+    let loads = audit["records"]
+        .as_array()
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| r["kind"] == "policy-load" && r["actor"] == "admin")
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(loads, 4, "the reload's four policies are audited");
+}

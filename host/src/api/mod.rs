@@ -36,6 +36,9 @@ pub struct AppState {
     pub principals: BTreeMap<String, Principal>,
     /// Set once start-up (overdue sweep) is done.
     pub ready: AtomicBool,
+    /// Where `POST /v1/policies/reload` reads modules from, and with which
+    /// engine settings; `None` disables reloading.
+    pub reload: Option<(std::path::PathBuf, crate::EngineConfig)>,
 }
 
 /// An API error.
@@ -114,6 +117,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/audit", get(audit_page))
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/policies", get(policies))
+        .route("/v1/policies/reload", post(reload_policies))
         .route("/v1/reviews", get(reviews))
         .route("/v1/reviews/{id}/close", post(close_review))
         .route("/metrics", get(metrics))
@@ -439,6 +443,36 @@ async fn policies(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResu
     let engine = s.service.engine();
     let list: Vec<_> = engine.policies().cloned().collect();
     Ok(Json(json!({"policies": list})).into_response())
+}
+
+/// Load the policy folder afresh and swap it in (admin). All or nothing: a
+/// folder that fails to load leaves the running policies in place.
+async fn reload_policies(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
+    let who = auth(&s, &headers, "/v1/policies/reload").await?;
+    who.require_any(&[Role::Admin])?;
+    let Some((dir, config)) = s.reload.clone() else {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            "reloading is disabled",
+        ));
+    };
+    let svc = s.service.clone();
+    let loaded = blocking(move || {
+        let mut engine =
+            crate::Engine::new(config).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        engine
+            .load_path(&dir)
+            .map_err(|e| ServiceError::BadRequest {
+                field: "policies".into(),
+                message: e.to_string(),
+            })?;
+        let list: Vec<_> = engine.policies().cloned().collect();
+        svc.replace_engine(engine, &who.name)?;
+        Ok(list)
+    })
+    .await?;
+    Ok(Json(json!({"policies": loaded})).into_response())
 }
 
 #[derive(Deserialize)]

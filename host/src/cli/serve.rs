@@ -110,6 +110,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             service: service.clone(),
             principals,
             ready: Default::default(),
+            reload: Some((config.policies.clone(), config.engine_config())),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
