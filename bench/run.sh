@@ -53,3 +53,12 @@ echo "## Five ways"
 
 echo "## Start-up"
 "$BENCH" startup --modules "$MODS"
+
+echo
+echo "## HTTP load (wrk; floor, jitgate audited, Cerbos)"
+bench/http/run.sh 10 32
+
+echo
+echo "## Revocation under load"
+cargo bench --quiet -p jitgate-tests --bench revocation -- 10000 1 90000
+cargo bench --quiet -p jitgate-tests --bench revocation -- 10000 60
