@@ -245,29 +245,30 @@ fn files_that_are_not_components_are_refused() {
     assert!(matches!(load_error(&junk).kind, LoadErrorKind::Invalid(_)));
 }
 
-#[test]
-fn hostile_and_honest_decisions_interleave_across_threads() {
-    let e = engine_with(SandboxLimits::default());
+/// Four threads, each deciding one hostile task three times and an honest
+/// request after each: every hostile decision denies, every honest one allows.
+fn interleave_hostile_and_honest(e: &Engine) {
     std::thread::scope(|s| {
-        for (i, task) in [
+        for task in [
             "hostile-loop",
             "hostile-memory",
             "hostile-panic",
             "hostile-recursion",
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let e = &e;
+        ] {
             s.spawn(move || {
                 for _ in 0..3 {
                     let d = e.decide(&task_request(task)).expect("valid");
-                    assert_eq!(d.outcome, Outcome::Deny, "thread {i}");
+                    assert_eq!(d.outcome, Outcome::Deny, "{task}");
                     still_decides(e);
                 }
             });
         }
     });
+}
+
+#[test]
+fn hostile_and_honest_decisions_interleave_across_threads() {
+    interleave_hostile_and_honest(&engine_with(SandboxLimits::default()));
 }
 
 // Per-worker isolation reuses instances: each hostile guest must still be
@@ -351,24 +352,10 @@ fn per_worker_recursion_and_bad_output_are_still_caught() {
 
 #[test]
 fn per_worker_hostile_and_honest_decisions_interleave_across_threads() {
-    let e = engine_isolated(SandboxLimits::default(), Isolation::PerWorker);
-    std::thread::scope(|s| {
-        for task in [
-            "hostile-loop",
-            "hostile-memory",
-            "hostile-panic",
-            "hostile-recursion",
-        ] {
-            let e = &e;
-            s.spawn(move || {
-                for _ in 0..3 {
-                    let d = e.decide(&task_request(task)).expect("valid");
-                    assert_eq!(d.outcome, Outcome::Deny, "{task}");
-                    still_decides(e);
-                }
-            });
-        }
-    });
+    interleave_hostile_and_honest(&engine_isolated(
+        SandboxLimits::default(),
+        Isolation::PerWorker,
+    ));
 }
 
 #[test]
