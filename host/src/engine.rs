@@ -164,7 +164,7 @@ pub struct Engine {
     policies: Vec<Arc<LoadedPolicy>>,
     known_tasks: BTreeSet<String>,
     stats: LoadStats,
-    _ticker: EpochTicker,
+    ticker: EpochTicker,
 }
 
 /// Bytes at the start of each recycled memory slot that are reset in place
@@ -256,20 +256,24 @@ impl Engine {
             policies: Vec::new(),
             known_tasks: BTreeSet::new(),
             stats: LoadStats::default(),
-            _ticker: ticker,
+            ticker,
         })
     }
 
     /// Load one module from bytes; `path` names it in errors and metadata.
     pub fn load_bytes(&mut self, path: &Path, bytes: &[u8]) -> Result<&PolicyMeta, LoadError> {
-        let (policy, outcome) = loader::load_bytes(
-            &self.wasm,
-            &self.linker,
-            self.cache.as_ref(),
-            &self.config.sandbox,
-            path,
-            bytes,
-        )?;
+        let (policy, outcome) = {
+            // `info()` runs guest code: its deadline needs the ticker running.
+            let _ticking = self.ticker.ticking();
+            loader::load_bytes(
+                &self.wasm,
+                &self.linker,
+                self.cache.as_ref(),
+                &self.config.sandbox,
+                path,
+                bytes,
+            )?
+        };
         if let Some(other) = self
             .policies
             .iter()
@@ -365,6 +369,7 @@ impl Engine {
             .iter()
             .filter(|p| p.meta.applies_to(&req.task))
             .collect();
+        let ticking = self.ticker.ticking();
         let evals: Vec<_> = selected
             .iter()
             .map(|p| match self.config.isolation {
@@ -372,6 +377,7 @@ impl Engine {
                 Isolation::PerWorker => p.evaluate_warm(&wit_req, &self.config.sandbox),
             })
             .collect();
+        drop(ticking);
         let inputs: Vec<combine::Input> = selected
             .iter()
             .zip(&evals)
@@ -459,6 +465,7 @@ impl Engine {
             }
             None => (Vec::new(), Vec::new()),
         };
+        let _ticking = self.ticker.ticking();
         let load = loader::load_bytes(
             &self.wasm,
             &self.linker,

@@ -24,7 +24,6 @@
 
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::bindings::host;
@@ -287,35 +286,85 @@ pub fn classify(
     }
 }
 
-/// Advances an engine's epoch every [`TICK`] until dropped.
+/// Advances an engine's epoch every [`TICK`] while evaluations run, and
+/// parks while none do (an idle service should not wake 1,000 times a
+/// second). Evaluations hold a [`Ticking`] guard; the first guard wakes the
+/// thread. A deadline is set relative to the current epoch, so a parked
+/// ticker loses no time: ticks resume before any guest code runs.
 pub struct EpochTicker {
-    stop: Arc<AtomicBool>,
+    shared: Arc<TickerShared>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
+struct TickerShared {
+    /// (evaluations in flight, stop requested)
+    state: std::sync::Mutex<(usize, bool)>,
+    wake: std::sync::Condvar,
+}
+
+/// Keeps the ticker ticking while held.
+pub struct Ticking<'a>(&'a TickerShared);
+
+impl Drop for Ticking<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut st) = self.0.state.lock() {
+            st.0 = st.0.saturating_sub(1);
+        }
+    }
+}
+
 impl EpochTicker {
-    /// Start ticking `engine`.
+    /// Start the ticker thread for `engine` (parked until first used).
     pub fn start(engine: wasmtime::Engine) -> std::io::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
+        let shared = Arc::new(TickerShared {
+            state: std::sync::Mutex::new((0, false)),
+            wake: std::sync::Condvar::new(),
+        });
+        let t = shared.clone();
         let handle = std::thread::Builder::new()
             .name("jitgate-epoch".into())
             .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
+                loop {
+                    {
+                        let Ok(mut st) = t.state.lock() else { return };
+                        while st.0 == 0 && !st.1 {
+                            st = match t.wake.wait(st) {
+                                Ok(g) => g,
+                                Err(_) => return,
+                            };
+                        }
+                        if st.1 {
+                            return;
+                        }
+                    }
                     std::thread::sleep(TICK);
                     engine.increment_epoch();
                 }
             })?;
         Ok(EpochTicker {
-            stop,
+            shared,
             handle: Some(handle),
         })
+    }
+
+    /// Mark an evaluation in flight for as long as the guard lives.
+    pub fn ticking(&self) -> Ticking<'_> {
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.0 += 1;
+            if st.0 == 1 {
+                self.shared.wake.notify_one();
+            }
+        }
+        Ticking(&self.shared)
     }
 }
 
 impl Drop for EpochTicker {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        if let Ok(mut st) = self.shared.state.lock() {
+            st.1 = true;
+        }
+        self.shared.wake.notify_one();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
