@@ -97,6 +97,10 @@ impl Default for ServiceConfig {
     }
 }
 
+/// Grants ended per transaction by a sweep: one fsync for the batch. Larger
+/// batches cut commit overhead in bursts (10,000 expiring in one second).
+pub const SWEEP_BATCH: usize = 2000;
+
 /// Current time, Unix milliseconds.
 pub fn now_millis() -> Millis {
     std::time::SystemTime::now()
@@ -526,7 +530,7 @@ impl Service {
     pub fn end_due(&self, now: Millis) -> Result<usize, ServiceError> {
         let mut ended = 0;
         loop {
-            let ids = self.store.due(now, 500)?;
+            let ids = self.store.due(now, SWEEP_BATCH)?;
             if ids.is_empty() {
                 break;
             }
@@ -565,7 +569,7 @@ impl Service {
                 self.metrics.revocation_lag(lag);
             }
             ended += changed;
-            if batch < 500 {
+            if batch < SWEEP_BATCH {
                 break;
             }
         }
