@@ -115,6 +115,10 @@ pub fn write_config_with(dir: &Path, store: &str, extra: &str) -> PathBuf {
         dir.join("cache").display()
     );
     toml.push_str(extra);
+    // Test servers are debug builds sharing two cores with many other tests;
+    // a preempted evaluation must not turn into a spurious timeout denial.
+    // (The 50 ms default itself is exercised by tests/e2e/hostile.rs.)
+    toml.push_str("\n[sandbox]\ntimeout-ms = 2000\n");
     for (token, name, roles, groups, subject_roles) in TOKENS {
         toml.push_str(&format!(
             "\n[[tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nroles = {roles:?}\ngroups = {groups:?}\nsubject-roles = {subject_roles:?}\n",
