@@ -8,7 +8,6 @@ use jitgate_tests::server::{
 };
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -135,16 +134,8 @@ fn sigkill_with_active_grants_and_undelivered_webhooks_loses_nothing(b: Backend)
     assert_eq!(verify["ok"], true, "{verify}");
     server.kill();
 
-    let out = Command::new(jitgate_tests::jitgate_bin())
-        .args(["audit", "--store", &store.url])
-        .arg("verify")
-        .output()
-        .expect("run audit verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, text) = jitgate_tests::jitgate_audit(&store.url, &["verify"]);
+    assert!(ok, "{text}");
 }
 
 #[test]
@@ -162,18 +153,7 @@ fn sqlite_editing_one_audit_row_is_named_by_verify() {
     }
     server.kill();
     let db = dir.path().join("jitgate.db");
-    let verify = || {
-        let out = Command::new(jitgate_tests::jitgate_bin())
-            .args(["audit", "--store"])
-            .arg(&db)
-            .arg("verify")
-            .output()
-            .expect("run audit verify");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let verify = || jitgate_tests::jitgate_audit(&db.to_string_lossy(), &["verify"]);
     let (ok, text) = verify();
     assert!(ok, "{text}");
 
@@ -232,14 +212,8 @@ fn export_writes_every_record_as_json_lines(b: Backend) {
     .json();
     server.kill();
     let db = &store.url;
-    let out = Command::new(jitgate_tests::jitgate_bin())
-        .args(["audit", "--store"])
-        .arg(db)
-        .arg("export")
-        .output()
-        .expect("export");
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
+    let (ok, text) = jitgate_tests::jitgate_audit(db, &["export"]);
+    assert!(ok);
     let lines: Vec<serde_json::Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -248,14 +222,8 @@ fn export_writes_every_record_as_json_lines(b: Backend) {
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["seq"], json!(i + 1));
     }
-    let out = Command::new(jitgate_tests::jitgate_bin())
-        .args(["audit", "--store"])
-        .arg(db)
-        .args(["grant", g["id"].as_str().unwrap_or("")])
-        .output()
-        .expect("evidence");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let (ok, text) = jitgate_tests::jitgate_audit(db, &["grant", g["id"].as_str().unwrap_or("")]);
+    assert!(ok, "{text}");
     for want in [
         "state active",
         "decision: allow",
@@ -284,16 +252,7 @@ fn postgres_editing_one_audit_row_is_named_by_verify() {
         );
     }
     server.kill();
-    let verify = || {
-        let out = Command::new(jitgate_tests::jitgate_bin())
-            .args(["audit", "--store", &store.url, "verify"])
-            .output()
-            .expect("run audit verify");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-        )
-    };
+    let verify = || jitgate_tests::jitgate_audit(&store.url, &["verify"]);
     let (ok, text) = verify();
     assert!(ok, "{text}");
     let db = store.db.as_ref().expect("a postgres store");

@@ -8,7 +8,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 fn id_of(g: &Value) -> String {
@@ -230,15 +229,8 @@ fn three_replicas_end_each_grant_once_through_a_sigkill() {
     let v = get(survivors[0], "/v1/audit/verify", Some("t-audit")).json();
     assert_eq!(v["ok"], true, "{v}");
     drop(servers);
-    let out = Command::new(jitgate_tests::jitgate_bin())
-        .args(["audit", "--store", &db.url, "verify"])
-        .output()
-        .expect("audit verify");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let (ok, text) = jitgate_tests::jitgate_audit(&db.url, &["verify"]);
+    assert!(ok, "{text}");
 }
 
 /// A database outage: requests that need the store answer 503, nothing is

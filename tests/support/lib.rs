@@ -111,3 +111,16 @@ pub fn task_request(task: &str) -> jitgate::Request {
 pub mod http;
 pub mod pg;
 pub mod server;
+
+/// Run `jitgate audit --store STORE ARGS…`: (exit success, stdout).
+pub fn jitgate_audit(store: &str, args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(jitgate_bin())
+        .args(["audit", "--store", store])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("run jitgate audit: {e}"));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
