@@ -243,13 +243,21 @@ pub mod opt_timestamp {
 /// Parse a request from JSON, naming the offending field on error.
 pub fn from_json(text: &str) -> Result<Request, RequestError> {
     let de = &mut serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        RequestError::new(
-            if field == "." { "request" } else { &field },
-            e.inner().to_string(),
-        )
-    })
+    serde_path_to_error::deserialize(de).map_err(field_error)
+}
+
+/// Parse a request from an already-parsed JSON value (no re-serialising),
+/// naming the offending field on error.
+pub fn from_value(value: serde_json::Value) -> Result<Request, RequestError> {
+    serde_path_to_error::deserialize(value).map_err(field_error)
+}
+
+fn field_error<E: std::fmt::Display>(e: serde_path_to_error::Error<E>) -> RequestError {
+    let field = e.path().to_string();
+    RequestError::new(
+        if field == "." { "request" } else { &field },
+        e.inner().to_string(),
+    )
 }
 
 #[cfg(test)]

@@ -214,7 +214,7 @@ impl Service {
         }
         let mut with_now = body.clone();
         with_now["now"] = json!(now / 1000);
-        let mut req = crate::request::from_json(&with_now.to_string())?;
+        let mut req = crate::request::from_value(with_now)?;
         actor.authorize_subject(&mut req)?;
         Ok(req)
     }
