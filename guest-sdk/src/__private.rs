@@ -31,11 +31,13 @@ pub mod wit {
 #[link(name = "c")]
 unsafe extern "C" {}
 
-// dlmalloc is what `std` uses on wasm; it grows linear memory through
-// `memory.grow`, which the host bounds, so a runaway allocation traps instead
-// of taking the host down.
+// An evaluation's blocks come from a bump arena (see `heap`); what does not
+// fit goes to dlmalloc, what `std` uses on wasm, which grows linear memory
+// through `memory.grow`: the host bounds that, so a runaway allocation traps
+// instead of taking the host down.
 #[global_allocator]
-static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+static ALLOC: crate::heap::Arena<dlmalloc::GlobalDlmalloc, { crate::heap::ARENA_BYTES }> =
+    crate::heap::Arena::new(dlmalloc::GlobalDlmalloc);
 
 // A panic is a policy bug: say what it was (best effort) and trap, which the
 // host turns into a deny.

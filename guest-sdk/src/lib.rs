@@ -29,8 +29,10 @@
 //! `wasi:cli`/`wasi:io` interfaces even when it never touches them, and the
 //! jitgate host refuses any module that imports more than `jitgate:policy/host`.
 //! So on wasm this crate is `no_std` + `alloc`: it brings the global allocator
-//! (dlmalloc, the one `std` itself uses on wasm), a panic handler that logs the
-//! panic and traps (a trap denies), and `cabi_realloc` (from `wit-bindgen`).
+//! (a 64 KiB bump arena that an evaluation's short-lived blocks come from,
+//! in front of dlmalloc, the allocator `std` itself uses on wasm), a panic
+//! handler that logs the panic and traps (a trap denies), and `cabi_realloc`
+//! (from `wit-bindgen`).
 //! A compiled policy therefore imports nothing but the host's `log`.
 //!
 //! ## Testing natively
@@ -47,6 +49,8 @@ extern crate std;
 
 mod checks;
 mod clock;
+#[cfg(any(target_arch = "wasm32", test))]
+mod heap;
 mod logging;
 mod types;
 

@@ -222,8 +222,8 @@ async fn typed<T: DeserializeOwned>(body: Body, empty_ok: bool) -> Result<T, Api
 async fn decide(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult {
     let who = auth(&s, &headers, "/v1/decisions").await?;
     let v = json_value(body).await?;
-    let svc = s.service.clone();
-    let d = blocking(move || svc.dry_run(&who, &v)).await?;
+    // Inline, not on the blocking pool: see `Service::dry_run_async`.
+    let d = s.service.dry_run_async(&who, v).await?;
     Ok(Json(d).into_response())
 }
 

@@ -97,38 +97,77 @@ pub struct AuditRecord {
 }
 
 /// The canonical bytes of a record's content: JSON with sorted keys
-/// (serde_json's default map is ordered), no whitespace.
+/// (serde_json's default map is ordered), no whitespace:
+/// `{"actor":…,"at":…,"data":…,"grant-id":…,"kind":…,"request-id":…,"seq":…}`.
 pub fn canonical_bytes(seq: i64, d: &AuditDraft) -> Vec<u8> {
-    let v = serde_json::json!({
-        "seq": seq,
-        "at": d.at,
-        "kind": d.kind,
-        "actor": d.actor,
-        "grant-id": d.grant_id,
-        "request-id": d.request_id,
-        "data": d.data,
-    });
-    // Re-parse through Value so nested maps are sorted too.
-    serde_json::to_vec(&v).unwrap_or_default()
+    canonical_with_data(seq, d, &data_json(d))
+}
+
+/// `d.data` as stored: compact JSON, keys sorted at every depth (a
+/// `serde_json::Value` map is ordered).
+pub fn data_json(d: &AuditDraft) -> String {
+    d.data.to_string()
+}
+
+/// [`canonical_bytes`] around `data`, the already serialised [`data_json`],
+/// so an appender serialises a record's evidence once for both its hash and
+/// its stored column. Written field by field rather than through a
+/// `json!` value, which deep-copied the evidence on every append.
+fn canonical_with_data(seq: i64, d: &AuditDraft, data: &str) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        // Serialising a &str cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
+    fn opt(out: &mut Vec<u8>, s: &Option<String>) {
+        match s {
+            Some(s) => string(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    let mut out = Vec::with_capacity(data.len() + 160);
+    out.extend_from_slice(b"{\"actor\":");
+    string(&mut out, &d.actor);
+    out.extend_from_slice(format!(",\"at\":{},\"data\":", d.at).as_bytes());
+    out.extend_from_slice(data.as_bytes());
+    out.extend_from_slice(b",\"grant-id\":");
+    opt(&mut out, &d.grant_id);
+    out.extend_from_slice(b",\"kind\":");
+    string(&mut out, &d.kind);
+    out.extend_from_slice(b",\"request-id\":");
+    opt(&mut out, &d.request_id);
+    out.extend_from_slice(format!(",\"seq\":{seq}}}").as_bytes());
+    out
 }
 
 /// The hash of a record with content `d` at `seq` after `prev_hash`.
 pub fn chain_hash(prev_hash: &str, seq: i64, d: &AuditDraft) -> String {
+    hash_with_data(prev_hash, seq, d, &data_json(d))
+}
+
+fn hash_with_data(prev_hash: &str, seq: i64, d: &AuditDraft, data: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
-    h.update(canonical_bytes(seq, d));
+    h.update(canonical_with_data(seq, d, data));
     hex::encode(h.finalize())
 }
 
 /// Seal a draft as record `seq` after `prev_hash`.
 pub fn seal(prev_hash: &str, seq: i64, draft: AuditDraft) -> AuditRecord {
-    let hash = chain_hash(prev_hash, seq, &draft);
-    AuditRecord {
+    seal_for_storage(prev_hash, seq, draft).0
+}
+
+/// [`seal`], also returning the record's [`data_json`] for the store's
+/// `data` column (serialised once for both).
+pub fn seal_for_storage(prev_hash: &str, seq: i64, draft: AuditDraft) -> (AuditRecord, String) {
+    let data = data_json(&draft);
+    let hash = hash_with_data(prev_hash, seq, &draft, &data);
+    let record = AuditRecord {
         seq,
         draft,
         prev_hash: prev_hash.to_string(),
         hash,
-    }
+    };
+    (record, data)
 }
 
 /// Why the chain is broken, at the first bad record.
@@ -258,5 +297,46 @@ mod tests {
         );
         let s = String::from_utf8(canonical_bytes(1, &d)).unwrap_or_default();
         assert!(s.contains(r#"{"a":{"c":2,"d":1},"b":1}"#), "{s}");
+    }
+
+    /// The field-by-field writer must give exactly the bytes of the
+    /// `json!`-built form it replaced, or every stored chain would stop
+    /// verifying.
+    #[test]
+    fn canonical_bytes_equal_the_sorted_value_form() {
+        let odd = "quote \" backslash \\ newline \n tab \t nul \u{0} é ✓ 😀 \u{7f}";
+        let drafts = [
+            AuditDraft::new(0, "k", "a", serde_json::json!(null)),
+            AuditDraft::new(
+                -5,
+                odd,
+                odd,
+                serde_json::json!({"z": [1, 2.5, odd], "a": true}),
+            )
+            .grant(odd)
+            .request("r-1"),
+            AuditDraft::new(i64::MAX, kind::DECISION, "", serde_json::json!("x")).grant("g"),
+        ];
+        for d in &drafts {
+            for seq in [1, 42, i64::MAX] {
+                let v = serde_json::json!({
+                    "seq": seq,
+                    "at": d.at,
+                    "kind": d.kind,
+                    "actor": d.actor,
+                    "grant-id": d.grant_id,
+                    "request-id": d.request_id,
+                    "data": d.data,
+                });
+                let want = serde_json::to_vec(&v).expect("json");
+                assert_eq!(
+                    String::from_utf8_lossy(&canonical_bytes(seq, d)),
+                    String::from_utf8_lossy(&want)
+                );
+                let (r, data) = seal_for_storage("p", seq, d.clone());
+                assert_eq!(data, serde_json::to_string(&d.data).expect("json"));
+                assert_eq!(r.hash, chain_hash("p", seq, d));
+            }
+        }
     }
 }

@@ -46,19 +46,20 @@ pub fn combine(request_id: &str, task: &str, inputs: &[Input<'_>], caps: &Caps) 
     let mut allow_reasons = Vec::new();
     let mut revoke = caps.force_revoke_on_ticket_close;
     // (ttl, what bound it); ties keep the first binder found, in a stable order.
+    // The label is built only when a bound binds: most policies' caps do not.
     let mut bound: (u32, String) = (caps.requested_ttl, "requested-ttl".into());
-    let mut clamp = |ttl: u32, why: String| {
+    let mut clamp = |ttl: u32, why: &dyn Fn() -> String| {
         if ttl < bound.0 {
-            bound = (ttl, why);
+            bound = (ttl, why());
         }
     };
-    clamp(caps.global_cap, "global cap".into());
+    clamp(caps.global_cap, &|| "global cap".into());
     if let Some(c) = caps.task_cap {
-        clamp(c, format!("task cap for {task}"));
+        clamp(c, &|| format!("task cap for {task}"));
     }
 
     for i in inputs {
-        clamp(i.max_ttl, format!("policy {} max-ttl", i.name));
+        clamp(i.max_ttl, &|| format!("policy {} max-ttl", i.name));
         match i.result {
             Err(f) => denies.push(format!("{}: policy failed: {f}", i.name)),
             Ok(Verdict::Deny { reason }) => denies.push(format!("{}: {reason}", i.name)),
@@ -68,7 +69,7 @@ pub fn combine(request_id: &str, task: &str, inputs: &[Input<'_>], caps: &Caps) 
                 ttl,
                 reason,
             }) => {
-                clamp(*ttl, format!("policy {} approval ttl", i.name));
+                clamp(*ttl, &|| format!("policy {} approval ttl", i.name));
                 approvals.push(ApprovalRequirement {
                     policy: i.name.to_string(),
                     groups: groups.clone(),
@@ -81,7 +82,7 @@ pub fn combine(request_id: &str, task: &str, inputs: &[Input<'_>], caps: &Caps) 
                 reason,
                 revoke_on_ticket_close,
             }) => {
-                clamp(*ttl, format!("policy {} ttl", i.name));
+                clamp(*ttl, &|| format!("policy {} ttl", i.name));
                 revoke |= revoke_on_ticket_close;
                 allow_reasons.push(format!("{}: {reason}", i.name));
             }

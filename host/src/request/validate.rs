@@ -48,12 +48,23 @@ impl Default for Limits {
 }
 
 fn string(field: &str, v: &str, max: usize, required: bool) -> Result<(), RequestError> {
+    string_at(|| field.to_string(), v, max, required)
+}
+
+/// [`string`] for fields whose name must be built (`subject.roles[3]`): the
+/// name is only formatted when the field is wrong, not on every request.
+fn string_at(
+    field: impl FnOnce() -> String,
+    v: &str,
+    max: usize,
+    required: bool,
+) -> Result<(), RequestError> {
     if required && v.trim().is_empty() {
-        return Err(RequestError::new(field, "must not be empty"));
+        return Err(RequestError::new(field(), "must not be empty"));
     }
     if v.len() > max {
         return Err(RequestError::new(
-            field,
+            field(),
             format!("is {} bytes; at most {max} are allowed", v.len()),
         ));
     }
@@ -72,7 +83,7 @@ fn list(field: &str, items: &[String], limits: &Limits) -> Result<(), RequestErr
         ));
     }
     for (i, item) in items.iter().enumerate() {
-        string(&format!("{field}[{i}]"), item, limits.max_string, true)?;
+        string_at(|| format!("{field}[{i}]"), item, limits.max_string, true)?;
     }
     Ok(())
 }
@@ -129,7 +140,7 @@ impl Request {
         }
         for (k, v) in &self.attributes.0 {
             string("attributes", k, max, true)?;
-            string(&format!("attributes.{k}"), v, max, false)?;
+            string_at(|| format!("attributes.{k}"), v, max, false)?;
         }
         if !known_tasks.contains(&self.task) {
             let known: Vec<&str> = known_tasks.iter().map(String::as_str).collect();

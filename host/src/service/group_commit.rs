@@ -9,7 +9,8 @@
 //! one per batch; alone, a record costs the same as a direct append.
 
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use tokio::sync::oneshot;
 
 use crate::audit::AuditDraft;
 use crate::store::{Store, StoreError};
@@ -17,11 +18,15 @@ use crate::store::{Store, StoreError};
 /// Most records in one transaction.
 pub const MAX_BATCH: usize = 1024;
 
-type Job = (AuditDraft, SyncSender<Result<(), String>>);
+type Job = (AuditDraft, oneshot::Sender<Result<(), String>>);
 
 /// The writer's handle.
 pub struct GroupCommit {
     tx: Sender<Job>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Backend("audit writer stopped".into())
 }
 
 impl GroupCommit {
@@ -34,15 +39,31 @@ impl GroupCommit {
         Ok(GroupCommit { tx })
     }
 
-    /// Append `draft` and wait until it is committed.
+    /// Queue `draft`; the returned future resolves once it is committed.
+    /// Awaiting it from async code holds no thread: this is how the HTTP
+    /// layer waits for a dry run's record without a blocking-pool hand-off.
+    pub fn submit(
+        &self,
+        draft: AuditDraft,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (reply, answer) = oneshot::channel();
+        let queued = self.tx.send((draft, reply)).map_err(|_| stopped());
+        async move {
+            queued?;
+            answer
+                .await
+                .map_err(|_| stopped())?
+                .map_err(StoreError::Backend)
+        }
+    }
+
+    /// Append `draft` and wait until it is committed, from a blocking thread.
     pub fn append(&self, draft: AuditDraft) -> Result<(), StoreError> {
-        let (reply, answer) = sync_channel(1);
-        self.tx
-            .send((draft, reply))
-            .map_err(|_| StoreError::Backend("audit writer stopped".into()))?;
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((draft, reply)).map_err(|_| stopped())?;
         answer
-            .recv()
-            .map_err(|_| StoreError::Backend("audit writer stopped".into()))?
+            .blocking_recv()
+            .map_err(|_| stopped())?
             .map_err(StoreError::Backend)
     }
 }
@@ -92,5 +113,54 @@ mod tests {
         let records = store.audit_page(0, 1000).expect("page");
         assert_eq!(records.len(), 400);
         assert_eq!(crate::audit::verify(&records), Ok(400));
+    }
+
+    #[test]
+    fn async_submissions_from_many_tasks_land_in_one_chain() {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+        let gc = Arc::new(GroupCommit::start(store.clone()).expect("writer"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let tasks: Vec<_> = (0..200)
+                .map(|i| {
+                    let committed = gc.submit(AuditDraft::new(
+                        i,
+                        "decision",
+                        "async",
+                        serde_json::json!({"i": i}),
+                    ));
+                    tokio::spawn(committed)
+                })
+                .collect();
+            for t in tasks {
+                t.await.expect("task").expect("committed");
+            }
+        });
+        let records = store.audit_page(0, 1000).expect("page");
+        assert_eq!(records.len(), 200);
+        assert_eq!(crate::audit::verify(&records), Ok(200));
+    }
+
+    #[test]
+    fn a_failed_batch_fails_every_waiter() {
+        let store = Arc::new(crate::service::tests::BrokenWrites::new());
+        let gc = GroupCommit::start(store.clone()).expect("writer");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let async_result =
+            rt.block_on(gc.submit(AuditDraft::new(1, "decision", "x", serde_json::json!({}))));
+        assert!(
+            async_result.is_err(),
+            "an unrecorded decision must not be answered"
+        );
+        assert!(
+            gc.append(AuditDraft::new(2, "decision", "x", serde_json::json!({})))
+                .is_err()
+        );
+        assert!(store.audit_page(0, 10).expect("page").is_empty());
     }
 }

@@ -201,7 +201,7 @@ impl Service {
 
     /// Parse a request body sent by `actor`, with the server's `now`, after
     /// checking who may ask for whom.
-    fn parse(&self, actor: &Principal, body: &Value, now: Millis) -> Result<Request, ServiceError> {
+    fn parse(&self, actor: &Principal, body: Value, now: Millis) -> Result<Request, ServiceError> {
         let obj = body.as_object().ok_or_else(|| ServiceError::BadRequest {
             field: "request".into(),
             message: "must be a JSON object".into(),
@@ -212,7 +212,7 @@ impl Service {
                 message: "is set by the server; remove it".into(),
             });
         }
-        let mut with_now = body.clone();
+        let mut with_now = body;
         with_now["now"] = json!(now / 1000);
         let mut req = crate::request::from_value(with_now)?;
         actor.authorize_subject(&mut req)?;
@@ -228,8 +228,45 @@ impl Service {
     }
 
     /// Decide without granting (dry run). Only the audit record is stored;
-    /// if it cannot be, the answer is an error, never a decision.
+    /// if it cannot be, the answer is an error, never a decision. Blocks
+    /// until the record is committed: call it from a blocking thread, or use
+    /// [`Service::dry_run_async`].
     pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
+        let (draft, result) = self.dry_run_decide(actor, body.clone())?;
+        self.append_one(draft)?;
+        Ok(result?)
+    }
+
+    /// [`Service::dry_run`] for async callers: the decision runs on the
+    /// calling thread (CPU only, bounded by the sandbox's deadlines), and the
+    /// wait for the group-committed record holds no thread. This is the HTTP
+    /// layer's path: handing each decision to the blocking pool cost more
+    /// than the decision itself (a thread wake-up and two context switches).
+    pub async fn dry_run_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        body: Value,
+    ) -> Result<Decision, ServiceError> {
+        let (draft, result) = self.dry_run_decide(actor, body)?;
+        match &self.group_commit {
+            Some(gc) => gc.submit(draft).await?,
+            None => {
+                let svc = self.clone();
+                tokio::task::spawn_blocking(move || svc.store.append_audit(vec![draft]))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("audit append: {e}")))??
+            }
+        }
+        Ok(result?)
+    }
+
+    /// The dry run's decision and the record that must be stored before it
+    /// may be given.
+    fn dry_run_decide(
+        &self,
+        actor: &Principal,
+        body: Value,
+    ) -> Result<(AuditDraft, Result<Decision, RequestError>), ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
         let now = now_millis();
         let req = self.parse(actor, body, now)?;
@@ -238,10 +275,8 @@ impl Service {
             Ok(d) => json!({"request": req, "decision": d}),
             Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
         };
-        self.append_one(
-            AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id),
-        )?;
-        Ok(result?)
+        let draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id);
+        Ok((draft, result))
     }
 
     /// Request access: decide, and store the resulting grant (active,
@@ -250,7 +285,7 @@ impl Service {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
         let now = now_millis();
         let hash = body_hash(body);
-        let req = match self.parse(actor, body, now) {
+        let req = match self.parse(actor, body.clone(), now) {
             Ok(r) => r,
             Err(ServiceError::Invalid(e)) => {
                 self.store.append_audit(vec![AuditDraft::new(

@@ -7,7 +7,14 @@ use crate::store::sqlite::SqliteStore;
 use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
 
 /// A store that refuses every write (a full disk, a lost database).
-struct BrokenWrites(SqliteStore);
+pub(crate) struct BrokenWrites(SqliteStore);
+
+impl BrokenWrites {
+    /// Over an empty in-memory store.
+    pub(crate) fn new() -> Self {
+        BrokenWrites(SqliteStore::in_memory().expect("store"))
+    }
+}
 
 fn down() -> StoreError {
     StoreError::Backend("disk full".into())

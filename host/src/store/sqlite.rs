@@ -139,8 +139,7 @@ fn append(tx: &rusqlite::Transaction<'_>, drafts: Vec<AuditDraft>) -> Result<(),
         .map_err(be)?;
     for d in drafts {
         seq += 1;
-        let r = audit::seal(&prev, seq, d);
-        let data = serde_json::to_string(&r.draft.data).map_err(corrupt)?;
+        let (r, data) = audit::seal_for_storage(&prev, seq, d);
         stmt.execute(params![
             r.seq,
             r.draft.at,

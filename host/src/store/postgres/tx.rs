@@ -80,8 +80,7 @@ pub(super) async fn append(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<(), S
         .map_err(be)?;
     for d in drafts {
         seq += 1;
-        let r = audit::seal(&prev, seq, d);
-        let data = serde_json::to_string(&r.draft.data).map_err(corrupt)?;
+        let (r, data) = audit::seal_for_storage(&prev, seq, d);
         tx.execute(
             &stmt,
             &[
