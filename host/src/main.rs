@@ -129,6 +129,14 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("jitgate"))
 }
 
+// The service allocates and frees many small blocks per request (JSON
+// values, audit evidence) on two or more threads, and the audit writer frees
+// what the workers allocated: glibc's malloc spent a fifth of the server's
+// CPU on that under load (perf, docs/performance.md §5); mimalloc's
+// thread-local free lists are built for exactly this pattern.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
