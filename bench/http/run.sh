@@ -24,8 +24,14 @@ if [ ! -x "$CERBOS" ]; then
     chmod +x "$CERBOS"
 fi
 ./dev policies >/dev/null
-cargo build --quiet --release -p jitgate
-cargo build --quiet --release -p jitgate-tests --example http_floor
+# The same single release build of the bench workspace as bench/run.sh
+# (which passes the folder in JITGATE_BENCH_BIN once it has built it).
+BIN="${JITGATE_BENCH_BIN:-}"
+if [ -z "$BIN" ]; then
+    cargo build --quiet --release --manifest-path bench/Cargo.toml --target-dir "$TARGET/bench" \
+        -p jitgate -p jitgate-bench
+    BIN="$TARGET/bench/release"
+fi
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -53,9 +59,9 @@ config rule "$WORK/rule" 18091
 config composed "$WORK/composed" 18092
 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
-"$TARGET/release/examples/http_floor" 127.0.0.1:18090 >/dev/null & PIDS+=($!)
-"$TARGET/release/jitgate" serve --config "$WORK/rule.toml" >/dev/null 2>&1 & PIDS+=($!)
-"$TARGET/release/jitgate" serve --config "$WORK/composed.toml" >/dev/null 2>&1 & PIDS+=($!)
+"$BIN/http_floor" 127.0.0.1:18090 >/dev/null & PIDS+=($!)
+"$BIN/jitgate" serve --config "$WORK/rule.toml" >/dev/null 2>&1 & PIDS+=($!)
+"$BIN/jitgate" serve --config "$WORK/composed.toml" >/dev/null 2>&1 & PIDS+=($!)
 (cd bench/http/cerbos && exec "$CERBOS" server --config=config.yaml >/dev/null 2>&1) & PIDS+=($!)
 for p in 18090 18091 18092 3592; do wait_port "$p"; done
 
@@ -118,7 +124,7 @@ run "floor: minimal hyper, fixed body" "http://127.0.0.1:18090/" "$WORK/jit.lua"
 run "jitgate POST /v1/decisions, file-recovery rule, audited" "http://127.0.0.1:18091/v1/decisions" "$WORK/jit.lua"
 run "jitgate POST /v1/decisions, composed (3 policies), audited" "http://127.0.0.1:18092/v1/decisions" "$WORK/jit.lua"
 run "Cerbos 0.55 /api/check/resources, same rule" "http://127.0.0.1:3592/api/check/resources" "$WORK/cerbos.lua"
-audited="$("$TARGET/release/jitgate" audit --store "$WORK/rule.db" verify)"
+audited="$("$BIN/jitgate" audit --store "$WORK/rule.db" verify)"
 
 echo
 echo "wrk -t1 -c$CONN -d${DUR}s on loopback, $(nproc) cores shared by server and load generator"

@@ -4,6 +4,7 @@
 //! ```text
 //! jitgate-bench compare --policies DIR [-n N]   the comparison table
 //! jitgate-bench startup --modules DIR           cold/warm load of every module in DIR
+//! jitgate-bench startup --module FILE --copies N the same over N renamed copies of FILE
 //! ```
 //!
 //! Before anything is timed, `compare` checks that the Cedar and Rego
@@ -66,7 +67,7 @@ impl Rule {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup --modules DIR [--cache DIR]"
+        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]"
     );
     std::process::exit(2)
 }
@@ -85,8 +86,18 @@ fn main() -> Result<()> {
             compare(&dir, n)
         }
         Some("startup") => {
+            let cache = flag("--cache").map(PathBuf::from);
+            if let Some(module) = flag("--module") {
+                let n: usize = flag("--copies")
+                    .map(|s| s.parse())
+                    .transpose()?
+                    .unwrap_or(50);
+                let tmp = tempfile::tempdir()?;
+                startup::copies(Path::new(&module), n, tmp.path())?;
+                return startup::run(tmp.path(), cache);
+            }
             let dir = PathBuf::from(flag("--modules").unwrap_or_else(|| usage()));
-            startup::run(&dir, flag("--cache").map(PathBuf::from))
+            startup::run(&dir, cache)
         }
         // Internal: the warm start, in a process of its own so its resident
         // memory is not inflated by the cold start's compilations.

@@ -26,6 +26,45 @@ fn rss_kib() -> Result<u64> {
         .context("no VmRSS in /proc/self/status")
 }
 
+/// The name `bench-policy` is built with for [`copies`].
+pub const TEMPLATE_NAME: &str = "bench-policy-00";
+
+/// Write `n` (1..=99) distinct copies of `module` into `out`: the module
+/// built once with `JITGATE_BENCH_POLICY_NAME=bench-policy-00`, its name
+/// bytes rewritten to `bench-policy-01`…`NN` (same length, so nothing else
+/// moves). Each copy is then byte for byte what a build under that name
+/// would give, with its own digest and `info().name`, and takes no
+/// compilation: 50 policy builds were a minute of `bench/run.sh`.
+pub fn copies(module: &Path, n: usize, out: &Path) -> Result<()> {
+    if !(1..=99).contains(&n) {
+        bail!("--copies must be 1 to 99, not {n}");
+    }
+    let bytes = std::fs::read(module).with_context(|| format!("{}", module.display()))?;
+    let pat = TEMPLATE_NAME.as_bytes();
+    let at: Vec<usize> = bytes
+        .windows(pat.len())
+        .enumerate()
+        .filter(|(_, w)| *w == pat)
+        .map(|(i, _)| i)
+        .collect();
+    if at.is_empty() {
+        bail!(
+            "{} does not contain {TEMPLATE_NAME:?}: build it with JITGATE_BENCH_POLICY_NAME={TEMPLATE_NAME}",
+            module.display()
+        );
+    }
+    std::fs::create_dir_all(out)?;
+    for i in 1..=n {
+        let name = format!("bench-policy-{i:02}");
+        let mut copy = bytes.clone();
+        for &a in &at {
+            copy[a..a + pat.len()].copy_from_slice(name.as_bytes());
+        }
+        std::fs::write(out.join(format!("{name}.wasm")), copy)?;
+    }
+    Ok(())
+}
+
 /// Cold then warm start over every module in `dir`.
 pub fn run(dir: &Path, cache: Option<PathBuf>) -> Result<()> {
     let tmp = tempfile::tempdir()?;

@@ -2,10 +2,10 @@
 //!
 //! The start-up benchmark needs 50 *distinct* modules (distinct digests and
 //! distinct `info().name`s, so none is a cache hit for another and none is
-//! refused as a duplicate). A name cannot be changed by copying a module, so
-//! `bench/run.sh` builds this crate once per name with
-//! `JITGATE_BENCH_POLICY_NAME=bench-policy-NN`; `env!` bakes it in, and cargo
-//! rebuilds when the variable changes.
+//! refused as a duplicate). `bench/run.sh` builds this crate once with
+//! `JITGATE_BENCH_POLICY_NAME=bench-policy-00` (`option_env!` bakes it in,
+//! and cargo rebuilds when the variable changes); `jitgate-bench startup
+//! --module` then rewrites those name bytes to `bench-policy-01`…`50`.
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
 use jitgate_sdk::prelude::*;

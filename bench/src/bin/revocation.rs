@@ -1,7 +1,7 @@
 //! Revocation lag under load: N active grants whose expiries fall within one
 //! window, ended by the real scheduler against a real SQLite file.
 //!
-//! `cargo bench -p jitgate-tests --bench revocation -- [N] [WINDOW_SECS] [BACKGROUND] [REPLICAS]`
+//! `cargo run --release --manifest-path bench/Cargo.toml --bin revocation -- [N] [WINDOW_SECS] [BACKGROUND] [REPLICAS]`
 //! (defaults 10000, 60, 0, 1). Prints a markdown table of the lag from each
 //! grant's `expires-at` to it being `expired` with its deprovisioning event
 //! queued. `JITGATE_BENCH_STORE=postgres` uses a fresh PostgreSQL database

@@ -2,7 +2,7 @@
 //! answers every request with the same small JSON body, on the same runtime
 //! (tokio multi-thread) and HTTP/1 stack as `jitgate serve`.
 //!
-//! `cargo run --release -p jitgate-tests --example http_floor -- 127.0.0.1:18090`
+//! `cargo run --release --manifest-path bench/Cargo.toml --bin http_floor -- 127.0.0.1:18090`
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
