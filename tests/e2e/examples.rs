@@ -318,3 +318,69 @@ fn engines_without_the_instance_pool_decide_the_same() {
         assert_eq!((a.outcome, a.ttl, a.reasons), (b.outcome, b.ttl, b.reasons));
     }
 }
+
+/// A request at every size bound (64 roles, groups and attributes of 1 KiB,
+/// a 4 KiB justification: ≈200 KiB copied into each instance) is more than
+/// the SDK's 64 KiB guest arena holds, so the guest's allocations spill to
+/// dlmalloc. It must decide exactly like the small request it extends, in a
+/// fresh instance and, repeatedly, in a reused one.
+#[test]
+fn requests_at_the_size_bounds_spill_past_the_guest_arena_and_decide_the_same() {
+    let kib = |c: char| c.to_string().repeat(1024);
+    let small = file_recovery_json();
+    let mut big = small.clone();
+    let mut roles: Vec<String> = (0..63)
+        .map(|i| format!("r{i}-{}", kib('r'))[..1024].to_string())
+        .collect();
+    roles.push("helpdesk".into());
+    big["subject"]["roles"] = serde_json::json!(roles);
+    let groups: Vec<String> = (0..64)
+        .map(|i| format!("g{i}-{}", kib('g'))[..1024].to_string())
+        .collect();
+    big["subject"]["groups"] = serde_json::json!(groups);
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("tz-offset-minutes".into(), serde_json::json!("60"));
+    for i in 0..63 {
+        attrs.insert(format!("k{i}"), serde_json::json!(kib('v')));
+    }
+    big["attributes"] = serde_json::Value::Object(attrs);
+    big["justification"] =
+        serde_json::json!(format!("restore the share {}", "x".repeat(4096 - 18)));
+
+    let summary = |d: &jitgate::Decision| {
+        let verdicts: Vec<_> = d
+            .policies
+            .iter()
+            .map(|p| (p.name.clone(), p.verdict, p.ttl))
+            .collect();
+        (d.outcome, d.ttl, verdicts)
+    };
+    for isolation in [Isolation::PerDecision, Isolation::PerWorker] {
+        let e = examples_with(EngineConfig {
+            isolation,
+            ..EngineConfig::default()
+        });
+        let want = e.decide(&request(&small)).expect("small request is valid");
+        assert_eq!(want.outcome, Outcome::Allow);
+        for round in 0..3 {
+            let got = e
+                .decide(&request(&big))
+                .expect("a request at the bounds is valid");
+            assert_eq!(
+                summary(&got),
+                summary(&want),
+                "{isolation:?}, round {round}"
+            );
+            let fuel = |d: &jitgate::Decision| d.policies.iter().map(|p| p.fuel).sum::<u64>();
+            assert!(
+                fuel(&got) > fuel(&want),
+                "the big request was really copied in"
+            );
+        }
+        // The reused instances still answer small requests afterwards.
+        assert_eq!(
+            summary(&e.decide(&request(&small)).expect("valid")),
+            summary(&want)
+        );
+    }
+}
