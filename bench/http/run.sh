@@ -3,7 +3,8 @@
 #   (a) the floor: a minimal hyper server returning a fixed body;
 #   (b) jitgate serve, POST /v1/decisions, every decision durably audited
 #       (SQLite, synchronous=FULL, group commit) — the file-recovery rule alone,
-#       and the composed file-recovery decision (baseline + file-recovery + business-hours);
+#       the composed file-recovery decision (baseline + file-recovery + business-hours),
+#       and the rule again with isolation = "per-worker" (warm instances);
 #   (c) Cerbos 0.55 (npm @cerbos/cerbos-linux-x64) with the same rule as a Cerbos policy,
 #       checked to give the same verdicts as jitgate on 18 requests first.
 # Usage: bench/http/run.sh [seconds per run, default 10] [connections, default 32]
@@ -43,12 +44,13 @@ SHA="$(printf %s "$TOKEN" | sha256sum | cut -d' ' -f1)"
 mkdir -p "$WORK/rule" "$WORK/composed"
 cp "$TARGET/policies/file-recovery.wasm" "$WORK/rule/"
 cp "$TARGET/policies/"{baseline,file-recovery,business-hours}.wasm "$WORK/composed/"
-config() { # name policies-dir port
+config() { # name policies-dir port [isolation]
     cat > "$WORK/$1.toml" <<TOML
 listen = "127.0.0.1:$3"
 store = "$WORK/$1.db"
 policies = "$2"
 cache-dir = "$WORK/cache"
+isolation = "${4:-per-decision}"
 [[tokens]]
 name = "pipeline"
 sha256 = "$SHA"
@@ -57,13 +59,15 @@ TOML
 }
 config rule "$WORK/rule" 18091
 config composed "$WORK/composed" 18092
+config warm "$WORK/rule" 18093 per-worker
 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 "$BIN/http_floor" 127.0.0.1:18090 >/dev/null & PIDS+=($!)
 "$BIN/jitgate" serve --config "$WORK/rule.toml" >/dev/null 2>&1 & PIDS+=($!)
 "$BIN/jitgate" serve --config "$WORK/composed.toml" >/dev/null 2>&1 & PIDS+=($!)
+"$BIN/jitgate" serve --config "$WORK/warm.toml" >/dev/null 2>&1 & PIDS+=($!)
 (cd bench/http/cerbos && exec "$CERBOS" server --config=config.yaml >/dev/null 2>&1) & PIDS+=($!)
-for p in 18090 18091 18092 3592; do wait_port "$p"; done
+for p in 18090 18091 18092 18093 3592; do wait_port "$p"; done
 
 jit_body() { # role state assignee
     local ticket=""
@@ -123,6 +127,7 @@ run() { # label url lua
 run "floor: minimal hyper, fixed body" "http://127.0.0.1:18090/" "$WORK/jit.lua"
 run "jitgate POST /v1/decisions, file-recovery rule, audited" "http://127.0.0.1:18091/v1/decisions" "$WORK/jit.lua"
 run "jitgate POST /v1/decisions, composed (3 policies), audited" "http://127.0.0.1:18092/v1/decisions" "$WORK/jit.lua"
+run "jitgate POST /v1/decisions, file-recovery rule, audited, isolation = per-worker" "http://127.0.0.1:18093/v1/decisions" "$WORK/jit.lua"
 run "Cerbos 0.55 /api/check/resources, same rule" "http://127.0.0.1:3592/api/check/resources" "$WORK/cerbos.lua"
 audited="$("$BIN/jitgate" audit --store "$WORK/rule.db" verify)"
 
