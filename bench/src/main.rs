@@ -152,37 +152,61 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// Time `f` over the corpus, round robin, `n` samples after a warm-up.
+/// One way of deciding, as a closure over the corpus index.
+type Way<'a> = Box<dyn FnMut(usize) -> Result<Answer> + 'a>;
+
+/// Rounds the samples of every way are spread over (see [`time_interleaved`]).
+const ROUNDS: usize = 20;
+
+/// Time every way over the corpus, round robin, `n` samples each after a
+/// warm-up, **interleaved**: `ROUNDS` rounds, each taking `n / ROUNDS`
+/// samples of every way in turn. This VM's speed shifts by up to 1.5× from
+/// one few-second stretch to the next; timed one after the other, two ways
+/// could land in different stretches and their ratio would measure the
+/// machine, not the ways. Interleaved, every way sees the same mix.
+///
 /// `batch` calls make one sample (their mean): a native call is shorter
 /// than the clock's resolution, so it is timed in batches; everything else
 /// is timed call by call (`batch` = 1).
-fn time<F: FnMut(usize) -> Result<Answer>>(
-    way: &'static str,
+fn time_interleaved(
+    ways: Vec<(&'static str, usize, Way<'_>)>,
     corpus_len: usize,
     n: usize,
-    batch: usize,
-    mut f: F,
-) -> Result<Row> {
-    let mut i = 0usize;
-    for _ in 0..(n / 10).max(100) * batch {
-        std::hint::black_box(f(i % corpus_len)?);
-        i += 1;
-    }
-    let mut samples = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        for _ in 0..batch {
-            std::hint::black_box(f(i % corpus_len)?);
-            i += 1;
+) -> Result<Vec<Row>> {
+    let mut ways: Vec<_> = ways
+        .into_iter()
+        .map(|(way, batch, f)| (way, batch, f, 0usize, Vec::with_capacity(n)))
+        .collect();
+    for (_, batch, f, i, _) in &mut ways {
+        for _ in 0..(n / 10).max(100) * *batch {
+            std::hint::black_box(f(*i % corpus_len)?);
+            *i += 1;
         }
-        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
     }
-    samples.sort_by(f64::total_cmp);
-    Ok(Row {
-        way,
-        median: percentile(&samples, 0.5),
-        p99: percentile(&samples, 0.99),
-    })
+    let per_round = n.div_ceil(ROUNDS);
+    for _ in 0..ROUNDS {
+        for (_, batch, f, i, samples) in &mut ways {
+            for _ in 0..per_round {
+                let t = Instant::now();
+                for _ in 0..*batch {
+                    std::hint::black_box(f(*i % corpus_len)?);
+                    *i += 1;
+                }
+                samples.push(t.elapsed().as_nanos() as f64 / *batch as f64);
+            }
+        }
+    }
+    Ok(ways
+        .into_iter()
+        .map(|(way, _, _, _, mut samples)| {
+            samples.sort_by(f64::total_cmp);
+            Row {
+                way,
+                median: percentile(&samples, 0.5),
+                p99: percentile(&samples, 0.99),
+            }
+        })
+        .collect())
 }
 
 fn compare(dir: &Path, n: usize) -> Result<()> {
@@ -236,25 +260,36 @@ fn compare(dir: &Path, n: usize) -> Result<()> {
         );
 
         let len = reqs.len();
-        let rows = [
-            time("native Rust (floor)", len, n, 1000, |i| {
-                Ok(native::answer(rule, &sdk_reqs[i]))
-            })?,
-            time("jitgate, warm instance (per-worker)", len, n, 1, |i| {
-                jitgate_answer(&warm, &reqs[i])
-            })?,
-            time(
-                "jitgate, fresh instance per decision (per-decision)",
-                len,
-                n,
+        let (sdk_reqs, reqs, warm, fresh, cedar) = (&sdk_reqs, &reqs, &warm, &fresh, &cedar);
+        let rego_engine = &mut rego_engine;
+        let ways: Vec<(&'static str, usize, Way<'_>)> = vec![
+            (
+                "native Rust (floor)",
+                1000,
+                Box::new(move |i| Ok(native::answer(rule, &sdk_reqs[i]))),
+            ),
+            (
+                "jitgate, warm instance (per-worker)",
                 1,
-                |i| jitgate_answer(&fresh, &reqs[i]),
-            )?,
-            time("cedar-policy", len, n, 1, |i| cedar.answer(rule, &reqs[i]))?,
-            time("regorus", len, n, 1, |i| {
-                rego::answer(&mut rego_engine, rule, &reqs[i])
-            })?,
+                Box::new(move |i| jitgate_answer(warm, &reqs[i])),
+            ),
+            (
+                "jitgate, fresh instance per decision (per-decision)",
+                1,
+                Box::new(move |i| jitgate_answer(fresh, &reqs[i])),
+            ),
+            (
+                "cedar-policy",
+                1,
+                Box::new(move |i| cedar.answer(rule, &reqs[i])),
+            ),
+            (
+                "regorus",
+                1,
+                Box::new(move |i| rego::answer(rego_engine, rule, &reqs[i])),
+            ),
         ];
+        let rows = time_interleaved(ways, len, n)?;
         out.push_str(&table(rule, &rows, len, n));
     }
     println!("{out}");
@@ -269,7 +304,7 @@ fn table(rule: Rule, rows: &[Row], cases: usize, n: usize) -> String {
         .map(|r| r.median)
         .unwrap_or(f64::NAN);
     let mut s = format!(
-        "\n### {} ({} fixture requests round robin, {n} samples)\n\n",
+        "\n### {} ({} fixture requests round robin, {n} samples per way, interleaved over {ROUNDS} rounds)\n\n",
         rule.label(),
         cases
     );
