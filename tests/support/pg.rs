@@ -26,8 +26,13 @@ pub fn admin(sql: &str) {
     });
 }
 
-/// Run `sql` against `url`.
-pub fn exec(url: &str, sql: &str) -> Result<(), String> {
+/// Connect to `url` on a runtime of its own, hand the client to `f`, and
+/// wait for the connection to close once `f` is done with it.
+fn with_client<T, F, Fut>(url: &str, f: F) -> Result<T, String>
+where
+    F: FnOnce(tokio_postgres::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -37,33 +42,30 @@ pub fn exec(url: &str, sql: &str) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         let task = tokio::spawn(conn);
-        let r = client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| match e.as_db_error() {
-                Some(db) => db.message().to_string(),
-                None => e.to_string(),
-            });
-        drop(client);
+        // `f` owns the client: dropping it ends the connection task.
+        let r = f(client).await;
         let _ = task.await;
         r
     })
 }
 
+/// Run `sql` against `url`.
+pub fn exec(url: &str, sql: &str) -> Result<(), String> {
+    with_client(url, |client| async move {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(db) => db.message().to_string(),
+                None => e.to_string(),
+            })
+    })
+}
+
 /// Query `sql` against `url`, returning each row's columns as text.
 pub fn query(url: &str, sql: &str) -> Result<Vec<Vec<Option<String>>>, String> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
-    rt.block_on(async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-            .await
-            .map_err(|e| e.to_string())?;
-        let task = tokio::spawn(conn);
+    with_client(url, |client| async move {
         let msgs = client.simple_query(sql).await.map_err(|e| e.to_string())?;
-        drop(client);
-        let _ = task.await;
         Ok(msgs
             .into_iter()
             .filter_map(|m| match m {

@@ -143,13 +143,8 @@ impl LoadedPolicy {
     ) -> Result<Store<StoreState>, PolicyFailure> {
         let mut store = Store::new(engine, StoreState::new(*limits));
         store.limiter(|s| s);
-        store
-            .set_fuel(limits.fuel)
-            .map_err(|e| PolicyFailure::Instantiate {
-                message: format!("{e:#}"),
-            })?;
-        store.set_epoch_deadline(limits.deadline_ticks());
         store.epoch_deadline_trap();
+        arm(&mut store, limits)?;
         Ok(store)
     }
 
@@ -263,9 +258,8 @@ fn failed(f: PolicyFailure, started: Instant) -> Evaluation {
     }
 }
 
-/// Reset a reused store's per-call budget and bookkeeping.
-fn rearm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), PolicyFailure> {
-    store.data_mut().reset(*limits);
+/// Give a store one call's budget: full fuel and a fresh epoch deadline.
+fn arm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), PolicyFailure> {
     store
         .set_fuel(limits.fuel)
         .map_err(|e| PolicyFailure::Instantiate {
@@ -273,6 +267,12 @@ fn rearm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), Po
         })?;
     store.set_epoch_deadline(limits.deadline_ticks());
     Ok(())
+}
+
+/// Reset a reused store's per-call budget and bookkeeping.
+fn rearm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), PolicyFailure> {
+    store.data_mut().reset(*limits);
+    arm(store, limits)
 }
 
 /// Turn a call's raw outcome into a checked verdict and the fuel it used.
