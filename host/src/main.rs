@@ -120,6 +120,9 @@ enum AuditCommand {
         /// Grant id.
         id: String,
     },
+    /// List grant rows whose stored document did not parse (one JSON line
+    /// each, with the original text); exits non-zero when there are any.
+    Quarantine,
 }
 
 fn default_cache_dir() -> Option<PathBuf> {
@@ -213,6 +216,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             AuditCommand::Grant { id } => {
                 cli::audit::grant(&store, &id)?;
                 Ok(ExitCode::SUCCESS)
+            }
+            AuditCommand::Quarantine => {
+                let mut out = std::io::stdout().lock();
+                Ok(if cli::audit::quarantine(&store, &mut out)? == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                })
             }
         },
         Command::Bench {

@@ -142,3 +142,12 @@ impl Metrics {
         out
     }
 }
+
+/// The `jitgate_quarantined_grants` gauge: grant rows whose stored document
+/// did not parse (listed by `jitgate audit quarantine`).
+pub fn quarantine_gauge(n: u64) -> String {
+    format!(
+        "# HELP jitgate_quarantined_grants Grant rows whose stored document did not parse.\n\
+         # TYPE jitgate_quarantined_grants gauge\njitgate_quarantined_grants {n}\n"
+    )
+}

@@ -2,6 +2,7 @@
 //! policies and hostile guests. One test binary, so wasmtime links once.
 
 mod cli;
+mod clients;
 mod crash;
 mod examples;
 mod hostile;

@@ -347,6 +347,7 @@ fn roles_gate_every_endpoint(b: Backend) {
             200,
         ),
     ];
+    let refused = cases.iter().filter(|c| c.4 == 403).count();
     for (method, path, b, token, want) in cases {
         let bytes = b.map(|v| v.to_string());
         let r = send(
@@ -365,11 +366,21 @@ fn roles_gate_every_endpoint(b: Backend) {
     assert_eq!(get(s.addr, "/v1/grants", None).status, 401);
     assert_eq!(get(s.addr, "/v1/grants", Some("nope")).status, 401);
     let audit = get(s.addr, "/v1/audit?limit=1000", Some("t-audit")).json();
-    let failures = audit["records"]
-        .as_array()
-        .map(|rs| rs.iter().filter(|r| r["kind"] == "auth-failure").count())
-        .unwrap_or(0);
-    assert_eq!(failures, 2);
+    let count = |status: Option<u64>| {
+        audit["records"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter(|r| {
+                        r["kind"] == "auth-failure" && r["data"]["status"].as_u64() == status
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(count(None), 2, "401s");
+    // Every 403 of the table is audited too.
+    assert_eq!(count(Some(403)), refused, "403s");
 }
 
 fn bad_bodies_are_refused_naming_the_field(b: Backend) {

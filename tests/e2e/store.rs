@@ -43,6 +43,7 @@ fn grant(id: &str, state: GrantState, expires_at: Option<i64>, lapses_at: Option
         ended_by: None,
         end_reason: None,
         revocation_lag_ms: None,
+        quarantined: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn grant(i: usize, now: i64, expires_at: i64, template: &jitgate::Request) -> Gr
         ended_by: None,
         end_reason: None,
         revocation_lag_ms: None,
+        quarantined: None,
     }
 }
 

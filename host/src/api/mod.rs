@@ -66,13 +66,22 @@ impl ApiError {
     }
 }
 
+/// Why a request was refused with 403, for the audit middleware.
+#[derive(Debug, Clone)]
+struct Refusal(String);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let refusal = (self.status == StatusCode::FORBIDDEN).then(|| Refusal(self.message.clone()));
         let mut e = json!({"code": self.code, "message": self.message});
         if let Some(f) = self.field {
             e["field"] = json!(f);
         }
-        (self.status, Json(json!({ "error": e }))).into_response()
+        let mut resp = (self.status, Json(json!({ "error": e }))).into_response();
+        if let Some(r) = refusal {
+            resp.extensions_mut().insert(r);
+        }
+        resp
     }
 }
 
@@ -123,10 +132,88 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit_refusals,
+        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })
+        .layer(axum::middleware::from_fn(refuse_control_characters))
         .with_state(state)
+}
+
+/// The principal a request's bearer token names, if any.
+fn principal_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a Principal> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)?;
+    state
+        .principals
+        .get(&hex::encode(Sha256::digest(token.as_bytes())))
+}
+
+/// Every 403 is audited (who, what, why), through group commit: a refused
+/// attempt by an authenticated caller is evidence, like an unknown token.
+/// A route layer, so the matched route (not only the raw path) is known.
+async fn audit_refusals(
+    State(s): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let method = req.method().to_string();
+    // The raw path carries caller-chosen ids: bounded, and JSON-escaped in
+    // the record like every other string.
+    let path: String = req.uri().path().chars().take(256).collect();
+    let actor = principal_of(&s, req.headers())
+        .map(|p| p.name.clone())
+        .unwrap_or_else(|| "anonymous".into());
+    let resp = next.run(req).await;
+    if resp.status() == StatusCode::FORBIDDEN {
+        let why = resp.extensions().get::<Refusal>().map(|r| r.0.clone());
+        let draft = audit::AuditDraft::new(
+            now_millis(),
+            audit::kind::AUTH_FAILURE,
+            &actor,
+            json!({"status": 403, "method": method, "route": route, "path": path, "reason": why}),
+        );
+        if let Err(e) = s.service.append_async(draft).await {
+            s.service
+                .metrics
+                .audit_failures
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, "could not audit a 403 refusal");
+        }
+    }
+    resp
+}
+
+/// Paths and query strings carry ids, ticket ids and filters into the
+/// store, logs and audit records; a control character in one (a NUL cannot
+/// even be stored by PostgreSQL) is refused before any handler runs.
+async fn refuse_control_characters(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let uri = req.uri();
+    for (field, raw) in [("path", uri.path()), ("query", uri.query().unwrap_or(""))] {
+        if percent_encoding::percent_decode_str(raw).any(|b| b < 0x20 || b == 0x7f) {
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("the {field} contains a control character"),
+            )
+            .field(field)
+            .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Run `f` on a blocking thread.
@@ -194,9 +281,8 @@ async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
 
 async fn json_value(body: Body) -> Result<Value, ApiError> {
     let bytes = body_bytes(body).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad-json", e.to_string()).field("body")
-    })
+    crate::request::parse_json_strict(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-json", e.message).field(e.field))
 }
 
 /// Parse a typed body, naming the offending field.
@@ -517,7 +603,10 @@ async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult {
     let text = blocking(move || {
         let active = svc.store().count_active()?;
         let pending = svc.store().outbox_pending()?;
-        Ok(svc.metrics.render(active, pending))
+        let quarantined = svc.store().quarantine_count()?;
+        let mut text = svc.metrics.render(active, pending);
+        text.push_str(&crate::metrics::quarantine_gauge(quarantined));
+        Ok(text)
     })
     .await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())

@@ -50,6 +50,18 @@ pub fn export(store: &str, out: &mut dyn Write) -> Result<u64> {
     Ok(n)
 }
 
+/// Write every quarantined grant row as one JSON line (escaped: the
+/// original text may hold anything); returns how many.
+pub fn quarantine(store: &str, out: &mut dyn Write) -> Result<usize> {
+    let s = open(store)?;
+    let rows = s.quarantined()?;
+    for q in &rows {
+        serde_json::to_writer(&mut *out, q)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(rows.len())
+}
+
 /// Print the evidence view of one grant.
 pub fn grant(store: &str, id: &str) -> Result<()> {
     let s = open(store)?;

@@ -145,6 +145,11 @@ pub struct Grant {
     pub end_reason: Option<String>,
     /// For expiries: ended_at − expires_at, milliseconds.
     pub revocation_lag_ms: Option<i64>,
+    /// Set when the stored document was damaged and this grant was salvaged
+    /// from the row's columns (see `store::quarantine`): why it did not
+    /// parse. Such a grant may only be ended, never approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 impl Grant {
@@ -234,6 +239,7 @@ mod approval_tests {
             ended_by: None,
             end_reason: None,
             revocation_lag_ms: None,
+            quarantined: None,
         }
     }
 

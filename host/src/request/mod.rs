@@ -17,6 +17,24 @@ use std::fmt;
 /// Seconds since the Unix epoch, UTC.
 pub type Timestamp = u64;
 
+/// The latest accepted timestamp, 9999-12-31T23:59:59Z. Every timestamp a
+/// client sends must lie in years 1970–9999: that is the range RFC 3339
+/// text can express, so whatever is accepted is stored as text and reads
+/// back (an `opened-at` of `u64::MAX` once stored a time no reader could
+/// parse, and one such grant halted every expiry sweep).
+pub const MAX_TIMESTAMP: Timestamp = 253_402_300_799;
+
+/// Check that `ts` lies in years 1970–9999.
+pub fn check_timestamp(ts: Timestamp) -> Result<Timestamp, String> {
+    if ts > MAX_TIMESTAMP {
+        Err(format!(
+            "{ts} is after 9999-12-31T23:59:59Z ({MAX_TIMESTAMP}); times must lie in years 1970-9999"
+        ))
+    } else {
+        Ok(ts)
+    }
+}
+
 /// Where the ticket stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -177,7 +195,8 @@ impl<'de> Deserialize<'de> for Attributes {
 pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
     let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("`{s}` is not an RFC 3339 time: {e}"))?;
-    u64::try_from(t.unix_timestamp()).map_err(|_| format!("`{s}` is before 1970"))
+    let ts = u64::try_from(t.unix_timestamp()).map_err(|_| format!("`{s}` is before 1970"))?;
+    check_timestamp(ts)
 }
 
 /// Format Unix seconds as RFC 3339 (UTC).
@@ -203,7 +222,7 @@ enum TsRepr {
 impl TsRepr {
     fn into_ts<E: serde::de::Error>(self) -> Result<Timestamp, E> {
         match self {
-            TsRepr::Secs(s) => Ok(s),
+            TsRepr::Secs(s) => check_timestamp(s).map_err(E::custom),
             TsRepr::Text(t) => parse_rfc3339(&t).map_err(E::custom),
         }
     }
@@ -237,6 +256,82 @@ pub mod opt_timestamp {
         Option::<TsRepr>::deserialize(d)?
             .map(TsRepr::into_ts)
             .transpose()
+    }
+}
+
+/// Parse JSON text into a value, refusing duplicate object keys at any
+/// depth: with last-one-wins, a policy, a log and an auditor could each read
+/// a different value for the same field. The error names the field path
+/// (e.g. `ticket.state`).
+pub fn parse_json_strict(bytes: &[u8]) -> Result<serde_json::Value, RequestError> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let mut track = serde_path_to_error::Track::new();
+    let value = StrictValue
+        .deserialize(serde_path_to_error::Deserializer::new(&mut de, &mut track))
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| {
+            let field = track.path().to_string();
+            RequestError::new(if field == "." { "body" } else { &field }, e.to_string())
+        })?;
+    Ok(value)
+}
+
+/// A `serde_json::Value` that refuses duplicate keys (see [`parse_json_strict`]).
+struct StrictValue;
+
+impl<'de> serde::de::DeserializeSeed<'de> for StrictValue {
+    type Value = serde_json::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for StrictValue {
+    type Value = serde_json::Value;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(v) = a.next_element_seed(StrictValue)? {
+            out.push(v);
+        }
+        Ok(out.into())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(k) = m.next_key::<String>()? {
+            if out.contains_key(&k) {
+                return Err(serde::de::Error::custom(format!(
+                    "duplicate key `{k}`: every key may appear once"
+                )));
+            }
+            let v = m.next_value_seed(StrictValue)?;
+            out.insert(k, v);
+        }
+        Ok(out.into())
     }
 }
 
@@ -311,6 +406,46 @@ mod tests {
         let e = from_json(&bad).unwrap_err();
         assert_eq!(e.field, "attributes");
         assert!(e.message.contains("duplicate attribute `site`"), "{e}");
+    }
+
+    #[test]
+    fn opened_at_of_u64_max_is_refused_at_parse_naming_the_field() {
+        let bad = REQ.replace(
+            "\"opened-at\": 1795597200",
+            "\"opened-at\": 18446744073709551615",
+        );
+        let e = from_json(&bad).unwrap_err();
+        assert_eq!(e.field, "ticket.opened-at");
+        assert!(e.message.contains("9999"), "{e}");
+    }
+
+    #[test]
+    fn every_accepted_time_reads_back() {
+        for ts in [0, 1, 1_795_597_200, MAX_TIMESTAMP] {
+            let text = REQ.replace("\"opened-at\": 1795597200", &format!("\"opened-at\": {ts}"));
+            let r = from_json(&text).unwrap();
+            let again = from_json(&serde_json::to_string(&r).unwrap()).unwrap();
+            assert_eq!(again.ticket.unwrap().opened_at, ts);
+        }
+        let past = REQ.replace(
+            "\"opened-at\": 1795597200",
+            "\"opened-at\": \"10000-01-01T00:00:00Z\"",
+        );
+        assert_eq!(from_json(&past).unwrap_err().field, "ticket.opened-at");
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth_naming_the_path() {
+        let v =
+            parse_json_strict(br#"{"a":{"b":1,"c":[{"d":1}]},"e":0.95309792552509531}"#).unwrap();
+        assert_eq!(v["a"]["c"][0]["d"], 1);
+        let e = parse_json_strict(br#"{"id":"x","id":"y"}"#).unwrap_err();
+        assert!(e.message.contains("duplicate key `id`"), "{e}");
+        let e = parse_json_strict(br#"{"ticket":{"state":"open","state":"closed"}}"#).unwrap_err();
+        assert!(e.field.starts_with("ticket"), "{e:?}");
+        assert!(e.message.contains("duplicate key `state`"), "{e}");
+        assert!(parse_json_strict(b"{} trailing").is_err());
+        assert!(parse_json_strict(b"[1,2").is_err());
     }
 
     #[test]

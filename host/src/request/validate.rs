@@ -48,7 +48,48 @@ impl Default for Limits {
 }
 
 fn string(field: &str, v: &str, max: usize, required: bool) -> Result<(), RequestError> {
-    string_at(|| field.to_string(), v, max, required)
+    string_at(|| field.to_string(), v, max, required)?;
+    no_controls(field, v, Text::Name)
+}
+
+/// Which control characters a string may hold.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// Identifiers and names: none at all.
+    Name,
+    /// Prose (justification, attribute values): line breaks and tabs.
+    Prose,
+}
+
+/// Control characters are refused, naming the field: NUL cannot be stored
+/// by PostgreSQL (one such id once failed a whole batch of other clients'
+/// audit records), and escapes or line breaks in a name forge lines in
+/// logs and auditors' terminals.
+fn no_controls(field: &str, v: &str, text: Text) -> Result<(), RequestError> {
+    let bad = v
+        .chars()
+        .find(|c| c.is_control() && !(text == Text::Prose && matches!(c, '\n' | '\r' | '\t')));
+    match bad {
+        None => Ok(()),
+        Some(c) => Err(RequestError::new(
+            field,
+            format!(
+                "contains the control character U+{:04X}; {}",
+                c as u32,
+                if text == Text::Name {
+                    "names and identifiers may hold none"
+                } else {
+                    "only line breaks and tabs are allowed"
+                }
+            ),
+        )),
+    }
+}
+
+fn timestamp(field: &str, ts: super::Timestamp) -> Result<(), RequestError> {
+    super::check_timestamp(ts)
+        .map(drop)
+        .map_err(|m| RequestError::new(field, m))
 }
 
 /// [`string`] for fields whose name must be built (`subject.roles[3]`): the
@@ -84,6 +125,9 @@ fn list(field: &str, items: &[String], limits: &Limits) -> Result<(), RequestErr
     }
     for (i, item) in items.iter().enumerate() {
         string_at(|| format!("{field}[{i}]"), item, limits.max_string, true)?;
+        if item.chars().any(char::is_control) {
+            no_controls(&format!("{field}[{i}]"), item, Text::Name)?;
+        }
     }
     Ok(())
 }
@@ -104,12 +148,17 @@ impl Request {
         string("task", &self.task, max, true)?;
         string("resource", &self.resource, max, true)?;
         string("entitlement", &self.entitlement, max, true)?;
-        string(
-            "justification",
+        string_at(
+            || "justification".into(),
             &self.justification,
             limits.max_justification,
             false,
         )?;
+        no_controls("justification", &self.justification, Text::Prose)?;
+        timestamp("now", self.now)?;
+        if let Some(m) = self.subject.mfa_at {
+            timestamp("subject.mfa-at", m)?;
+        }
         if self.requested_ttl == 0 {
             return Err(RequestError::new(
                 "requested-ttl",
@@ -127,6 +176,7 @@ impl Request {
             if let Some(a) = &t.assignee {
                 string("ticket.assignee", a, max, true)?;
             }
+            timestamp("ticket.opened-at", t.opened_at)?;
         }
         if self.attributes.0.len() > limits.max_items {
             return Err(RequestError::new(
@@ -141,6 +191,9 @@ impl Request {
         for (k, v) in &self.attributes.0 {
             string("attributes", k, max, true)?;
             string_at(|| format!("attributes.{k}"), v, max, false)?;
+            if v.chars().any(char::is_control) {
+                no_controls(&format!("attributes.{k}"), v, Text::Prose)?;
+            }
         }
         if !known_tasks.contains(&self.task) {
             let known: Vec<&str> = known_tasks.iter().map(String::as_str).collect();
@@ -241,5 +294,38 @@ mod tests {
         let mut r = req();
         r.id = "  ".into();
         assert_eq!(field_of(&r), "id");
+    }
+
+    #[test]
+    fn nul_in_request_id_is_refused_naming_the_field() {
+        let mut r = req();
+        r.id = "a\0b".into();
+        assert_eq!(field_of(&r), "id");
+        let mut r = req();
+        r.subject.groups = vec!["ok".into(), "x\u{1b}[2J".into()];
+        assert_eq!(field_of(&r), "subject.groups[1]");
+        let mut r = req();
+        r.ticket.as_mut().unwrap().assignee = Some("bob\nalice".into());
+        assert_eq!(field_of(&r), "ticket.assignee");
+        // Prose keeps its line breaks, but not escapes.
+        let mut r = req();
+        r.justification = "line one\nline two\tend".into();
+        r.validate(&Limits::default(), &tasks()).unwrap();
+        r.justification.push('\u{1b}');
+        assert_eq!(field_of(&r), "justification");
+    }
+
+    #[test]
+    fn timestamps_past_year_9999_are_refused_naming_the_field() {
+        let mut r = req();
+        r.ticket.as_mut().unwrap().opened_at = u64::MAX;
+        assert_eq!(field_of(&r), "ticket.opened-at");
+        let mut r = req();
+        r.subject.mfa_at = Some(crate::request::MAX_TIMESTAMP + 1);
+        assert_eq!(field_of(&r), "subject.mfa-at");
+        let mut r = req();
+        r.subject.mfa_at = Some(crate::request::MAX_TIMESTAMP);
+        r.ticket.as_mut().unwrap().opened_at = crate::request::MAX_TIMESTAMP;
+        r.validate(&Limits::default(), &tasks()).unwrap();
     }
 }

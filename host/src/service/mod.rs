@@ -248,6 +248,13 @@ impl Service {
         body: Value,
     ) -> Result<Decision, ServiceError> {
         let (draft, result) = self.dry_run_decide(actor, body)?;
+        self.append_async(draft).await?;
+        Ok(result?)
+    }
+
+    /// Append one record that changes no grant, through group commit,
+    /// without holding a thread while it waits.
+    pub async fn append_async(self: &Arc<Self>, draft: AuditDraft) -> Result<(), ServiceError> {
         match &self.group_commit {
             Some(gc) => gc.submit(draft).await?,
             None => {
@@ -257,7 +264,7 @@ impl Service {
                     .map_err(|e| StoreError::Backend(format!("audit append: {e}")))??
             }
         }
-        Ok(result?)
+        Ok(())
     }
 
     /// The dry run's decision and the record that must be stored before it
@@ -275,7 +282,10 @@ impl Service {
             Ok(d) => json!({"request": req, "decision": d}),
             Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
         };
-        let draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id);
+        let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
+        if storable_id(&req.id) {
+            draft = draft.request(&req.id);
+        }
         Ok((draft, result))
     }
 
@@ -298,21 +308,22 @@ impl Service {
             }
             Err(other) => return Err(other),
         };
-        if let Some(existing) = self.store.grant_by_request(&req.id)? {
+        if let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)? {
             return self.replay(existing, &hash);
         }
         let decision = match self.decide(&req) {
             Ok(d) => d,
             Err(e) => {
-                self.store.append_audit(vec![
-                    AuditDraft::new(
-                        now,
-                        audit::kind::REQUEST,
-                        &actor.name,
-                        json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
-                    )
-                    .request(&req.id),
-                ])?;
+                let mut draft = AuditDraft::new(
+                    now,
+                    audit::kind::REQUEST,
+                    &actor.name,
+                    json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
+                );
+                if storable_id(&req.id) {
+                    draft = draft.request(&req.id);
+                }
+                self.store.append_audit(vec![draft])?;
                 return Err(e.into());
             }
         };
@@ -337,6 +348,7 @@ impl Service {
             ended_by: None,
             end_reason: None,
             revocation_lag_ms: None,
+            quarantined: None,
             request: req,
         };
         let mut effects = Effects::default();
@@ -371,7 +383,7 @@ impl Service {
                 // Lost a race with the same id: answer as a replay.
                 let existing = self
                     .store
-                    .grant_by_request(&grant.request.id)?
+                    .grant_by_request(&actor.name, &grant.request.id)?
                     .ok_or_else(|| ServiceError::Unavailable("grant vanished".into()))?;
                 return self.replay(existing, &hash);
             }
@@ -430,10 +442,19 @@ impl Service {
     pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
         let now = now_millis();
+        let mut lapsed = false;
         let g = self.store.update_grant(id, &mut |g| {
             require_state(g, &[GrantState::Pending], GrantState::Active)?;
+            if let Some(fx) = lapse_if_due(g, now) {
+                lapsed = true;
+                return Ok(Some(fx));
+            }
+            not_quarantined(g)?;
             eligible_approver(actor, g)?;
-            if g.approvals.iter().any(|a| a.approver == actor.name) {
+            if g.approvals
+                .iter()
+                .any(|a| identity_key(&a.approver) == identity_key(&actor.name))
+            {
                 return Err(ServiceError::Conflict(format!(
                     "{} has already approved grant {}",
                     actor.name, g.id
@@ -457,6 +478,9 @@ impl Service {
             }
             Ok(Some(effects))
         })?;
+        if lapsed {
+            return Err(lapsed_error(&g));
+        }
         if g.state == GrantState::Active {
             self.outbox_changed.notify_one();
             self.deadline_changed.notify_one();
@@ -468,11 +492,20 @@ impl Service {
     pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
         let now = now_millis();
-        self.store.update_grant(id, &mut |g| {
+        let mut lapsed = false;
+        let g = self.store.update_grant(id, &mut |g| {
             require_state(g, &[GrantState::Pending], GrantState::Rejected)?;
+            if let Some(fx) = lapse_if_due(g, now) {
+                lapsed = true;
+                return Ok(Some(fx));
+            }
             eligible_approver(actor, g)?;
             Ok(Some(end(g, GrantState::Rejected, &actor.name, reason, now)))
-        })
+        })?;
+        if lapsed {
+            return Err(lapsed_error(&g));
+        }
+        Ok(g)
     }
 
     /// Revoke an active or pending grant (admin).
@@ -688,6 +721,15 @@ pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>,
     Ok(Ok(v.checked))
 }
 
+/// Whether a request id may go into the audit record's indexed
+/// `request-id` column. An invalid request's id is still evidence (it stays
+/// in the record's JSON, escaped), but a control character in a column
+/// fails the write — with PostgreSQL, a NUL failed the whole group-commit
+/// batch, refusing other clients' decisions.
+fn storable_id(id: &str) -> bool {
+    !id.chars().any(char::is_control)
+}
+
 fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), ServiceError> {
     if from.contains(&g.state) && g.state.can_become(to) {
         Ok(())
@@ -700,10 +742,55 @@ fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), S
     }
 }
 
+/// A pending grant whose approval deadline has passed lapses now, whether
+/// or not the sweep has come by yet: an approval that arrives after
+/// `lapses-at` must not activate it.
+fn lapse_if_due(g: &mut Grant, now: Millis) -> Option<Effects> {
+    let due = g.state == GrantState::Pending && g.lapses_at.is_some_and(|l| l <= now);
+    due.then(|| {
+        end(
+            g,
+            GrantState::Lapsed,
+            "scheduler",
+            "no approval before the deadline",
+            now,
+        )
+    })
+}
+
+fn lapsed_error(g: &Grant) -> ServiceError {
+    ServiceError::IllegalTransition {
+        id: g.id.clone(),
+        from: g.state.as_str(),
+        to: GrantState::Active.as_str(),
+    }
+}
+
+/// A grant salvaged from a damaged row may be ended, never approved: its
+/// approval requirements may be among what was lost.
+fn not_quarantined(g: &Grant) -> Result<(), ServiceError> {
+    match &g.quarantined {
+        Some(why) => Err(ServiceError::Conflict(format!(
+            "grant {} is quarantined (its stored document is damaged: {why}); it can only be ended",
+            g.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A name compared for identity: Unicode-compatibility-normalised (NFKC),
+/// case-folded and trimmed, so `Alice`, ` alice ` and the full-width
+/// `ａｌｉｃｅ` are one person.
+pub fn identity_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.trim().nfkc().collect::<String>().to_lowercase()
+}
+
 fn eligible_approver(actor: &Principal, g: &Grant) -> Result<(), ServiceError> {
-    if actor.name == g.request.subject.id {
+    let me = identity_key(&actor.name);
+    if me == identity_key(&g.request.subject.id) || me == identity_key(&g.requested_by) {
         return Err(ServiceError::Forbidden(
-            "nobody may approve their own request".into(),
+            "nobody may approve their own request (made by them or for them)".into(),
         ));
     }
     let groups: BTreeSet<&String> = g.required.iter().flat_map(|r| &r.groups).collect();

@@ -41,8 +41,8 @@ impl Store for BrokenWrites {
     fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         self.0.grant(id)
     }
-    fn grant_by_request(&self, id: &str) -> Result<Option<Grant>, StoreError> {
-        self.0.grant_by_request(id)
+    fn grant_by_request(&self, by: &str, id: &str) -> Result<Option<Grant>, StoreError> {
+        self.0.grant_by_request(by, id)
     }
     fn grants(&self, f: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
         self.0.grants(f)
@@ -55,6 +55,12 @@ impl Store for BrokenWrites {
     }
     fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
         self.0.next_deadline()
+    }
+    fn quarantined(&self) -> Result<Vec<crate::store::Quarantined>, StoreError> {
+        self.0.quarantined()
+    }
+    fn quarantine_count(&self) -> Result<u64, StoreError> {
+        self.0.quarantine_count()
     }
     fn count_active(&self) -> Result<u64, StoreError> {
         self.0.count_active()
@@ -187,4 +193,160 @@ fn requester_cannot_ask_for_someone_else_or_set_now() {
         Err(ServiceError::BadRequest { field, .. }) => assert_eq!(field, "now"),
         other => panic!("expected bad request, got {other:?}"),
     }
+}
+
+fn approver(name: &str) -> Principal {
+    Principal {
+        name: name.into(),
+        roles: [Role::Approver, Role::Pipeline].into(),
+        groups: vec!["leads".into()],
+        subject_roles: vec![],
+    }
+}
+
+/// A pending grant needing one approval from `leads`, stored directly (no
+/// policy needed), sent by `by` for `subject`, lapsing at `lapses_at`.
+fn stored_pending(store: &dyn Store, by: &str, subject: &str, lapses_at: Millis) -> String {
+    stored_pending_as(store, &new_id("r"), by, subject, lapses_at)
+}
+
+fn stored_pending_as(
+    store: &dyn Store,
+    request_id: &str,
+    by: &str,
+    subject: &str,
+    lapses_at: Millis,
+) -> String {
+    let mut b = body();
+    b["id"] = json!(request_id);
+    b["subject"]["id"] = json!(subject);
+    b["now"] = json!(1);
+    let request = crate::request::from_value(b).expect("request");
+    let g = Grant {
+        id: new_id("g"),
+        request,
+        body_hash: String::new(),
+        requested_by: by.into(),
+        state: GrantState::Pending,
+        outcome: Outcome::RequireApproval,
+        required: vec![crate::decision::ApprovalRequirement {
+            policy: "p".into(),
+            groups: vec!["leads".into()],
+            min: 1,
+        }],
+        decision: Value::Null,
+        approvals: Vec::new(),
+        ttl: 60,
+        revoke_on_ticket_close: false,
+        break_glass: false,
+        created_at: 1,
+        issued_at: None,
+        expires_at: None,
+        lapses_at: Some(lapses_at),
+        ended_at: None,
+        ended_by: None,
+        end_reason: None,
+        revocation_lag_ms: None,
+        quarantined: None,
+    };
+    store.create_grant(&g, Effects::default()).expect("create");
+    g.id
+}
+
+#[test]
+fn approval_after_lapses_at_is_refused_even_when_the_sweep_is_late() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let svc = service(store.clone());
+    // Lapsed a second ago; no sweep has run.
+    let id = stored_pending(store.as_ref(), "pipe", "alice", now_millis() - 1000);
+    match svc.approve(&approver("bob"), &id) {
+        Err(ServiceError::IllegalTransition { .. }) => {}
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let g = store.grant(&id).expect("read").expect("grant");
+    assert_eq!(g.state, GrantState::Lapsed, "{g:?}");
+    assert!(g.approvals.is_empty());
+    assert!(matches!(
+        svc.reject(&approver("bob"), &id, "no"),
+        Err(ServiceError::IllegalTransition { .. })
+    ));
+    // One still in time is approved.
+    let ok = stored_pending(store.as_ref(), "pipe", "alice", now_millis() + 60_000);
+    assert_eq!(
+        svc.approve(&approver("bob"), &ok).expect("approve").state,
+        GrantState::Active
+    );
+}
+
+#[test]
+fn a_pipeline_that_is_also_an_approver_cannot_approve_what_it_requested() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let svc = service(store.clone());
+    let later = now_millis() + 60_000;
+    let id = stored_pending(store.as_ref(), "pipe-bot", "alice", later);
+    assert!(matches!(
+        svc.approve(&approver("pipe-bot"), &id),
+        Err(ServiceError::Forbidden(_))
+    ));
+    // Names are compared normalised: case, spaces, full-width forms.
+    for alias in [
+        "Pipe-Bot",
+        " pipe-bot ",
+        "ｐｉｐｅ-ｂｏｔ",
+        "ALICE",
+        "ａｌｉｃｅ",
+    ] {
+        assert!(
+            matches!(
+                svc.approve(&approver(alias), &id),
+                Err(ServiceError::Forbidden(_))
+            ),
+            "{alias} approved"
+        );
+    }
+    assert_eq!(
+        store.grant(&id).expect("read").expect("grant").state,
+        GrantState::Pending
+    );
+    // Someone else may; the same person under another spelling only once.
+    let id2 = stored_pending(store.as_ref(), "pipe-bot", "alice", later);
+    let mut two = svc.approve(&approver("bob"), &id2);
+    assert!(two.is_ok(), "{two:?}");
+    let id3 = stored_pending(store.as_ref(), "pipe-bot", "alice", later);
+    let mut g = store.grant(&id3).expect("read").expect("grant");
+    g.required[0].min = 2;
+    store
+        .update_grant(&id3, &mut |x| {
+            x.required = g.required.clone();
+            Ok(Some(Effects::default()))
+        })
+        .expect("update");
+    svc.approve(&approver("bob"), &id3).expect("first approval");
+    two = svc.approve(&approver("BOB"), &id3);
+    assert!(matches!(two, Err(ServiceError::Conflict(_))), "{two:?}");
+}
+
+#[test]
+fn request_ids_are_scoped_to_the_principal_that_sent_them() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let later = now_millis() + 60_000;
+    let mine = stored_pending_as(store.as_ref(), "r1", "alice", "alice", later);
+    // The same client id from another principal is another grant.
+    let theirs = stored_pending_as(store.as_ref(), "r1", "pipe", "alice", later);
+    assert_ne!(mine, theirs);
+    assert_eq!(
+        store
+            .grant_by_request("alice", "r1")
+            .expect("read")
+            .map(|g| g.id),
+        Some(mine.clone())
+    );
+    assert_eq!(
+        store
+            .grant_by_request("pipe", "r1")
+            .expect("read")
+            .map(|g| g.id),
+        Some(theirs)
+    );
+    assert!(store.grant_by_request("eve", "r1").expect("read").is_none());
 }

@@ -15,7 +15,10 @@
 //! [`open`] picks one from the configured `store` string.
 
 pub mod postgres;
+pub mod quarantine;
 pub mod sqlite;
+
+pub use quarantine::Quarantined;
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -139,8 +142,13 @@ pub trait Store: Send + Sync {
     /// One grant.
     fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError>;
 
-    /// The grant created for a client request id.
-    fn grant_by_request(&self, request_id: &str) -> Result<Option<Grant>, StoreError>;
+    /// The grant created for a client request id sent by `requested_by`
+    /// (request ids are scoped to the principal that sends them).
+    fn grant_by_request(
+        &self,
+        requested_by: &str,
+        request_id: &str,
+    ) -> Result<Option<Grant>, StoreError>;
 
     /// Grants matching a filter, newest first.
     fn grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError>;
@@ -187,6 +195,13 @@ pub trait Store: Send + Sync {
 
     /// Count of undelivered events.
     fn outbox_pending(&self) -> Result<u64, StoreError>;
+
+    /// Grant rows whose stored document did not parse, oldest first
+    /// (see [`quarantine`]).
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError>;
+
+    /// How many grant rows are quarantined.
+    fn quarantine_count(&self) -> Result<u64, StoreError>;
 
     /// Reviews, open ones first.
     fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError>;

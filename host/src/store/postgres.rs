@@ -40,15 +40,21 @@ use tokio_postgres::error::SqlState;
 
 mod tx;
 
-use super::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use super::quarantine::GRANT_COLS;
+use super::{Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError};
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
 use crate::service::ServiceError;
-use tx::{append, grant_row, migrate, parse_grant, record, write_effects};
+use tx::{append, decode, decode_all, grant_row, migrate, record, write_effects};
 
 /// Versioned migrations, in order (same meaning as SQLite's).
-pub const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_quarantine_and_request_scope.sql"),
+    ),
+];
 
 /// Advisory lock key held while migrating ("jitgate-migrate").
 pub const MIGRATION_LOCK: i64 = 0x6a67_6d69_6772_0001;
@@ -146,8 +152,8 @@ impl Store for PostgresStore {
                     drop(tx);
                     let taken = c
                         .query_opt(
-                            "SELECT id FROM grants WHERE request_id = $1",
-                            &[&grant.request.id],
+                            "SELECT id FROM grants WHERE requested_by = $1 AND request_id = $2",
+                            &[&grant.requested_by, &grant.request.id],
                         )
                         .await
                         .map_err(be)?;
@@ -184,24 +190,39 @@ impl Store for PostgresStore {
         self.block(async {
             let c = self.client().await?;
             let row = c
-                .query_opt("SELECT doc FROM grants WHERE id = $1", &[&id])
+                .query_opt(
+                    &format!("SELECT {GRANT_COLS} FROM grants WHERE id = $1"),
+                    &[&id],
+                )
                 .await
                 .map_err(be)?;
-            row.map(|r| parse_grant(r.get(0))).transpose()
+            match row {
+                Some(r) => Ok(Some(decode(&**c, &r).await?)),
+                None => Ok(None),
+            }
         })
     }
 
-    fn grant_by_request(&self, request_id: &str) -> Result<Option<Grant>, StoreError> {
+    fn grant_by_request(
+        &self,
+        requested_by: &str,
+        request_id: &str,
+    ) -> Result<Option<Grant>, StoreError> {
         self.block(async {
             let c = self.client().await?;
             let row = c
                 .query_opt(
-                    "SELECT doc FROM grants WHERE request_id = $1",
-                    &[&request_id],
+                    &format!(
+                        "SELECT {GRANT_COLS} FROM grants WHERE requested_by = $1 AND request_id = $2"
+                    ),
+                    &[&requested_by, &request_id],
                 )
                 .await
                 .map_err(be)?;
-            row.map(|r| parse_grant(r.get(0))).transpose()
+            match row {
+                Some(r) => Ok(Some(decode(&**c, &r).await?)),
+                None => Ok(None),
+            }
         })
     }
 
@@ -212,11 +233,13 @@ impl Store for PostgresStore {
             let state = f.state.map(|s| s.as_str());
             let rows = c
                 .query(
-                    "SELECT doc FROM grants
+                    &format!(
+                        "SELECT {GRANT_COLS} FROM grants
                      WHERE ($1::TEXT IS NULL OR state = $1) AND ($2::TEXT IS NULL OR subject = $2)
                        AND ($3::TEXT IS NULL OR ticket_id = $3)
                        AND (created_at, id) < ($4, $5)
-                     ORDER BY created_at DESC, id DESC LIMIT $6",
+                     ORDER BY created_at DESC, id DESC LIMIT $6"
+                    ),
                     &[
                         &state,
                         &f.subject,
@@ -228,7 +251,7 @@ impl Store for PostgresStore {
                 )
                 .await
                 .map_err(be)?;
-            rows.iter().map(|r| parse_grant(r.get(0))).collect()
+            decode_all(&**c, &rows).await
         })
     }
 
@@ -409,6 +432,40 @@ impl Store for PostgresStore {
         })
     }
 
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let rows = c
+                .query(
+                    "SELECT grant_id, found_at, reason, doc FROM quarantine ORDER BY found_at, grant_id",
+                    &[],
+                )
+                .await
+                .map_err(be)?;
+            Ok(rows
+                .iter()
+                .map(|r| Quarantined {
+                    grant_id: r.get(0),
+                    found_at: r.get(1),
+                    reason: r.get(2),
+                    doc: r.get(3),
+                })
+                .collect())
+        })
+    }
+
+    fn quarantine_count(&self) -> Result<u64, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let n: i64 = c
+                .query_one("SELECT COUNT(*) FROM quarantine", &[])
+                .await
+                .map_err(be)?
+                .get(0);
+            Ok(n as u64)
+        })
+    }
+
     fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError> {
         self.block(async {
             let c = self.client().await?;
@@ -482,7 +539,9 @@ impl PostgresStore {
             let tx = c.transaction().await.map_err(be)?;
             let rows = tx
                 .query(
-                    "SELECT doc FROM grants WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    &format!(
+                        "SELECT {GRANT_COLS} FROM grants WHERE id = ANY($1) ORDER BY id FOR UPDATE"
+                    ),
                     &[&ids],
                 )
                 .await
@@ -490,13 +549,11 @@ impl PostgresStore {
             if single && rows.is_empty() {
                 return Err(StoreError::NotFound(ids.join(",")).into());
             }
-            let mut grants = rows
-                .iter()
-                .map(|r| parse_grant(r.get(0)))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut grants = decode_all(&*tx, &rows).await?;
             // Keep the caller's order (the scheduler passes oldest deadline first).
             grants.sort_by_key(|g| ids.iter().position(|i| *i == g.id));
-            let mut dirty = false;
+            // A quarantine copy is kept even if nothing else changes.
+            let mut dirty = grants.iter().any(|g| g.quarantined.is_some());
             for g in &mut grants {
                 // The closure's error drops `tx`: rolled back.
                 if let Some(effects) = change(g)? {

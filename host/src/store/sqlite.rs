@@ -22,13 +22,20 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use super::quarantine::{self, GRANT_COLS, GrantColumns};
+use super::{Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError};
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
 use crate::service::ServiceError;
 
 /// Versioned migrations, in order.
-pub const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_init.sql"))];
+pub const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/0002_quarantine_and_request_scope.sql"),
+    ),
+];
 
 /// A SQLite-backed [`Store`].
 pub struct SqliteStore {
@@ -179,11 +186,11 @@ fn write_effects(tx: &rusqlite::Transaction<'_>, effects: Effects) -> Result<(),
 fn grant_row(tx: &Connection, g: &Grant, insert: bool) -> Result<(), StoreError> {
     let doc = serde_json::to_string(g).map_err(corrupt)?;
     let sql = if insert {
-        "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc, requested_by)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
     } else {
         "UPDATE grants SET request_id = ?2, subject = ?3, ticket_id = ?4, state = ?5, expires_at = ?6, lapses_at = ?7,
-         revoke_on_ticket_close = ?8, created_at = ?9, doc = ?10 WHERE id = ?1"
+         revoke_on_ticket_close = ?8, created_at = ?9, doc = ?10, requested_by = ?11 WHERE id = ?1"
     };
     tx.execute(
         sql,
@@ -197,15 +204,60 @@ fn grant_row(tx: &Connection, g: &Grant, insert: bool) -> Result<(), StoreError>
             g.lapses_at,
             g.revoke_on_ticket_close,
             g.created_at,
-            doc
+            doc,
+            g.requested_by
         ],
     )
     .map_err(be)?;
     Ok(())
 }
 
-fn parse_grant(doc: String) -> Result<Grant, StoreError> {
-    serde_json::from_str(&doc).map_err(corrupt)
+/// A grant row as selected with [`GRANT_COLS`].
+fn grant_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<(GrantColumns, String)> {
+    Ok((
+        GrantColumns {
+            id: r.get(0)?,
+            request_id: r.get(1)?,
+            subject: r.get(2)?,
+            ticket_id: r.get(3)?,
+            state: r.get(4)?,
+            expires_at: r.get(5)?,
+            lapses_at: r.get(6)?,
+            revoke_on_ticket_close: r.get(7)?,
+            created_at: r.get(8)?,
+        },
+        r.get(9)?,
+    ))
+}
+
+/// Decode a row; a document that does not parse is quarantined (its text
+/// copied once, never overwritten) and a salvaged grant returned.
+fn decode(conn: &Connection, (cols, doc): (GrantColumns, String)) -> Result<Grant, StoreError> {
+    let (g, damaged) = quarantine::decode(&cols, &doc);
+    if let Some(reason) = damaged {
+        conn.execute(
+                "INSERT OR IGNORE INTO quarantine (grant_id, found_at, reason, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![cols.id, now_millis(), reason, doc],
+            )
+        .map_err(be)?;
+    }
+    Ok(g)
+}
+
+fn select_grant(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> Result<Option<Grant>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {GRANT_COLS} FROM grants WHERE {filter}"),
+        args,
+        grant_columns,
+    )
+    .optional()
+    .map_err(be)?
+    .map(|row| decode(conn, row))
+    .transpose()
 }
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
@@ -247,8 +299,8 @@ impl Store for SqliteStore {
             .map_err(be)?;
         let taken: Option<String> = tx
             .query_row(
-                "SELECT id FROM grants WHERE request_id = ?1",
-                [&grant.request.id],
+                "SELECT id FROM grants WHERE requested_by = ?1 AND request_id = ?2",
+                [&grant.requested_by, &grant.request.id],
                 |r| r.get(0),
             )
             .optional()
@@ -270,13 +322,14 @@ impl Store for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(be)?;
-        let doc: Option<String> = tx
-            .query_row("SELECT doc FROM grants WHERE id = ?1", [id], |r| r.get(0))
-            .optional()
-            .map_err(be)?;
-        let mut grant = parse_grant(doc.ok_or_else(|| StoreError::NotFound(id.to_string()))?)?;
+        let mut grant = select_grant(&tx, "id = ?1", [id])?
+            .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
         match change(&mut grant)? {
-            None => Ok(grant),
+            None => {
+                // Keep a quarantine copy even when nothing else changed.
+                tx.commit().map_err(be)?;
+                Ok(grant)
+            }
             Some(effects) => {
                 grant_row(&tx, &grant, false)?;
                 write_effects(&tx, effects)?;
@@ -298,12 +351,10 @@ impl Store for SqliteStore {
         let mut out = Vec::with_capacity(ids.len());
         let mut dirty = false;
         for id in ids {
-            let doc: Option<String> = tx
-                .query_row("SELECT doc FROM grants WHERE id = ?1", [id], |r| r.get(0))
-                .optional()
-                .map_err(be)?;
-            let Some(doc) = doc else { continue };
-            let mut grant = parse_grant(doc)?;
+            let Some(mut grant) = select_grant(&tx, "id = ?1", [id])? else {
+                continue;
+            };
+            dirty |= grant.quarantined.is_some();
             if let Some(effects) = change(&mut grant)? {
                 grant_row(&tx, &grant, false)?;
                 write_effects(&tx, effects)?;
@@ -319,26 +370,20 @@ impl Store for SqliteStore {
 
     fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
         let conn = self.lock()?;
-        conn.query_row("SELECT doc FROM grants WHERE id = ?1", [id], |r| {
-            r.get::<_, String>(0)
-        })
-        .optional()
-        .map_err(be)?
-        .map(parse_grant)
-        .transpose()
+        select_grant(&conn, "id = ?1", [id])
     }
 
-    fn grant_by_request(&self, request_id: &str) -> Result<Option<Grant>, StoreError> {
+    fn grant_by_request(
+        &self,
+        requested_by: &str,
+        request_id: &str,
+    ) -> Result<Option<Grant>, StoreError> {
         let conn = self.lock()?;
-        conn.query_row(
-            "SELECT doc FROM grants WHERE request_id = ?1",
-            [request_id],
-            |r| r.get::<_, String>(0),
+        select_grant(
+            &conn,
+            "requested_by = ?1 AND request_id = ?2",
+            [requested_by, request_id],
         )
-        .optional()
-        .map_err(be)?
-        .map(parse_grant)
-        .transpose()
     }
 
     fn grants(&self, f: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
@@ -346,14 +391,14 @@ impl Store for SqliteStore {
         // Keyset pagination on (created_at, id); no cursor = from the newest.
         let (before_at, before_id) = f.before.clone().unwrap_or((i64::MAX, String::new()));
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT doc FROM grants
+            .prepare_cached(&format!(
+                "SELECT {GRANT_COLS} FROM grants
                  WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR subject = ?2) AND (?3 IS NULL OR ticket_id = ?3)
                    AND (created_at, id) < (?4, ?5)
-                 ORDER BY created_at DESC, id DESC LIMIT ?6",
-            )
+                 ORDER BY created_at DESC, id DESC LIMIT ?6"
+            ))
             .map_err(be)?;
-        let docs = stmt
+        let rows = stmt
             .query_map(
                 params![
                     f.state.map(|s| s.as_str()),
@@ -363,12 +408,13 @@ impl Store for SqliteStore {
                     before_id,
                     f.limit.max(1) as i64
                 ],
-                |r| r.get::<_, String>(0),
+                grant_columns,
             )
             .map_err(be)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(be)?;
-        docs.into_iter().map(parse_grant).collect()
+        drop(stmt);
+        rows.into_iter().map(|row| decode(&conn, row)).collect()
     }
 
     fn open_grants_of_ticket(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
@@ -535,6 +581,35 @@ impl Store for SqliteStore {
             [],
             |r| r.get::<_, i64>(0),
         )
+        .map(|n| n as u64)
+        .map_err(be)
+    }
+
+    fn quarantined(&self) -> Result<Vec<Quarantined>, StoreError> {
+        let conn = self.lock()?;
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT grant_id, found_at, reason, doc FROM quarantine ORDER BY found_at, grant_id",
+            )
+            .map_err(be)?;
+        stmt.query_map([], |r| {
+            Ok(Quarantined {
+                grant_id: r.get(0)?,
+                found_at: r.get(1)?,
+                reason: r.get(2)?,
+                doc: r.get(3)?,
+            })
+        })
+        .map_err(be)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(be)
+    }
+
+    fn quarantine_count(&self) -> Result<u64, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row("SELECT COUNT(*) FROM quarantine", [], |r| {
+            r.get::<_, i64>(0)
+        })
         .map(|n| n as u64)
         .map_err(be)
     }

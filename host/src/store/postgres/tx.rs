@@ -6,6 +6,7 @@
 use super::{AUDIT_LOCK, Client, MIGRATION_LOCK, MIGRATIONS, Tx, be, corrupt};
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::grant::Grant;
+use crate::store::quarantine::{self, GrantColumns};
 use crate::store::{Effects, StoreError};
 
 pub(super) async fn migrate(c: &mut Client) -> Result<(), StoreError> {
@@ -130,11 +131,11 @@ pub(super) async fn grant_row(
 ) -> Result<(), tokio_postgres::Error> {
     let doc = serde_json::to_string(g).unwrap_or_default();
     let sql = if insert {
-        "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+        "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc, requested_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
     } else {
         "UPDATE grants SET request_id = $2, subject = $3, ticket_id = $4, state = $5, expires_at = $6, lapses_at = $7,
-         revoke_on_ticket_close = $8, created_at = $9, doc = $10 WHERE id = $1"
+         revoke_on_ticket_close = $8, created_at = $9, doc = $10, requested_by = $11 WHERE id = $1"
     };
     tx.execute(
         sql,
@@ -149,14 +150,55 @@ pub(super) async fn grant_row(
             &g.revoke_on_ticket_close,
             &g.created_at,
             &doc,
+            &g.requested_by,
         ],
     )
     .await?;
     Ok(())
 }
 
-pub(super) fn parse_grant(doc: &str) -> Result<Grant, StoreError> {
-    serde_json::from_str(doc).map_err(corrupt)
+/// Decode a row selected with [`quarantine::GRANT_COLS`]; a document that
+/// does not parse is quarantined (its text copied once) and a salvaged grant
+/// returned.
+pub(super) async fn decode(
+    c: &impl tokio_postgres::GenericClient,
+    r: &tokio_postgres::Row,
+) -> Result<Grant, StoreError> {
+    let cols = GrantColumns {
+        id: r.get(0),
+        request_id: r.get(1),
+        subject: r.get(2),
+        ticket_id: r.get(3),
+        state: r.get(4),
+        expires_at: r.get(5),
+        lapses_at: r.get(6),
+        revoke_on_ticket_close: r.get(7),
+        created_at: r.get(8),
+    };
+    let doc: &str = r.get(9);
+    let (g, damaged) = quarantine::decode(&cols, doc);
+    if let Some(reason) = damaged {
+        c.execute(
+            "INSERT INTO quarantine (grant_id, found_at, reason, doc) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (grant_id) DO NOTHING",
+            &[&cols.id, &crate::service::now_millis(), &reason, &doc],
+        )
+        .await
+        .map_err(be)?;
+    }
+    Ok(g)
+}
+
+/// Decode every row (see [`decode`]).
+pub(super) async fn decode_all(
+    c: &impl tokio_postgres::GenericClient,
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<Grant>, StoreError> {
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        out.push(decode(c, r).await?);
+    }
+    Ok(out)
 }
 
 pub(super) fn record(r: &tokio_postgres::Row) -> Result<AuditRecord, StoreError> {
