@@ -62,7 +62,14 @@ fn allowed_grant_is_active_then_expires_on_time(b: Backend) {
     assert!(lag >= 0, "ended before expiry: {ended}");
     assert!(ended["ended-at"].as_i64().unwrap_or_default() >= expires);
     assert_eq!(ended["ended-by"], "scheduler");
-    let m = get(s.addr, "/metrics", None).body;
+    // The lag is counted just after the sweep's commit, which the read
+    // above may have seen first.
+    let m = wait_for(Duration::from_secs(5), || {
+        let m = get(s.addr, "/metrics", None).body;
+        m.contains("jitgate_revocation_lag_seconds_count 1")
+            .then_some(m)
+    })
+    .unwrap_or_else(|| get(s.addr, "/metrics", None).body);
     assert!(m.contains("jitgate_revocation_lag_seconds_count 1"), "{m}");
     assert!(
         m.contains("jitgate_decisions_total{outcome=\"allow\"} 1"),
