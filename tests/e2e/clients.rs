@@ -308,10 +308,98 @@ fn forbidden_attempts_are_audited(b: Backend) {
     audit_ok(&s);
 }
 
+/// Issue 9's principle: whatever is accepted reads back, through every
+/// path (get, list, evidence, replay, sweep, restart), at every bound.
+fn every_accepted_shape_at_its_bounds_reads_back(b: Backend) {
+    let (guard, s) = start(b, "");
+    let long = |c: char| c.to_string().repeat(1024 / c.len_utf8());
+    let base = |id: &str| {
+        let mut v = body(id, "alice", "file-recovery", 1);
+        v["subject"]["roles"] = json!(["helpdesk"]);
+        v
+    };
+    let mut shapes = Vec::new();
+    // Longest strings, multi-byte and right-to-left text.
+    let mut v = base(&long('i'));
+    let who = long('é');
+    v["subject"]["id"] = json!(who);
+    v["ticket"]["assignee"] = json!(who);
+    v["resource"] = json!(long('\u{05d0}'));
+    v["entitlement"] = json!(long('😀'));
+    v["justification"] = json!("line\n\t".repeat(4096 / 6) + "ok");
+    v["ticket"]["id"] = json!(long('x'));
+    shapes.push(v);
+    // Most items, times at both ends, priorities at both ends.
+    let mut v = base("items");
+    v["subject"]["roles"] = json!(
+        std::iter::once("helpdesk".to_string())
+            .chain((1..64).map(|i| format!("role-{i}")))
+            .collect::<Vec<_>>()
+    );
+    v["subject"]["groups"] = json!((0..64).map(|i| format!("g{i}")).collect::<Vec<_>>());
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("tz-offset-minutes".into(), json!("60"));
+    for i in 1..64 {
+        attrs.insert(format!("k{i}"), json!("v\nw"));
+    }
+    v["attributes"] = Value::Object(attrs);
+    v["subject"]["mfa-at"] = json!("9999-12-31T23:59:59Z");
+    v["ticket"]["opened-at"] = json!(0);
+    v["ticket"]["priority"] = json!(1);
+    shapes.push(v);
+    let mut v = base("ttl");
+    v["requested-ttl"] = json!(u32::MAX);
+    v["ticket"]["opened-at"] = json!(253_402_300_799u64);
+    v["ticket"]["priority"] = json!(5);
+    shapes.push(v);
+
+    let mut ids = Vec::new();
+    for v in &shapes {
+        let r = post(s.addr, "/v1/requests", Some("t-pipe"), v);
+        assert_eq!(r.status, 201, "{}", r.body);
+        let id = id_of(&r.json());
+        let replay = post(s.addr, "/v1/requests", Some("t-pipe"), v);
+        assert_eq!((replay.status, id_of(&replay.json())), (200, id.clone()));
+        let dry = post(s.addr, "/v1/decisions", Some("t-pipe"), v);
+        assert_eq!(dry.status, 200, "{}", dry.body);
+        let ev = get(
+            s.addr,
+            &format!("/v1/grants/{id}/evidence"),
+            Some("t-audit"),
+        );
+        assert_eq!(ev.status, 200, "{}", ev.body);
+        assert_eq!(
+            ev.json()["grant"]["request"]["subject"],
+            grant(&s, &id)["request"]["subject"]
+        );
+        ids.push(id);
+    }
+    let list = get(s.addr, "/v1/grants?limit=500", Some("t-admin"));
+    assert_eq!(list.status, 200, "{}", list.body);
+    assert_eq!(list.json()["grants"].as_array().map(Vec::len), Some(3));
+    // The sweep ends the short ones (the u32::MAX one is clamped by policy).
+    for id in &ids[..2] {
+        wait_state(&s, id, "expired", 10);
+    }
+    let cfg = guard.0.path().join("jitgate.toml");
+    s.kill();
+    let s = Server::start(&cfg);
+    for (id, v) in ids.iter().zip(&shapes) {
+        let g = grant(&s, id);
+        assert_eq!(g["request"]["resource"], v["resource"], "{id}");
+        assert_eq!(g["request"]["entitlement"], v["entitlement"], "{id}");
+        assert_eq!(g["request"]["justification"], v["justification"], "{id}");
+    }
+    let m = get(s.addr, "/metrics", None).body;
+    assert!(m.contains("jitgate_quarantined_grants 0"), "{m}");
+    audit_ok(&s);
+}
+
 both_stores!(
     poisoned_opened_at_cannot_stop_revocation,
     nul_in_request_id_fails_nobody_else,
     duplicate_json_keys_are_refused,
     request_id_squatting_does_not_reach_another_principal,
     forbidden_attempts_are_audited,
+    every_accepted_shape_at_its_bounds_reads_back,
 );
