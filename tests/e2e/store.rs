@@ -287,6 +287,47 @@ fn replicas_racing_end_each_grant_once(b: Backend) {
 
 /// Each listed contract check runs as `store::sqlite::NAME` and
 /// `store::postgres::NAME`.
+/// Issue 9 item 6: a record the store refuses (PostgreSQL cannot hold a NUL
+/// in a text column) failed every other record of its group-commit batch.
+fn one_unstorable_record_fails_only_its_own_caller(b: Backend) {
+    let (s, _d, _t) = open(b);
+    let gc = jitgate::service::group_commit::GroupCommit::start(s.clone()).expect("writer");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let results = rt.block_on(async {
+        // Queue all before awaiting any, so they share one batch.
+        let waits: Vec<_> = (0..10)
+            .map(|i| {
+                let mut d = AuditDraft::new(i, "decision", "t", json!({"i": i}));
+                if i == 4 {
+                    d = d.request("bad\u{0}id");
+                }
+                gc.submit(d)
+            })
+            .collect();
+        let mut out = Vec::new();
+        for w in waits {
+            out.push(w.await.is_ok());
+        }
+        out
+    });
+    let stored = s.audit_page(0, 100).expect("page");
+    if b == Backend::Postgres {
+        assert_eq!(
+            results,
+            (0..10).map(|i| i != 4).collect::<Vec<_>>(),
+            "only the NUL record fails"
+        );
+        assert_eq!(stored.len(), 9);
+    } else {
+        // SQLite stores the NUL; nobody fails.
+        assert!(results.iter().all(|ok| *ok), "{results:?}");
+        assert_eq!(stored.len(), 10);
+    }
+    assert_eq!(jitgate::audit::verify(&stored), Ok(stored.len() as u64));
+}
+
 macro_rules! both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -299,6 +340,7 @@ macro_rules! both_stores {
 }
 
 both_stores!(
+    one_unstorable_record_fails_only_its_own_caller,
     duplicate_request_id_is_refused_naming_the_grant,
     update_grant_rolls_back_on_closure_error,
     due_and_next_deadline,

@@ -78,9 +78,23 @@ fn writer(store: Arc<dyn Store>, rx: Receiver<Job>) {
             }
         }
         let (drafts, replies): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let retry = (drafts.len() > 1).then(|| drafts.clone());
         let result = store.append_audit(drafts).map_err(|e| e.to_string());
-        for r in replies {
-            let _ = r.send(result.clone());
+        match (result, retry) {
+            // One record the store refuses must not fail the others' batch
+            // (a NUL in a PostgreSQL text column once answered every client
+            // of the batch with 503): each is retried alone and gets its
+            // own answer. A store that is down fails each of them anyway.
+            (Err(_), Some(drafts)) => {
+                for (d, r) in drafts.into_iter().zip(replies) {
+                    let _ = r.send(store.append_audit(vec![d]).map_err(|e| e.to_string()));
+                }
+            }
+            (result, _) => {
+                for r in replies {
+                    let _ = r.send(result.clone());
+                }
+            }
         }
     }
 }
