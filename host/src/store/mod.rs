@@ -163,6 +163,21 @@ pub trait Store: Send + Sync {
     /// Records with `seq > after`, up to `limit`, in order.
     fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// The last record: (seq, hash), what a checkpoint signs. The default
+    /// walks the chain; the stores read the last row.
+    fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let mut head = None;
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 1000)?;
+            let Some(last) = page.last() else {
+                return Ok(head);
+            };
+            after = last.seq;
+            head = Some((last.seq, last.hash.clone()));
+        }
+    }
+
     /// Records about one grant, in order.
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
 
