@@ -486,6 +486,23 @@ mod tests {
         assert!(c.check().unwrap_err().starts_with("provisioner.url"));
         let c: Config = toml::from_str("[tasks.bg]\ncap=0\n").unwrap();
         assert!(c.check().unwrap_err().starts_with("tasks.bg.cap"));
+        for (toml, key) in [
+            ("[audit]\ncheckpoint-dir = 'cps'\n", "audit.checkpoint-key"),
+            ("[audit]\ncheckpoint-key = 'k'\n", "audit.checkpoint-dir"),
+            (
+                "[audit]\ncheckpoint-dir = 'c'\ncheckpoint-key = 'k'\ncheckpoint-interval-minutes = 0\n",
+                "audit.checkpoint-interval-minutes",
+            ),
+        ] {
+            let c: Config = toml::from_str(toml).unwrap();
+            assert!(c.check().unwrap_err().starts_with(key), "{toml}");
+        }
+        let c: Config =
+            toml::from_str("[audit]\ncheckpoint-dir = 'c'\ncheckpoint-key = 'k'\n").unwrap();
+        assert_eq!(
+            c.audit.checkpoints().map(|(_, _, every)| every.as_secs()),
+            Some(15 * 60)
+        );
         let c: Config = toml::from_str("[sandbox]\nmax-memory-bytes = 1000\n").unwrap();
         assert!(
             c.check()
