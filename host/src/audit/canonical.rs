@@ -56,13 +56,25 @@ pub fn write_value(out: &mut Vec<u8>, v: &Value) {
 /// Append an object whose entries come in any order: they are written
 /// sorted by key. Separate from [`write_value`] so a test can hand it
 /// entries in the order a `preserve_order` map would.
-pub fn write_object<'a>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
-    let mut entries: Vec<_> = entries.collect();
+pub fn write_object<'a, I>(out: &mut Vec<u8>, entries: I)
+where
+    I: Iterator<Item = (&'a String, &'a Value)> + Clone,
+{
     // `str`'s order is byte order, which is what serde_json's default
-    // (BTreeMap) map iterates in.
-    entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+    // (BTreeMap) map iterates in: there the entries come sorted and are
+    // written as they come, without collecting them.
+    if entries.clone().map(|(k, _)| k).is_sorted() {
+        write_entries(out, entries);
+    } else {
+        let mut sorted: Vec<_> = entries.collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        write_entries(out, sorted.into_iter());
+    }
+}
+
+fn write_entries<'a>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'a String, &'a Value)>) {
     out.push(b'{');
-    for (i, (k, v)) in entries.into_iter().enumerate() {
+    for (i, (k, v)) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
