@@ -92,24 +92,17 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
+        let esc = ESCAPE[b as usize];
+        if esc == 0 {
+            continue;
+        }
         out.extend_from_slice(&bytes[start..i]);
-        if short.is_empty() {
+        if esc == b'u' {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[(b >> 4) as usize]);
             out.push(HEX[(b & 0xf) as usize]);
         } else {
-            out.extend_from_slice(short);
+            out.extend_from_slice(&[b'\\', esc]);
         }
         start = i + 1;
     }
@@ -117,13 +110,33 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// For each byte: 0 (written as is), the letter after the backslash, or `u` (`\u00xx`).
+const ESCAPE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = b'u';
+        i += 1;
+    }
+    t[0x08] = b'b';
+    t[0x09] = b't';
+    t[0x0a] = b'n';
+    t[0x0c] = b'f';
+    t[0x0d] = b'r';
+    t[b'"' as usize] = b'"';
+    t[b'\\' as usize] = b'\\';
+    t
+};
+
 fn write_number(out: &mut Vec<u8>, n: &Number) {
     // Through the value, not `Number`'s Display: with serde_json's
     // `arbitrary_precision` feature that would echo the text a client sent.
+    use std::io::Write;
+    // Writing into a Vec cannot fail.
     if let Some(i) = n.as_i64() {
-        out.extend_from_slice(i.to_string().as_bytes());
+        let _ = write!(out, "{i}");
     } else if let Some(u) = n.as_u64() {
-        out.extend_from_slice(u.to_string().as_bytes());
+        let _ = write!(out, "{u}");
     } else {
         match n.as_f64() {
             // serde_json writes a finite f64 as its shortest round-trip
