@@ -96,6 +96,20 @@ fn invalid_body_with_a_non_round_tripping_float_does_not_fake_tampering(b: Backe
     let (ok, out, err) = jitgate(&["audit", "--store", &g.1.url, "verify"]);
     assert!(ok, "{out}{err}");
     assert!(out.contains("audit chain intact"), "{out}");
+    // The export carries the evidence exactly as stored (what the hash
+    // covers), so it can be verified outside jitgate too.
+    let stored = records(&g.1);
+    let (ok, out, err) = jitgate(&["audit", "--store", &g.1.url, "export"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), stored.len());
+    for (line, r) in lines.iter().zip(&stored) {
+        let d = &r.stored_data;
+        assert!(
+            line.contains(&format!("\"data\":{d},")),
+            "{d} not in {line}"
+        );
+    }
 }
 
 /// Verify stopped at the first bad record, so a second edit after a first

@@ -18,6 +18,8 @@
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use super::Anchors;
 use crate::store::Store;
@@ -142,6 +144,47 @@ pub fn write(
     Ok((cp, path))
 }
 
+/// Write a checkpoint into `dir` every `every` while the chain grows
+/// (`written`: the seq already checkpointed, if any). Runs until dropped. A
+/// failure is logged and retried at the next tick: the service keeps
+/// running, and the gap shows as a missing checkpoint.
+pub async fn every(
+    store: Arc<dyn Store>,
+    dir: PathBuf,
+    key: SigningKey,
+    every: Duration,
+    written: Option<i64>,
+) {
+    let key = Arc::new(key);
+    let mut last = written;
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let (store, dir, key) = (store.clone(), dir.clone(), key.clone());
+        let done = tokio::task::spawn_blocking(move || -> Result<_, CheckpointError> {
+            let head = store.audit_head()?;
+            if head.is_none() || head.as_ref().map(|h| h.0) == last {
+                return Ok(last);
+            }
+            write(store.as_ref(), &key, &dir, now_secs()).map(|(cp, _)| Some(cp.seq))
+        })
+        .await;
+        match done {
+            Ok(Ok(seq)) => last = seq,
+            Ok(Err(e)) => tracing::error!(error = %e, "audit checkpoint not written"),
+            Err(e) => tracing::error!(error = %e, "audit checkpoint task failed"),
+        }
+    }
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Read every `*.json` in `dir` and check its signature under `key`: the
 /// anchors of the valid ones, and a fault for each invalid one (a forged
 /// or damaged checkpoint is itself an alarm). Two valid checkpoints naming
@@ -221,5 +264,57 @@ mod tests {
             edit(&mut c);
             assert!(c.check(&key.verifying_key()).is_err(), "{c:?}");
         }
+    }
+
+    fn files(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+
+    async fn wait_files(dir: &Path, n: usize) -> bool {
+        for _ in 0..200 {
+            if files(dir) >= n {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn serve_writes_a_checkpoint_each_interval_while_the_chain_grows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cps = dir.path().join("cps");
+        let store: Arc<dyn Store> =
+            Arc::new(crate::store::sqlite::SqliteStore::in_memory().expect("store"));
+        let draft = || super::super::AuditDraft::new(1, "k", "a", serde_json::json!({"n": 0.1}));
+        store.append_audit(vec![draft()]).expect("append");
+        let key = crate::keys::generate().expect("key");
+        let public = key.verifying_key();
+        let task = tokio::spawn(every(
+            store.clone(),
+            cps.clone(),
+            key,
+            Duration::from_millis(50),
+            None,
+        ));
+        assert!(wait_files(&cps, 1).await, "no first checkpoint");
+        store.append_audit(vec![draft(), draft()]).expect("append");
+        assert!(wait_files(&cps, 2).await, "no checkpoint after growth");
+        // An unchanged head is not signed again.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(files(&cps), 2);
+        task.abort();
+        let (anchors, faults) = load(&cps, &public).expect("load");
+        assert!(faults.is_empty(), "{faults:?}");
+        assert_eq!(anchors.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
+        let report =
+            super::super::verify_store(store.as_ref(), anchors, &mut |_| {}).expect("verify");
+        assert!(report.ok(), "{report:?}");
     }
 }

@@ -211,6 +211,50 @@ pub fn seal(prev_hash: &str, seq: i64, draft: AuditDraft) -> AuditRecord {
     }
 }
 
+/// The record as one line of JSON (`jitgate audit export`), with `data`
+/// written as the stored text itself, so the line carries exactly the bytes
+/// the hash covers and a verifier outside jitgate can recompute it with a
+/// parser that keeps raw text. Stored text that is not JSON (only tampering
+/// makes it) is written as `null` with the text under `stored-data`.
+pub fn export_line(r: &AuditRecord) -> Vec<u8> {
+    fn opt(out: &mut Vec<u8>, s: &Option<String>) {
+        match s {
+            Some(s) => canonical::write_str(out, s),
+            None => out.extend_from_slice(b"null"),
+        }
+    }
+    let data = if r.stored_data.is_empty() {
+        data_json(&r.draft)
+    } else {
+        r.stored_data.clone()
+    };
+    let valid = serde_json::from_str::<serde::de::IgnoredAny>(&data).is_ok();
+    let mut out = Vec::with_capacity(data.len() + 300);
+    out.extend_from_slice(
+        format!("{{\"seq\":{},\"at\":{},\"kind\":", r.seq, r.draft.at).as_bytes(),
+    );
+    canonical::write_str(&mut out, &r.draft.kind);
+    out.extend_from_slice(b",\"actor\":");
+    canonical::write_str(&mut out, &r.draft.actor);
+    out.extend_from_slice(b",\"grant-id\":");
+    opt(&mut out, &r.draft.grant_id);
+    out.extend_from_slice(b",\"request-id\":");
+    opt(&mut out, &r.draft.request_id);
+    out.extend_from_slice(b",\"data\":");
+    if valid {
+        out.extend_from_slice(data.as_bytes());
+    } else {
+        out.extend_from_slice(b"null,\"stored-data\":");
+        canonical::write_str(&mut out, &data);
+    }
+    out.extend_from_slice(b",\"prev-hash\":");
+    canonical::write_str(&mut out, &r.prev_hash);
+    out.extend_from_slice(b",\"hash\":");
+    canonical::write_str(&mut out, &r.hash);
+    out.push(b'}');
+    out
+}
+
 /// What is wrong with the chain at one record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChainError {
@@ -649,5 +693,30 @@ mod tests {
                 checkpoint: "cp4".into()
             }]
         );
+    }
+
+    #[test]
+    fn export_line_carries_the_stored_bytes_and_reads_like_the_record() {
+        let body: serde_json::Value =
+            serde_json::from_str(r#"{"id":"x","junk":0.95309792552509531}"#).expect("json");
+        let sealed = seal(
+            GENESIS,
+            1,
+            AuditDraft::new(7, kind::REQUEST, "a\nb", body).request("x"),
+        );
+        let r = stored(&sealed);
+        let line = String::from_utf8(export_line(&r)).expect("utf8");
+        assert!(
+            line.contains(&format!("\"data\":{},", r.stored_data)),
+            "{line}"
+        );
+        let as_serde: serde_json::Value = serde_json::to_value(&r).expect("json");
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("json line");
+        assert_eq!(parsed, as_serde);
+        let mut bad = r.clone();
+        bad.stored_data = "{oops".into();
+        let parsed: serde_json::Value =
+            serde_json::from_str(&String::from_utf8_lossy(&export_line(&bad))).expect("json line");
+        assert_eq!(parsed["stored-data"], "{oops");
     }
 }

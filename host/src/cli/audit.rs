@@ -87,7 +87,7 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// Write every record as one JSON line.
+/// Write every record as one JSON line, its evidence as stored.
 pub fn export(store: &str, out: &mut dyn Write) -> Result<u64> {
     let s = open(store)?;
     let mut after = 0;
@@ -97,7 +97,7 @@ pub fn export(store: &str, out: &mut dyn Write) -> Result<u64> {
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {
-            serde_json::to_writer(&mut *out, r)?;
+            out.write_all(&audit::export_line(r))?;
             out.write_all(b"\n")?;
             n += 1;
         }

@@ -140,7 +140,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         tokio::spawn(jitgate::service::scheduler::run(service.clone()));
         tokio::spawn(jitgate::provision::dispatch(service.clone(), provisioner));
         if let Some((dir, key, every, seq)) = checkpoints {
-            tokio::spawn(checkpoint_every(service.clone(), dir, key, every, seq));
+            tokio::spawn(audit::checkpoint::every(
+                service.store().clone(),
+                dir,
+                key,
+                every,
+                Some(seq),
+            ));
         }
         state.ready.store(true, Ordering::Release);
         println!(
@@ -157,42 +163,6 @@ pub fn run(args: ServeArgs) -> Result<()> {
 
 fn now_secs() -> u64 {
     (now_millis() / 1000).max(0) as u64
-}
-
-/// Write a signed checkpoint every `every` while the chain grows. A failure
-/// is logged and retried at the next tick: the service keeps running, and
-/// the gap shows as a missing checkpoint file.
-async fn checkpoint_every(
-    service: Arc<Service>,
-    dir: PathBuf,
-    key: ed25519_dalek::SigningKey,
-    every: std::time::Duration,
-    written: i64,
-) {
-    let key = Arc::new(key);
-    let mut last = Some(written);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let (svc, dir, key) = (service.clone(), dir.clone(), key.clone());
-        let done = tokio::task::spawn_blocking(
-            move || -> Result<_, audit::checkpoint::CheckpointError> {
-                let head = svc.store().audit_head()?;
-                if head.as_ref().map(|h| h.0) == last {
-                    return Ok(last);
-                }
-                audit::checkpoint::write(svc.store().as_ref(), &key, &dir, now_secs())
-                    .map(|(cp, _)| Some(cp.seq))
-            },
-        )
-        .await;
-        match done {
-            Ok(Ok(seq)) => last = seq,
-            Ok(Err(e)) => tracing::error!(error = %e, "audit checkpoint not written"),
-            Err(e) => tracing::error!(error = %e, "audit checkpoint task failed"),
-        }
-    }
 }
 
 async fn shutdown() {
