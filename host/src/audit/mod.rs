@@ -719,4 +719,48 @@ mod tests {
             serde_json::from_str(&String::from_utf8_lossy(&export_line(&bad))).expect("json line");
         assert_eq!(parsed["stored-data"], "{oops");
     }
+
+    /// Chains written before hashes were taken over the stored text (the
+    /// hash over `json!`-built sorted JSON, the column holding
+    /// `data.to_string()`) verify unchanged, including the record with a
+    /// non-round-tripping float that the old verify called edited. (Also
+    /// checked by hand on a SQLite store written by the previous binary.)
+    #[test]
+    fn chains_written_by_the_old_code_still_verify() {
+        let bodies = [
+            r#"{"id":"x","junk":0.95309792552509531}"#,
+            r#"{"id":"y","a":{"z":1,"b":[1.5,"é\u0001",1e300]}}"#,
+        ];
+        let mut prev = GENESIS.to_string();
+        let mut old = Vec::new();
+        for (i, b) in bodies.iter().enumerate() {
+            let seq = i as i64 + 1;
+            let data: serde_json::Value = serde_json::from_str(b).expect("json");
+            let d = AuditDraft::new(
+                seq,
+                kind::REQUEST,
+                "alice",
+                serde_json::json!({"body": data}),
+            )
+            .request("r");
+            let v = serde_json::json!({
+                "seq": seq, "at": d.at, "kind": d.kind, "actor": d.actor,
+                "grant-id": d.grant_id, "request-id": d.request_id, "data": d.data,
+            });
+            let mut h = Sha256::new();
+            h.update(prev.as_bytes());
+            h.update(serde_json::to_vec(&v).expect("json"));
+            let hash = hex::encode(h.finalize());
+            let stored_text = d.data.to_string();
+            old.push(AuditRecord::from_stored(
+                seq,
+                d,
+                stored_text,
+                prev.clone(),
+                hash.clone(),
+            ));
+            prev = hash;
+        }
+        assert_eq!(verify(&old), Ok(2));
+    }
 }
