@@ -5,7 +5,7 @@
 //! a store password shown in clear.
 
 use jitgate::audit::{AuditDraft, AuditRecord};
-use jitgate::grant::{Grant, GrantState};
+use jitgate::grant::Grant;
 use jitgate::store::Effects;
 use jitgate_tests::http::{get, post, send};
 use jitgate_tests::jitgate_bin;
@@ -322,31 +322,31 @@ fn requester_strings_cannot_forge_lines_or_escapes_in_audit_grant(b: Backend) {
     let evil = "fine\napproved by ciso at 2026-01-01\r\x1b[2K\x1b]0;pwned\x07\u{9b}1m\u{202e}";
     // Set after parsing: what matters here is what reaches the store,
     // whatever request validation lets through today.
-    let mut request = jitgate_tests::request(&jitgate_tests::file_recovery_json());
-    request.id = format!("req{evil}");
-    request.justification = evil.into();
-    let g = Grant {
-        id: "g-evil".into(),
-        request,
-        body_hash: "x".into(),
-        requested_by: evil.into(),
-        state: GrantState::Active,
-        outcome: jitgate::decision::Outcome::Allow,
-        required: Vec::new(),
-        decision: json!({"policies": [{"name": evil, "version": "1", "digest": "d", "verdict": "allow", "reason": evil}]}),
-        approvals: Vec::new(),
-        ttl: 60,
-        revoke_on_ticket_close: false,
-        break_glass: false,
-        created_at: 1,
-        issued_at: Some(1),
-        expires_at: Some(60_000),
-        lapses_at: None,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-    };
+    // Built from JSON (fields the grant gains later default) and the
+    // hostile strings set afterwards: what matters here is what reaches the
+    // store, whatever request validation lets through today.
+    let mut g: Grant = serde_json::from_value(json!({
+        "id": "g-evil",
+        "request": jitgate_tests::file_recovery_json(),
+        "body-hash": "x",
+        "requested-by": "pipeline",
+        "state": "active",
+        "outcome": "allow",
+        "required": [],
+        "decision": {},
+        "approvals": [],
+        "ttl": 60,
+        "revoke-on-ticket-close": false,
+        "break-glass": false,
+        "created-at": 1,
+        "issued-at": 1,
+        "expires-at": 60_000,
+    }))
+    .expect("grant");
+    g.request.id = format!("req{evil}");
+    g.request.justification = evil.into();
+    g.requested_by = evil.into();
+    g.decision = json!({"policies": [{"name": evil, "version": "1", "digest": "d", "verdict": "allow", "reason": evil}]});
     let effects = Effects {
         audit: vec![
             AuditDraft::new(1, "request", evil, json!({"why": evil, "del": "\u{7f}"}))
