@@ -31,7 +31,16 @@
 //! kind = "webhook"                     # or "log" (default)
 //! url = "http://127.0.0.1:9000/jitgate"
 //! secret-env = "JITGATE_WEBHOOK_SECRET"
+//!
+//! [audit]                              # signed checkpoints of the chain head (off by default)
+//! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
+//! checkpoint-key = "/etc/jitgate/audit.key"         # from `jitgate keygen`
+//! checkpoint-interval-minutes = 15                  # also one at start-up
 //! ```
+//!
+//! A password in `store` (`postgres://user:PASSWORD@…`, `?password=…`, or
+//! `password=…` in key/value form) is never shown: logs, stdout and the
+//! config-load audit record use [`crate::store::redacted`].
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +91,40 @@ pub struct Config {
     /// Per-evaluation budget.
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    /// Audit chain anchoring.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`: signed checkpoints of the chain head written by `serve`.
+/// `checkpoint-dir` and `checkpoint-key` go together; with neither, serve
+/// writes none (`jitgate audit checkpoint` still can).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Folder the checkpoints are written to (created if missing).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Ed25519 secret key (PKCS#8 PEM, `jitgate keygen`).
+    pub checkpoint_key: Option<PathBuf>,
+    /// Minutes between checkpoints (1 to 10080). Default 15.
+    pub checkpoint_interval_minutes: Option<u32>,
+}
+
+impl AuditConfig {
+    /// Default minutes between checkpoints.
+    pub const DEFAULT_INTERVAL_MINUTES: u32 = 15;
+
+    /// (folder, key, interval) when serve should write checkpoints.
+    pub fn checkpoints(&self) -> Option<(&Path, &Path, std::time::Duration)> {
+        let minutes = self
+            .checkpoint_interval_minutes
+            .unwrap_or(Self::DEFAULT_INTERVAL_MINUTES);
+        Some((
+            self.checkpoint_dir.as_deref()?,
+            self.checkpoint_key.as_deref()?,
+            std::time::Duration::from_secs(u64::from(minutes) * 60),
+        ))
+    }
 }
 
 /// `isolation` in the config file.
@@ -195,6 +238,7 @@ impl Default for Config {
             provisioner: ProvisionerConfig::default(),
             isolation: IsolationConfig::default(),
             sandbox: SandboxConfig::default(),
+            audit: AuditConfig::default(),
         })
     }
 }
@@ -259,6 +303,22 @@ impl Config {
             if t.roles.is_empty() {
                 return Err(format!("tokens[{i}].roles: give at least one role"));
             }
+        }
+        match (&self.audit.checkpoint_dir, &self.audit.checkpoint_key) {
+            (Some(_), None) => {
+                return Err("audit.checkpoint-key: required with audit.checkpoint-dir".into());
+            }
+            (None, Some(_)) => {
+                return Err("audit.checkpoint-dir: required with audit.checkpoint-key".into());
+            }
+            _ => {}
+        }
+        if let Some(m) = self.audit.checkpoint_interval_minutes
+            && !(1..=10_080).contains(&m)
+        {
+            return Err(format!(
+                "audit.checkpoint-interval-minutes: {m} is out of range (1 to 10080, a week)"
+            ));
         }
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
@@ -365,6 +425,42 @@ mod tests {
         assert!(!crate::store::is_postgres("/var/lib/postgres.db"));
     }
 
+    /// Issue 9 item 8: `?password=` (and the other places libpq reads a
+    /// password from) reached stdout and the config-load audit record.
+    #[test]
+    fn store_password_in_query_userinfo_or_key_value_is_redacted() {
+        use crate::store::redacted;
+        for (store, want) in [
+            (
+                "postgres://jg:s3cret@db:5432/jitgate",
+                "postgres://jg@db:5432/jitgate",
+            ),
+            (
+                "postgres://jg@db/jitgate?password=s3cret",
+                "postgres://jg@db/jitgate?password=REDACTED",
+            ),
+            (
+                "postgresql://db/jitgate?sslmode=disable&PASSWORD=s3cret&application_name=x",
+                "postgresql://db/jitgate?sslmode=disable&PASSWORD=REDACTED&application_name=x",
+            ),
+            (
+                "postgres://jg:a:b@db/j?sslpassword=s3cret&password=s3cret",
+                "postgres://jg@db/j?sslpassword=REDACTED&password=REDACTED",
+            ),
+            (
+                "host=db user=jg password = 's3 cr\\'et' dbname=j",
+                "host=db user=jg password = REDACTED dbname=j",
+            ),
+            ("host=db password=s3cret", "host=db password=REDACTED"),
+            ("jitgate.db", "jitgate.db"),
+            ("/srv/mypassword=x.db", "/srv/mypassword=x.db"),
+        ] {
+            let got = redacted(store);
+            assert_eq!(got, want, "{store}");
+            assert!(!got.contains("s3"), "{got}");
+        }
+    }
+
     #[test]
     fn unknown_keys_are_named() {
         let e = toml::from_str::<Config>("listn = \"x\"")
@@ -390,6 +486,23 @@ mod tests {
         assert!(c.check().unwrap_err().starts_with("provisioner.url"));
         let c: Config = toml::from_str("[tasks.bg]\ncap=0\n").unwrap();
         assert!(c.check().unwrap_err().starts_with("tasks.bg.cap"));
+        for (toml, key) in [
+            ("[audit]\ncheckpoint-dir = 'cps'\n", "audit.checkpoint-key"),
+            ("[audit]\ncheckpoint-key = 'k'\n", "audit.checkpoint-dir"),
+            (
+                "[audit]\ncheckpoint-dir = 'c'\ncheckpoint-key = 'k'\ncheckpoint-interval-minutes = 0\n",
+                "audit.checkpoint-interval-minutes",
+            ),
+        ] {
+            let c: Config = toml::from_str(toml).unwrap();
+            assert!(c.check().unwrap_err().starts_with(key), "{toml}");
+        }
+        let c: Config =
+            toml::from_str("[audit]\ncheckpoint-dir = 'c'\ncheckpoint-key = 'k'\n").unwrap();
+        assert_eq!(
+            c.audit.checkpoints().map(|(_, _, every)| every.as_secs()),
+            Some(15 * 60)
+        );
         let c: Config = toml::from_str("[sandbox]\nmax-memory-bytes = 1000\n").unwrap();
         assert!(
             c.check()

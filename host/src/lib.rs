@@ -27,12 +27,14 @@ pub mod decision;
 pub mod engine;
 pub mod fixture;
 pub mod grant;
+pub mod keys;
 pub mod metrics;
 pub mod policy;
 pub mod provision;
 pub mod request;
 pub mod service;
 pub mod store;
+pub mod text;
 
 pub use decision::{ApprovalRequirement, Decision, Outcome, PolicyTrace};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};

@@ -99,6 +99,15 @@ enum Command {
         #[command(subcommand)]
         what: AuditCommand,
     },
+    /// Make an Ed25519 key pair (signs audit checkpoints); refuses to overwrite.
+    Keygen {
+        /// Secret key file to create, 0600 (PKCS#8 PEM).
+        #[arg(long)]
+        secret: PathBuf,
+        /// Public key file to create (SPKI PEM).
+        #[arg(long)]
+        public: PathBuf,
+    },
     /// Show a module's info, digest, size and imports.
     Inspect {
         /// The .wasm file.
@@ -111,8 +120,26 @@ enum Command {
 
 #[derive(Subcommand)]
 enum AuditCommand {
-    /// Walk the hash chain; names the first bad record and exits non-zero.
-    Verify,
+    /// Walk the hash chain; names every bad record and exits non-zero if any.
+    Verify {
+        /// Folder of signed checkpoints the chain must still match
+        /// (catches truncation and a rewritten, re-hashed chain).
+        #[arg(long, requires = "pubkey")]
+        checkpoints: Option<PathBuf>,
+        /// Public key the checkpoints were signed with.
+        #[arg(long, requires = "checkpoints")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Sign the chain head (seq, hash, time) into a checkpoint file kept
+    /// outside the store.
+    Checkpoint {
+        /// Secret key (from `jitgate keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Folder to write the checkpoint into.
+        #[arg(long, default_value = "checkpoints")]
+        out: PathBuf,
+    },
     /// Write every record as JSON lines to stdout.
     Export,
     /// Print the evidence view of one grant.
@@ -203,11 +230,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect { file, json } => inspect(config, &file, json),
         Command::Serve { .. } => Ok(ExitCode::SUCCESS),
         Command::Audit { store, what } => match what {
-            AuditCommand::Verify => Ok(if cli::audit::verify(&store)? {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }),
+            AuditCommand::Verify {
+                checkpoints,
+                pubkey,
+            } => Ok(
+                if cli::audit::verify(&store, checkpoints.as_deref().zip(pubkey.as_deref()))? {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                },
+            ),
+            AuditCommand::Checkpoint { key, out } => {
+                cli::audit::checkpoint(&store, &key, &out)?;
+                Ok(ExitCode::SUCCESS)
+            }
             AuditCommand::Export => {
                 let mut out = std::io::stdout().lock();
                 cli::audit::export(&store, &mut out)?;
@@ -226,6 +262,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 })
             }
         },
+        Command::Keygen { secret, public } => {
+            let key = jitgate::keys::keygen(&secret, &public)?;
+            println!(
+                "key {}: secret {} (keep it private), public {}",
+                jitgate::keys::key_id(&key),
+                secret.display(),
+                public.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench {
             policies,
             request,

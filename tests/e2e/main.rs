@@ -1,6 +1,7 @@
 //! End-to-end tests: the real engine and CLI against compiled example
 //! policies and hostile guests. One test binary, so wasmtime links once.
 
+mod audit;
 mod cli;
 mod clients;
 mod crash;

@@ -517,11 +517,18 @@ async fn audit_verify(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Api
     who.require_any(&[Role::Auditor, Role::Admin])?;
     let svc = s.service.clone();
     let r = blocking(move || svc.verify_audit()).await?;
-    Ok(Json(match r {
-        Ok(n) => json!({"ok": true, "checked": n}),
-        Err(e) => json!({"ok": false, "error": e.to_string()}),
-    })
-    .into_response())
+    // `error` (the first fault) is kept for existing clients; `bad` lists
+    // every fault (up to audit::MAX_LISTED; `bad-count` counts them all).
+    let mut body = json!({
+        "ok": r.ok(),
+        "checked": r.checked,
+        "bad-count": r.bad_count,
+        "bad": r.bad.iter().map(|e| json!({"seq": e.seq(), "error": e.to_string()})).collect::<Vec<_>>(),
+    });
+    if let Some(first) = r.bad.first() {
+        body["error"] = json!(first.to_string());
+    }
+    Ok(Json(body).into_response())
 }
 
 async fn policies(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {

@@ -1,11 +1,17 @@
-//! `jitgate audit verify | export | grant ID`: read the audit log of a store
-//! directly (works while the service runs; SQLite readers do not block).
+//! `jitgate audit verify | checkpoint | export | grant ID`: read the audit
+//! log of a store directly (works while the service runs; SQLite readers do
+//! not block). Text output passes every stored string through
+//! [`terminal_safe`]: they come from requesters and must not be able to
+//! forge lines or drive the auditor's terminal.
 
 use anyhow::{Context, Result, bail};
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
+use jitgate::audit;
 use jitgate::store::Store;
+use jitgate::text::terminal_safe;
 
 /// Open a SQLite path (which must exist: reading must not create one) or a
 /// PostgreSQL URL.
@@ -17,22 +23,71 @@ fn open(store: &str) -> Result<Arc<dyn Store>> {
         .with_context(|| format!("opening {}", jitgate::store::redacted(store)))
 }
 
-/// Walk the chain; Ok(true) when intact.
-pub fn verify(store: &str) -> Result<bool> {
+/// Walk the chain, printing every bad record as it is found (and every
+/// checkpoint in `anchors` = (folder, public key) that does not hold);
+/// Ok(true) when intact.
+pub fn verify(store: &str, anchors: Option<(&Path, &Path)>) -> Result<bool> {
     let s = open(store)?;
-    match jitgate::service::verify_store(s.as_ref())? {
-        Ok(n) => {
-            println!("audit chain intact: {n} records verified");
-            Ok(true)
+    let mut bad = 0u64;
+    let mut report_bad = |e: &audit::ChainError| {
+        bad += 1;
+        println!("{}", terminal_safe(&e.to_string()));
+    };
+    let mut loaded = audit::Anchors::new();
+    if let Some((dir, pubkey)) = anchors {
+        let key = jitgate::keys::read_public(pubkey)?;
+        let (a, faults) = audit::checkpoint::load(dir, &key)?;
+        faults.iter().for_each(&mut report_bad);
+        if a.is_empty() && faults.is_empty() {
+            bail!(
+                "{}: no checkpoints (*.json) to verify against",
+                dir.display()
+            );
         }
-        Err(e) => {
-            println!("audit chain BROKEN at {e}");
-            Ok(false)
+        loaded = a;
+    }
+    let anchored = loaded.last_key_value().map(|(seq, _)| *seq);
+    let n_anchors = loaded.len();
+    let report = audit::verify_store(s.as_ref(), loaded, &mut report_bad)?;
+    if bad == 0 {
+        print!("audit chain intact: {} records verified", report.checked);
+        match anchored {
+            Some(seq) => println!(", matching {n_anchors} signed checkpoint(s) up to record {seq}"),
+            None => println!(),
         }
+        Ok(true)
+    } else {
+        println!(
+            "audit chain BROKEN: {bad} fault(s) among {} records",
+            report.checked
+        );
+        Ok(false)
     }
 }
 
-/// Write every record as one JSON line.
+/// Sign the chain head into a checkpoint file in `out`.
+pub fn checkpoint(store: &str, key: &Path, out: &Path) -> Result<()> {
+    let key = jitgate::keys::read_secret(key)?;
+    let s = open(store)?;
+    let (cp, path) = audit::checkpoint::write(s.as_ref(), &key, out, now_secs())?;
+    println!(
+        "checkpoint: record {} hash {} at {} -> {}",
+        cp.seq,
+        cp.hash,
+        cp.time,
+        terminal_safe(&path.display().to_string())
+    );
+    Ok(())
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Write every record as one JSON line, its evidence as stored.
 pub fn export(store: &str, out: &mut dyn Write) -> Result<u64> {
     let s = open(store)?;
     let mut after = 0;
@@ -42,7 +97,7 @@ pub fn export(store: &str, out: &mut dyn Write) -> Result<u64> {
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {
-            serde_json::to_writer(&mut *out, r)?;
+            out.write_all(&audit::export_line(r))?;
             out.write_all(b"\n")?;
             n += 1;
         }
@@ -67,17 +122,24 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
     let s = open(store)?;
     let g = s.grant(id)?.with_context(|| format!("no grant {id}"))?;
     let records = s.audit_of_grant(id)?;
+    // Every line is built whole and then made terminal-safe, so no field
+    // (ids, names, justification, reasons, evidence) can be printed raw.
+    macro_rules! say {
+        ($($arg:tt)*) => {
+            println!("{}", terminal_safe(&format!($($arg)*)))
+        };
+    }
     let when = |ms: Option<i64>| {
         ms.map(|m| jitgate::request::format_rfc3339((m / 1000).max(0) as u64))
             .unwrap_or_else(|| "-".into())
     };
-    println!(
+    say!(
         "grant {}  state {}  break-glass {}",
         g.id,
         g.state.as_str(),
         g.break_glass
     );
-    println!(
+    say!(
         "request {} by {}: {} wants {} on {} for {} s (ticket {})",
         g.request.id,
         g.requested_by,
@@ -87,8 +149,8 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
         g.request.requested_ttl,
         g.ticket_id().unwrap_or("-")
     );
-    println!("justification: {}", g.request.justification);
-    println!(
+    say!("justification: {}", g.request.justification);
+    say!(
         "decision: {}  ttl {} s  revoke-on-ticket-close {}",
         g.outcome.as_str(),
         g.ttl,
@@ -96,7 +158,7 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
     );
     if let Some(ps) = g.decision.get("policies").and_then(|p| p.as_array()) {
         for p in ps {
-            println!(
+            say!(
                 "  {} {} {} → {}: {}",
                 p["name"].as_str().unwrap_or("?"),
                 p["version"].as_str().unwrap_or("?"),
@@ -107,7 +169,7 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
         }
     }
     for r in &g.required {
-        println!(
+        say!(
             "requires: {} approval(s) from [{}] ({})",
             r.min,
             r.groups.join(", "),
@@ -115,15 +177,15 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
         );
     }
     for a in &g.approvals {
-        println!("approved by {} at {}", a.approver, when(Some(a.at)));
+        say!("approved by {} at {}", a.approver, when(Some(a.at)));
     }
-    println!(
+    say!(
         "issued {}  expires {}",
         when(g.issued_at),
         when(g.expires_at)
     );
     if g.ended_at.is_some() {
-        println!(
+        say!(
             "ended {} by {}: {}{}",
             when(g.ended_at),
             g.ended_by.as_deref().unwrap_or("-"),
@@ -133,9 +195,9 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
                 .unwrap_or_default()
         );
     }
-    println!("audit records:");
+    say!("audit records:");
     for r in &records {
-        println!(
+        say!(
             "  #{} {} {} by {}: {}",
             r.seq,
             when(Some(r.draft.at)),

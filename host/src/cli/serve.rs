@@ -84,12 +84,24 @@ pub fn run(args: ServeArgs) -> Result<()> {
             "global-ttl-cap": config.global_ttl_cap,
             "approval-timeout": config.approval_timeout,
             "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
+            "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
         }),
     )?;
     let metas: Vec<_> = service.engine().policies().cloned().collect();
     for m in &metas {
         service.audit(audit::kind::POLICY_LOAD, "system", json!(m))?;
     }
+    // Anchor the chain outside the store: one checkpoint now (so a bad key
+    // or folder fails start-up, not the first tick), then every interval.
+    let checkpoints = match config.audit.checkpoints() {
+        Some((dir, key, every)) => {
+            let key = jitgate::keys::read_secret(key).context("audit.checkpoint-key")?;
+            let (cp, _) = audit::checkpoint::write(service.store().as_ref(), &key, dir, now_secs())
+                .context("audit.checkpoint-dir: writing the start-up checkpoint")?;
+            Some((dir.to_path_buf(), key, every, cp.seq))
+        }
+        None => None,
+    };
 
     let provisioner: Arc<dyn Provisioner> = match config.provisioner.kind {
         ProvisionerKind::Log => Arc::new(LogProvisioner),
@@ -127,6 +139,15 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         tokio::spawn(jitgate::service::scheduler::run(service.clone()));
         tokio::spawn(jitgate::provision::dispatch(service.clone(), provisioner));
+        if let Some((dir, key, every, seq)) = checkpoints {
+            tokio::spawn(audit::checkpoint::every(
+                service.store().clone(),
+                dir,
+                key,
+                every,
+                Some(seq),
+            ));
+        }
         state.ready.store(true, Ordering::Release);
         println!(
             "jitgate listening on http://{addr} ({} policies, store {})",
@@ -138,6 +159,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
             .await?;
         Ok(())
     })
+}
+
+fn now_secs() -> u64 {
+    (now_millis() / 1000).max(0) as u64
 }
 
 async fn shutdown() {

@@ -119,9 +119,10 @@ fn new_id(prefix: &str) -> String {
     format!("{prefix}-{}", hex::encode(b))
 }
 
-/// sha256 of a JSON value's canonical (sorted-key) form.
+/// sha256 of a JSON value's canonical (sorted-key) form, which does not
+/// depend on how serde_json was built (see [`audit::canonical`]).
 pub fn body_hash(v: &Value) -> String {
-    hex::encode(Sha256::digest(serde_json::to_vec(v).unwrap_or_default()))
+    hex::encode(Sha256::digest(audit::canonical::to_vec(v)))
 }
 
 /// The grants service.
@@ -698,27 +699,24 @@ impl Service {
         Ok((g, records))
     }
 
-    /// Walk the whole audit chain.
-    pub fn verify_audit(&self) -> Result<Result<u64, audit::ChainError>, ServiceError> {
-        verify_store(self.store.as_ref())
+    /// Walk the whole audit chain, reporting every bad record.
+    pub fn verify_audit(&self) -> Result<audit::Report, ServiceError> {
+        Ok(audit::verify_store(
+            self.store.as_ref(),
+            audit::Anchors::new(),
+            &mut |_| {},
+        )?)
     }
 }
 
-/// Walk a store's whole audit chain page by page.
+/// Walk a store's whole audit chain page by page; the first bad record
+/// ([`audit::verify_store`] reports them all).
 pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>, ServiceError> {
-    let mut v = audit::Verifier::default();
-    let mut after = 0;
-    loop {
-        let page = store.audit_page(after, 1000)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        for r in &page {
-            if let Err(e) = v.push(r) {
-                return Ok(Err(e));
-            }
-        }
-    }
-    Ok(Ok(v.checked))
+    let report = audit::verify_store(store, audit::Anchors::new(), &mut |_| {})?;
+    Ok(match report.bad.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(report.checked),
+    })
 }
 
 /// Whether a request id may go into the audit record's indexed

@@ -171,6 +171,21 @@ pub trait Store: Send + Sync {
     /// Records with `seq > after`, up to `limit`, in order.
     fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError>;
 
+    /// The last record: (seq, hash), what a checkpoint signs. The default
+    /// walks the chain; the stores read the last row.
+    fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let mut head = None;
+        let mut after = 0;
+        loop {
+            let page = self.audit_page(after, 1000)?;
+            let Some(last) = page.last() else {
+                return Ok(head);
+            };
+            after = last.seq;
+            head = Some((last.seq, last.hash.clone()));
+        }
+    }
+
     /// Records about one grant, in order.
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
 
@@ -236,17 +251,71 @@ pub fn is_postgres(store: &str) -> bool {
     store.starts_with("postgres://") || store.starts_with("postgresql://")
 }
 
-/// The store value with any password removed, for logs and audit records.
+/// The store value with every password removed, for logs, stdout and audit
+/// records: the password of a URL's userinfo (`postgres://user:PW@host`,
+/// read the way the driver reads it: up to the first `@`), and the value of
+/// every `password` / `sslpassword` parameter, whether in a URL's query
+/// (`?password=PW&…`) or in key/value form (`password=PW` or
+/// `password='P W'`), which is replaced by `REDACTED`.
 pub fn redacted(store: &str) -> String {
-    if !is_postgres(store) {
-        return store.to_string();
+    let mut s = store.to_string();
+    if let Some(rest) = ["postgres://", "postgresql://"]
+        .iter()
+        .find_map(|p| store.strip_prefix(p).map(|r| (p.len(), r)))
+        .and_then(|(plen, rest)| rest.find('@').map(|at| (plen, &rest[..at])))
+        .and_then(|(plen, creds)| creds.find(':').map(|c| (plen + c, plen + creds.len())))
+    {
+        let (colon, at) = rest;
+        s.replace_range(colon..at, "");
     }
-    match (store.find("://"), store.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &store[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{}@{}", &store[..s + 3], user, &store[at + 1..])
-        }
-        _ => store.to_string(),
+    redact_params(&s)
+}
+
+/// Replace the value of every `password=` / `sslpassword=` parameter.
+fn redact_params(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    loop {
+        let lower = rest.to_ascii_lowercase();
+        let found = ["sslpassword", "password"]
+            .iter()
+            .filter_map(|k| {
+                // A whole key: at the start or after a separator, then `=`
+                // (spaces around it allowed in key/value form).
+                lower.match_indices(k).find_map(|(i, _)| {
+                    let before = lower[..i].chars().next_back();
+                    let key_start = matches!(before, None | Some('?' | '&' | ' ' | '\t' | '\n'));
+                    let after = lower[i + k.len()..].trim_start();
+                    (key_start && after.starts_with('=')).then(|| (i, rest.len() - after.len() + 1))
+                })
+            })
+            .min();
+        let Some((_, value_start)) = found else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..value_start]);
+        let value = &rest[value_start..];
+        let trimmed = value.trim_start();
+        out.push_str(&value[..value.len() - trimmed.len()]);
+        let end = if let Some(quoted) = trimmed.strip_prefix('\'') {
+            // key/value form: '…' with \' and \\ escapes.
+            let mut esc = false;
+            quoted
+                .char_indices()
+                .find(|&(_, c)| {
+                    let close = !esc && c == '\'';
+                    esc = !esc && c == '\\';
+                    close
+                })
+                .map(|(i, _)| i + 2)
+                .unwrap_or(trimmed.len())
+        } else {
+            trimmed
+                .find(|c: char| c == '&' || c.is_whitespace())
+                .unwrap_or(trimmed.len())
+        };
+        out.push_str("REDACTED");
+        rest = &trimmed[end..];
     }
 }

@@ -341,6 +341,18 @@ impl Store for PostgresStore {
         })
     }
 
+    fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
+                .await
+                .map_err(be)?;
+            row.map(|r| Ok((r.try_get(0).map_err(be)?, r.try_get(1).map_err(be)?)))
+                .transpose()
+        })
+    }
+
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
         self.block(async {
             let c = self.client().await?;

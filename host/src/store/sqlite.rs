@@ -146,7 +146,7 @@ fn append(tx: &rusqlite::Transaction<'_>, drafts: Vec<AuditDraft>) -> Result<(),
         .map_err(be)?;
     for d in drafts {
         seq += 1;
-        let (r, data) = audit::seal_for_storage(&prev, seq, d);
+        let r = audit::seal(&prev, seq, d);
         stmt.execute(params![
             r.seq,
             r.draft.at,
@@ -154,7 +154,7 @@ fn append(tx: &rusqlite::Transaction<'_>, drafts: Vec<AuditDraft>) -> Result<(),
             r.draft.actor,
             r.draft.grant_id,
             r.draft.request_id,
-            data,
+            r.stored_data,
             r.prev_hash,
             r.hash
         ])
@@ -260,33 +260,23 @@ fn select_grant(
     .transpose()
 }
 
-fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(AuditRecord, String)> {
-    let data: String = r.get(6)?;
-    Ok((
-        AuditRecord {
-            seq: r.get(0)?,
-            draft: AuditDraft {
-                at: r.get(1)?,
-                kind: r.get(2)?,
-                actor: r.get(3)?,
-                grant_id: r.get(4)?,
-                request_id: r.get(5)?,
-                data: serde_json::Value::Null,
-            },
-            prev_hash: r.get(7)?,
-            hash: r.get(8)?,
+fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
+    // The evidence text is kept as stored (the hash covers those bytes); a
+    // text that is not JSON is left for verify to report, not an error here.
+    Ok(AuditRecord::from_stored(
+        r.get(0)?,
+        AuditDraft {
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            actor: r.get(3)?,
+            grant_id: r.get(4)?,
+            request_id: r.get(5)?,
+            data: serde_json::Value::Null,
         },
-        data,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
     ))
-}
-
-fn records(rows: Vec<(AuditRecord, String)>) -> Result<Vec<AuditRecord>, StoreError> {
-    rows.into_iter()
-        .map(|(mut r, data)| {
-            r.draft.data = serde_json::from_str(&data).map_err(corrupt)?;
-            Ok(r)
-        })
-        .collect()
 }
 
 const RECORD_COLS: &str = "seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash";
@@ -489,7 +479,18 @@ impl Store for SqliteStore {
             .map_err(be)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(be)?;
-        records(rows)
+        Ok(rows)
+    }
+
+    fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row(
+            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(be)
     }
 
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
@@ -504,7 +505,7 @@ impl Store for SqliteStore {
             .map_err(be)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(be)?;
-        records(rows)
+        Ok(rows)
     }
 
     fn outbox_claim(

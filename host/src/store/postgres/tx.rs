@@ -81,7 +81,7 @@ pub(super) async fn append(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<(), S
         .map_err(be)?;
     for d in drafts {
         seq += 1;
-        let (r, data) = audit::seal_for_storage(&prev, seq, d);
+        let r = audit::seal(&prev, seq, d);
         tx.execute(
             &stmt,
             &[
@@ -91,7 +91,7 @@ pub(super) async fn append(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<(), S
                 &r.draft.actor,
                 &r.draft.grant_id,
                 &r.draft.request_id,
-                &data,
+                &r.stored_data,
                 &r.prev_hash,
                 &r.hash,
             ],
@@ -202,18 +202,20 @@ pub(super) async fn decode_all(
 }
 
 pub(super) fn record(r: &tokio_postgres::Row) -> Result<AuditRecord, StoreError> {
-    let data: String = r.get(6);
-    Ok(AuditRecord {
-        seq: r.get(0),
-        draft: AuditDraft {
-            at: r.get(1),
-            kind: r.get(2),
-            actor: r.get(3),
-            grant_id: r.get(4),
-            request_id: r.get(5),
-            data: serde_json::from_str(&data).map_err(corrupt)?,
+    // The evidence text is kept as stored (the hash covers those bytes); a
+    // text that is not JSON is left for verify to report, not an error here.
+    Ok(AuditRecord::from_stored(
+        r.try_get(0).map_err(be)?,
+        AuditDraft {
+            at: r.try_get(1).map_err(be)?,
+            kind: r.try_get(2).map_err(be)?,
+            actor: r.try_get(3).map_err(be)?,
+            grant_id: r.try_get(4).map_err(be)?,
+            request_id: r.try_get(5).map_err(be)?,
+            data: serde_json::Value::Null,
         },
-        prev_hash: r.get(7),
-        hash: r.get(8),
-    })
+        r.try_get(6).map_err(be)?,
+        r.try_get(7).map_err(be)?,
+        r.try_get(8).map_err(be)?,
+    ))
 }
