@@ -3,7 +3,7 @@
 //! row and its effects. Kept apart from the [`Store`](super::super::Store)
 //! impl so each file reads on its own.
 
-use super::{AUDIT_LOCK, Client, MIGRATION_LOCK, MIGRATIONS, Tx, be, corrupt};
+use super::{AUDIT_LOCK, Client, MIGRATION_LOCK, MIGRATIONS, Tx, be};
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::grant::Grant;
 use crate::store::quarantine::{self, GrantColumns};
