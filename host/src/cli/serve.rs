@@ -98,7 +98,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
             let secret = std::env::var(&env)
                 .with_context(|| format!("provisioner.secret-env: ${env} is not set"))?;
             let url = config.provisioner.url.clone().unwrap_or_default();
-            Arc::new(WebhookProvisioner::new(&url, secret.as_bytes()).map_err(anyhow::Error::msg)?)
+            let timeout = config
+                .provisioner
+                .timeout_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(jitgate::provision::DEFAULT_TIMEOUT);
+            let cap = config
+                .provisioner
+                .max_response_bytes
+                .unwrap_or(jitgate::provision::DEFAULT_MAX_RESPONSE_BYTES);
+            Arc::new(
+                WebhookProvisioner::new(&url, secret.as_bytes())
+                    .map_err(anyhow::Error::msg)?
+                    .with_limits(timeout, cap),
+            )
         }
     };
 

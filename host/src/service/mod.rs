@@ -752,6 +752,7 @@ fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
         kind: kind.to_string(),
         created_at: now,
         attempts: 0,
+        sequence: 0,
     }
 }
 
