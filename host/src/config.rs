@@ -474,6 +474,27 @@ impl Config {
                 .filter(|(_, t)| t.break_glass)
                 .map(|(k, _)| k.clone())
                 .collect(),
+            invalid_body_excerpt_bytes: self.limits.invalid_body_excerpt_bytes,
+        }
+    }
+
+    /// The HTTP server's limits this config implies.
+    pub fn http_limits(&self) -> crate::api::server::HttpLimits {
+        use std::time::Duration;
+        crate::api::server::HttpLimits {
+            header_read_timeout: Duration::from_millis(self.http.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.http.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(self.http.request_timeout_ms),
+            max_connections: self.http.max_connections,
+        }
+    }
+
+    /// The authentication-failure limits this config implies.
+    pub fn auth_limits(&self) -> crate::api::guard::AuthLimits {
+        crate::api::guard::AuthLimits {
+            burst: self.limits.auth_failure_burst,
+            per_minute: self.limits.auth_failure_per_minute,
+            window: std::time::Duration::from_secs(u64::from(self.limits.auth_failure_window_secs)),
         }
     }
 

@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod examples;
 mod hostile;
+mod http;
 mod outbox;
 mod replicas;
 mod service;

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use jitgate::api::guard::{self, AuthGuard};
 use jitgate::api::{AppState, router};
 use jitgate::config::{Config, ProvisionerKind};
 use jitgate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
@@ -119,11 +120,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let auth_guard = Arc::new(AuthGuard::new(config.auth_limits()));
         let state = Arc::new(AppState {
             service: service.clone(),
             principals,
             ready: Default::default(),
             reload: Some((config.policies.clone(), config.engine_config())),
+            auth_guard: auth_guard.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -140,15 +143,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
         }
         tokio::spawn(jitgate::service::scheduler::run(service.clone()));
         tokio::spawn(jitgate::provision::dispatch(service.clone(), provisioner));
+        tokio::spawn(guard::flush_every_window(
+            auth_guard.clone(),
+            service.clone(),
+        ));
         state.ready.store(true, Ordering::Release);
         println!(
             "jitgate listening on http://{addr} ({} policies, store {})",
             metas.len(),
             store_name
         );
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown())
+        jitgate::api::server::serve(listener, router(state), config.http_limits(), shutdown())
             .await?;
+        // What this window counted so far is evidence too.
+        guard::flush(&auth_guard, &service).await;
         Ok(())
     })
 }
