@@ -31,7 +31,7 @@
 //! kind = "webhook"                     # or "log" (default)
 //! url = "http://127.0.0.1:9000/jitgate"
 //! secret-env = "JITGATE_WEBHOOK_SECRET"
-//! timeout-ms = 10000                   # one delivery, response body included (≤ 15000)
+//! timeout-ms = 10000                   # one delivery, response body included (≤ 10000)
 //! max-response-bytes = 65536           # of the response body read
 //!
 //! [http]                               # the server's connection limits
@@ -262,8 +262,9 @@ pub struct ProvisionerConfig {
     /// Environment variable holding the webhook's HMAC secret.
     pub secret_env: Option<String>,
     /// Deadline for one webhook delivery, response body included, ms.
-    /// Default 10000; at most 15000 (half the outbox lease, so no other
-    /// replica can claim an event while it is being sent).
+    /// Default 10000, which is also the most (see
+    /// [`crate::provision::MAX_TIMEOUT`]: no other replica can claim an
+    /// event while it is being sent).
     pub timeout_ms: Option<u64>,
     /// Bytes of a webhook response body read at most. Default 65536.
     pub max_response_bytes: Option<usize>,
@@ -378,14 +379,14 @@ impl Config {
                 return Err(format!("tokens[{i}].roles: give at least one role"));
             }
         }
-        let lease_half = crate::provision::LEASE.as_millis() as u64 / 2;
+        let most = crate::provision::MAX_TIMEOUT.as_millis() as u64;
         if self
             .provisioner
             .timeout_ms
-            .is_some_and(|t| t == 0 || t > lease_half)
+            .is_some_and(|t| t == 0 || t > most)
         {
             return Err(format!(
-                "provisioner.timeout-ms: must be 1 to {lease_half} (half the outbox lease)"
+                "provisioner.timeout-ms: must be 1 to {most} (a delivery must end well within the 30 s outbox lease)"
             ));
         }
         if self.provisioner.max_response_bytes == Some(0) {

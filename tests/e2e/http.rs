@@ -25,8 +25,13 @@ fn start(b: Backend, extra: &str) -> (Guard, Server) {
 /// Open a connection and send a request head one byte every 200 ms, for up
 /// to `for_at_most`. Returns how long the server let it live (None if it
 /// never cut it).
-fn dribble(addr: SocketAddr, for_at_most: Duration) -> Option<Duration> {
+fn dribble(
+    addr: SocketAddr,
+    for_at_most: Duration,
+    connected: mpsc::Sender<()>,
+) -> Option<Duration> {
     let mut s = TcpStream::connect(addr).expect("connect");
+    let _ = connected.send(());
     let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
     let head = format!(
         "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nX-Pad: {}",
@@ -66,14 +71,20 @@ fn slowloris_clients_are_cut_and_max_connections_holds_until_slots_free() {
     );
     let addr = s.addr;
     let (tx, rx) = mpsc::channel();
+    let (up, connected) = mpsc::channel();
     for _ in 0..4 {
-        let tx = tx.clone();
+        let (tx, up) = (tx.clone(), up.clone());
         std::thread::spawn(move || {
-            let _ = tx.send(dribble(addr, Duration::from_secs(60)));
+            let _ = tx.send(dribble(addr, Duration::from_secs(60), up));
         });
     }
-    // Let the four be accepted first.
-    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..4 {
+        connected
+            .recv_timeout(Duration::from_secs(30))
+            .expect("dribbler connected");
+    }
+    // Let the server accept the four before the normal client connects.
+    std::thread::sleep(Duration::from_millis(300));
     let normal = std::thread::spawn(move || {
         let t = Instant::now();
         let r = get(addr, "/healthz", None);

@@ -108,10 +108,10 @@ impl WebhookProvisioner {
     }
 
     /// Set the per-delivery deadline and the response body cap. The deadline
-    /// is clamped to half the outbox lease, so a delivery always ends before
+    /// is clamped to [`MAX_TIMEOUT`], so a delivery always ends before
     /// another replica could claim the same event.
     pub fn with_limits(mut self, timeout: Duration, max_response_bytes: usize) -> Self {
-        self.timeout = timeout.min(LEASE / 2).max(Duration::from_millis(1));
+        self.timeout = timeout.min(MAX_TIMEOUT).max(Duration::from_millis(1));
         self.max_response_bytes = max_response_bytes;
         self
     }
@@ -179,6 +179,11 @@ pub fn backoff(attempts: u32) -> Duration {
 /// it. Other replicas skip it until then; if this one crashes it comes due
 /// again after at most this long.
 pub const LEASE: Duration = Duration::from_secs(30);
+
+/// Longest deadline a delivery may have: no delivery starts after half the
+/// lease, so one that starts last still ends 5 s before the lease does and
+/// no other replica can claim (and send) the event while it is in flight.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Events claimed per round.
 pub const CLAIM: usize = 100;
