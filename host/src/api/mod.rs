@@ -136,6 +136,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
+        // After every route: a route_layer covers only the routes above it.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             authenticate,
