@@ -5,9 +5,7 @@
 -- `X-Jitgate-Sequence`) to drop stale redeliveries. Existing rows are
 -- numbered by (created_at, id): `grant-activated` sorts before `grant-ended`.
 ALTER TABLE outbox ADD COLUMN sequence INTEGER NOT NULL DEFAULT 0;
-UPDATE outbox SET sequence = (
-    SELECT COUNT(*) FROM outbox o
-    WHERE o.grant_id = outbox.grant_id
-      AND (o.created_at < outbox.created_at OR (o.created_at = outbox.created_at AND o.id <= outbox.id))
-);
+UPDATE outbox SET sequence = n.seq
+FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY grant_id ORDER BY created_at, id) AS seq FROM outbox) AS n
+WHERE outbox.id = n.id;
 CREATE UNIQUE INDEX outbox_grant_sequence ON outbox (grant_id, sequence);

@@ -368,6 +368,7 @@ macro_rules! both_stores {
 }
 
 both_stores!(
+    events_queued_before_the_upgrade_get_their_grants_sequence,
     revoked_within_the_activation_backoff_reaches_the_target_activated_then_ended,
     stalling_webhook_body_does_not_stop_other_deliveries,
     claims_hold_a_grants_later_event_until_the_earlier_one_is_delivered,
@@ -376,25 +377,37 @@ both_stores!(
 /// A store written before events had sequences: opening it numbers each
 /// grant's queued events in the order they were queued, and the order rule
 /// applies to them.
-#[test]
-fn sqlite_events_queued_before_the_upgrade_get_their_grants_sequence() {
+fn events_queued_before_the_upgrade_get_their_grants_sequence(b: Backend) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("old.db");
-    {
-        let c = rusqlite::Connection::open(&path).expect("open");
-        c.execute_batch(include_str!("../../host/migrations/0001_init.sql"))
-            .expect("v1 schema");
-        c.execute_batch(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
-             INSERT INTO schema_migrations VALUES (1, 0);
-             INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at) VALUES
+    let t = TestStore::new(b, dir.path());
+    let rows = "INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at) VALUES
                ('g:grant-ended', 'g', 'grant-ended', '{}', 20, 20),
                ('g:grant-activated', 'g', 'grant-activated', '{}', 10, 10),
-               ('h:grant-activated', 'h', 'grant-activated', '{}', 15, 15);",
-        )
-        .expect("v1 rows");
+               ('h:grant-activated', 'h', 'grant-activated', '{}', 15, 15);";
+    match &t.db {
+        None => {
+            let c = rusqlite::Connection::open(&t.url).expect("open");
+            c.execute_batch(include_str!("../../host/migrations/0001_init.sql"))
+                .expect("v1 schema");
+            c.execute_batch(&format!(
+                "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0);
+                 {rows}"
+            ))
+            .expect("v1 rows");
+        }
+        Some(db) => {
+            db.exec(include_str!("../../host/migrations/postgres/0001_init.sql"))
+                .expect("v1 schema");
+            db.exec(&format!(
+                "CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0);
+                 {rows}"
+            ))
+            .expect("v1 rows");
+        }
     }
-    let s = jitgate::store::open(&path.display().to_string()).expect("migrate");
+    let s = jitgate::store::open(&t.url).expect("migrate");
     let claimed = s
         .outbox_claim(100, Duration::from_secs(30), 10)
         .expect("claim");
