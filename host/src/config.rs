@@ -31,6 +31,20 @@
 //! kind = "webhook"                     # or "log" (default)
 //! url = "http://127.0.0.1:9000/jitgate"
 //! secret-env = "JITGATE_WEBHOOK_SECRET"
+//! timeout-ms = 10000                   # one delivery, response body included (≤ 10000)
+//! max-response-bytes = 65536           # of the response body read
+//!
+//! [http]                               # the server's connection limits
+//! header-read-timeout-ms = 10000       # request line + headers (also idle keep-alive)
+//! body-read-timeout-ms = 10000         # reading a request body
+//! request-timeout-ms = 30000           # whole request, handler included (503 past it)
+//! max-connections = 1024               # open connections; more wait in the backlog
+//!
+//! [limits]                             # floods
+//! auth-failure-burst = 20              # failed authentications per client address…
+//! auth-failure-per-minute = 60         # …refilled at this rate; beyond: 429 + Retry-After
+//! auth-failure-window-secs = 60        # one audit record per address per window
+//! invalid-body-excerpt-bytes = 256     # of an invalid body kept in its audit record
 //!
 //! [audit]                              # signed checkpoints of the chain head (off by default)
 //! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
@@ -94,8 +108,103 @@ pub struct Config {
     /// Audit chain anchoring.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// The HTTP server's timeouts and connection cap.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Flood limits: failed authentications, invalid bodies.
+    #[serde(default)]
+    pub limits: LimitsConfig,
 }
 
+/// `[http]`: the server's timeouts and connection cap. Every default is safe
+/// for a service on an untrusted network.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A client must send its request line and headers within this, ms; an
+    /// idle keep-alive connection is closed after it too. Default 10000.
+    #[serde(default = "default_header_read_ms")]
+    pub header_read_timeout_ms: u64,
+    /// A request body must arrive within this, ms. Default 10000.
+    #[serde(default = "default_body_read_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Whole request (body, decision, store), ms; past it: 503. Default 30000.
+    #[serde(default = "default_request_ms")]
+    pub request_timeout_ms: u64,
+    /// Open connections at once; further ones wait in the listen backlog
+    /// until a slot frees. Default 1024.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout_ms: default_header_read_ms(),
+            body_read_timeout_ms: default_body_read_ms(),
+            request_timeout_ms: default_request_ms(),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+fn default_header_read_ms() -> u64 {
+    10_000
+}
+fn default_body_read_ms() -> u64 {
+    10_000
+}
+fn default_request_ms() -> u64 {
+    30_000
+}
+fn default_max_connections() -> usize {
+    1024
+}
+
+/// `[limits]`: what a flood of bad requests may cost.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Failed authentications a client address may make in a burst before
+    /// it is answered 429. Default 20.
+    #[serde(default = "default_auth_burst")]
+    pub auth_failure_burst: u32,
+    /// Rate at which that allowance refills, per minute. Default 60.
+    #[serde(default = "default_auth_per_minute")]
+    pub auth_failure_per_minute: u32,
+    /// Failed authentications are audited as one record per client address
+    /// per window of this many seconds (with the count). Default 60.
+    #[serde(default = "default_auth_window")]
+    pub auth_failure_window_secs: u32,
+    /// Bytes of an invalid request body kept (escaped) in its audit record,
+    /// beside its sha256 and size. Default 256.
+    #[serde(default = "default_excerpt")]
+    pub invalid_body_excerpt_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            auth_failure_burst: default_auth_burst(),
+            auth_failure_per_minute: default_auth_per_minute(),
+            auth_failure_window_secs: default_auth_window(),
+            invalid_body_excerpt_bytes: default_excerpt(),
+        }
+    }
+}
+
+fn default_auth_burst() -> u32 {
+    20
+}
+fn default_auth_per_minute() -> u32 {
+    60
+}
+fn default_auth_window() -> u32 {
+    60
+}
+fn default_excerpt() -> usize {
+    256
+}
 /// `[audit]`: signed checkpoints of the chain head written by `serve`.
 /// `checkpoint-dir` and `checkpoint-key` go together; with neither, serve
 /// writes none (`jitgate audit checkpoint` still can).
@@ -194,6 +303,13 @@ pub struct ProvisionerConfig {
     pub url: Option<String>,
     /// Environment variable holding the webhook's HMAC secret.
     pub secret_env: Option<String>,
+    /// Deadline for one webhook delivery, response body included, ms.
+    /// Default 10000, which is also the most (see
+    /// [`crate::provision::MAX_TIMEOUT`]: no other replica can claim an
+    /// event while it is being sent).
+    pub timeout_ms: Option<u64>,
+    /// Bytes of a webhook response body read at most. Default 65536.
+    pub max_response_bytes: Option<usize>,
 }
 
 /// Built-in provisioners.
@@ -239,6 +355,8 @@ impl Default for Config {
             isolation: IsolationConfig::default(),
             sandbox: SandboxConfig::default(),
             audit: AuditConfig::default(),
+            http: HttpConfig::default(),
+            limits: LimitsConfig::default(),
         })
     }
 }
@@ -320,6 +438,46 @@ impl Config {
                 "audit.checkpoint-interval-minutes: {m} is out of range (1 to 10080, a week)"
             ));
         }
+        let most = crate::provision::MAX_TIMEOUT.as_millis() as u64;
+        if self
+            .provisioner
+            .timeout_ms
+            .is_some_and(|t| t == 0 || t > most)
+        {
+            return Err(format!(
+                "provisioner.timeout-ms: must be 1 to {most} (a delivery must end well within the 30 s outbox lease)"
+            ));
+        }
+        if self.provisioner.max_response_bytes == Some(0) {
+            return Err("provisioner.max-response-bytes: must be at least 1".into());
+        }
+        for (key, v) in [
+            (
+                "http.header-read-timeout-ms",
+                self.http.header_read_timeout_ms,
+            ),
+            ("http.body-read-timeout-ms", self.http.body_read_timeout_ms),
+            ("http.request-timeout-ms", self.http.request_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(format!("{key}: must be at least 1"));
+            }
+        }
+        if self.http.max_connections == 0 {
+            return Err("http.max-connections: must be at least 1".into());
+        }
+        if self.limits.auth_failure_burst == 0 {
+            return Err("limits.auth-failure-burst: must be at least 1".into());
+        }
+        if self.limits.auth_failure_per_minute == 0 {
+            return Err("limits.auth-failure-per-minute: must be at least 1".into());
+        }
+        if self.limits.auth_failure_window_secs == 0 {
+            return Err("limits.auth-failure-window-secs: must be at least 1".into());
+        }
+        if self.limits.invalid_body_excerpt_bytes > 64 * 1024 {
+            return Err("limits.invalid-body-excerpt-bytes: at most 65536".into());
+        }
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
                 return Err("provisioner.url: required for kind = \"webhook\"".into());
@@ -376,6 +534,27 @@ impl Config {
                 .filter(|(_, t)| t.break_glass)
                 .map(|(k, _)| k.clone())
                 .collect(),
+            invalid_body_excerpt_bytes: self.limits.invalid_body_excerpt_bytes,
+        }
+    }
+
+    /// The HTTP server's limits this config implies.
+    pub fn http_limits(&self) -> crate::api::server::HttpLimits {
+        use std::time::Duration;
+        crate::api::server::HttpLimits {
+            header_read_timeout: Duration::from_millis(self.http.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.http.body_read_timeout_ms),
+            request_timeout: Duration::from_millis(self.http.request_timeout_ms),
+            max_connections: self.http.max_connections,
+        }
+    }
+
+    /// The authentication-failure limits this config implies.
+    pub fn auth_limits(&self) -> crate::api::guard::AuthLimits {
+        crate::api::guard::AuthLimits {
+            burst: self.limits.auth_failure_burst,
+            per_minute: self.limits.auth_failure_per_minute,
+            window: std::time::Duration::from_secs(u64::from(self.limits.auth_failure_window_secs)),
         }
     }
 
@@ -509,6 +688,41 @@ mod tests {
                 .unwrap_err()
                 .starts_with("sandbox.max-memory-bytes")
         );
+    }
+
+    #[test]
+    fn limits_default_safe_and_bad_ones_are_named() {
+        let c: Config = toml::from_str("").unwrap();
+        assert_eq!(c.http.header_read_timeout_ms, 10_000);
+        assert_eq!(c.http.body_read_timeout_ms, 10_000);
+        assert_eq!(c.http.request_timeout_ms, 30_000);
+        assert_eq!(c.http.max_connections, 1024);
+        assert_eq!(c.limits.auth_failure_burst, 20);
+        assert_eq!(c.limits.auth_failure_per_minute, 60);
+        assert_eq!(c.limits.auth_failure_window_secs, 60);
+        assert_eq!(c.limits.invalid_body_excerpt_bytes, 256);
+        for (doc, key) in [
+            ("[http]\nmax-connections = 0\n", "http.max-connections"),
+            (
+                "[http]\nheader-read-timeout-ms = 0\n",
+                "http.header-read-timeout-ms",
+            ),
+            (
+                "[limits]\nauth-failure-burst = 0\n",
+                "limits.auth-failure-burst",
+            ),
+            (
+                "[provisioner]\ntimeout-ms = 60000\n",
+                "provisioner.timeout-ms",
+            ),
+        ] {
+            let c: Config = toml::from_str(doc).unwrap();
+            assert!(c.check().unwrap_err().starts_with(key), "{doc}");
+        }
+        let e = toml::from_str::<Config>("[http]\nmax-conections = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("max-conections"), "{e}");
     }
 
     #[test]

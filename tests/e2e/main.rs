@@ -7,6 +7,8 @@ mod clients;
 mod crash;
 mod examples;
 mod hostile;
+mod http;
+mod outbox;
 mod replicas;
 mod service;
 mod store;

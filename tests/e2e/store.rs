@@ -57,6 +57,7 @@ fn effects(g: &Grant, kind: &str) -> Effects {
             payload: json!({"grant": g.id}),
             created_at: 1,
             attempts: 0,
+            sequence: 0,
         }],
         review: None,
     }

@@ -110,6 +110,7 @@ pub fn task_request(task: &str) -> jitgate::Request {
 
 pub mod http;
 pub mod pg;
+pub mod receiver;
 pub mod server;
 
 /// Run `jitgate audit --store STORE ARGS…`: (exit success, stdout).

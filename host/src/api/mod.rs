@@ -3,7 +3,12 @@
 //!
 //! Handlers are thin: authenticate, read a size-limited body, call the
 //! [`Service`] on a blocking thread (the store is synchronous), map the
-//! result. Every authentication failure is audited.
+//! result. Every authentication failure is counted and audited, per client
+//! address per window, and rate-limited ([`guard`]); the server's
+//! connection limits are in [`server`].
+
+pub mod guard;
+pub mod server;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -19,7 +24,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::audit;
 use crate::grant::GrantState;
 use crate::request::TicketState;
 use crate::service::{Principal, Role, Service, ServiceError, now_millis};
@@ -39,6 +43,8 @@ pub struct AppState {
     /// Where `POST /v1/policies/reload` reads modules from, and with which
     /// engine settings; `None` disables reloading.
     pub reload: Option<(std::path::PathBuf, crate::EngineConfig)>,
+    /// Rate limit and audit tallies of failed authentications.
+    pub auth_guard: Arc<guard::AuthGuard>,
 }
 
 /// An API error.
@@ -48,6 +54,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -57,6 +65,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
     }
 
@@ -78,6 +87,9 @@ impl IntoResponse for ApiError {
             e["field"] = json!(f);
         }
         let mut resp = (self.status, Json(json!({ "error": e }))).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
         if let Some(r) = refusal {
             resp.extensions_mut().insert(r);
         }
@@ -136,6 +148,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             audit_refusals,
         ))
+        // After every route: a route_layer covers only the routes above it.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authenticate,
+        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })
@@ -143,13 +160,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// The principal a request's bearer token names, if any.
-fn principal_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a Principal> {
-    let token = headers
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)?;
+        .map(str::trim)
+}
+
+/// The principal a request's bearer token names, if any.
+fn principal_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a Principal> {
+    let token = bearer(headers)?;
     state
         .principals
         .get(&hex::encode(Sha256::digest(token.as_bytes())))
@@ -177,9 +198,9 @@ async fn audit_refusals(
     let resp = next.run(req).await;
     if resp.status() == StatusCode::FORBIDDEN {
         let why = resp.extensions().get::<Refusal>().map(|r| r.0.clone());
-        let draft = audit::AuditDraft::new(
+        let draft = crate::audit::AuditDraft::new(
             now_millis(),
-            audit::kind::AUTH_FAILURE,
+            crate::audit::kind::AUTH_FAILURE,
             &actor,
             json!({"status": 403, "method": method, "route": route, "path": path, "reason": why}),
         );
@@ -216,6 +237,62 @@ async fn refuse_control_characters(
     next.run(req).await
 }
 
+/// Every `/v1` route: a request without a known token is refused here,
+/// before its body is read, counted against its address (401, or 429 past
+/// the address's allowance) and tallied for the window's audit record.
+async fn authenticate(
+    State(s): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !req.uri().path().starts_with("/v1/") {
+        return next.run(req).await;
+    }
+    let token = bearer(req.headers());
+    let known = token.is_some_and(|t| {
+        s.principals
+            .contains_key(&hex::encode(Sha256::digest(t.as_bytes())))
+    });
+    if known {
+        return next.run(req).await;
+    }
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    // Bounded: the tally keeps a few distinct paths per address.
+    let path: String = req.uri().path().chars().take(64).collect();
+    refuse(&s, peer, token.is_some(), &path).into_response()
+}
+
+/// The answer to a failed authentication, counted and tallied.
+fn refuse(s: &AppState, peer: Option<std::net::IpAddr>, had_token: bool, path: &str) -> ApiError {
+    let why = if had_token {
+        "unknown token"
+    } else {
+        "no bearer token"
+    };
+    let verdict = s
+        .auth_guard
+        .failure(peer, why, path, std::time::Instant::now(), now_millis());
+    match verdict {
+        guard::Verdict::Unauthorized => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            format!("{why}: send `Authorization: Bearer <token>`"),
+        ),
+        guard::Verdict::Limited(secs) => {
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                format!("too many failed authentications from this address; retry in {secs} s"),
+            );
+            e.retry_after = Some(secs);
+            e
+        }
+    }
+}
+
 /// Run `f` on a blocking thread.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
@@ -231,11 +308,7 @@ async fn auth(
     headers: &HeaderMap,
     path: &str,
 ) -> Result<Principal, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+    let token = bearer(headers);
     let found = token.and_then(|t| {
         state
             .principals
@@ -243,39 +316,30 @@ async fn auth(
     });
     match found {
         Some(p) => Ok(p.clone()),
-        None => {
-            let why = if token.is_some() {
-                "unknown token"
-            } else {
-                "no bearer token"
-            };
-            let svc = state.service.clone();
-            let path = path.to_string();
-            // Evidence of probing matters; a failed audit write still refuses.
-            let _ = blocking(move || {
-                svc.audit(
-                    audit::kind::AUTH_FAILURE,
-                    "anonymous",
-                    json!({"path": path, "reason": why}),
-                )
-            })
-            .await;
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                format!("{why}: send `Authorization: Bearer <token>`"),
-            ))
-        }
+        // `authenticate` refuses these before the handler runs; kept so a
+        // route outside it still fails closed (and is counted).
+        None => Err(refuse(state, None, token.is_some(), path)),
     }
 }
 
 async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-large",
-            format!("request body is larger than {MAX_BODY} bytes"),
-        )
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+        let e = e.into_inner();
+        if server::is_too_large(&*e) {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("request body is larger than {MAX_BODY} bytes"),
+            )
+        } else if server::is_body_timeout(&*e) {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body-timeout",
+                "the request body did not arrive within http.body-read-timeout-ms",
+            )
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad-body", e.to_string()).field("body")
+        }
     })
 }
 

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use jitgate::api::guard::{self, AuthGuard};
 use jitgate::api::{AppState, router};
 use jitgate::config::{Config, ProvisionerKind};
 use jitgate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
@@ -110,7 +111,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
             let secret = std::env::var(&env)
                 .with_context(|| format!("provisioner.secret-env: ${env} is not set"))?;
             let url = config.provisioner.url.clone().unwrap_or_default();
-            Arc::new(WebhookProvisioner::new(&url, secret.as_bytes()).map_err(anyhow::Error::msg)?)
+            let timeout = config
+                .provisioner
+                .timeout_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(jitgate::provision::DEFAULT_TIMEOUT);
+            let cap = config
+                .provisioner
+                .max_response_bytes
+                .unwrap_or(jitgate::provision::DEFAULT_MAX_RESPONSE_BYTES);
+            Arc::new(
+                WebhookProvisioner::new(&url, secret.as_bytes())
+                    .map_err(anyhow::Error::msg)?
+                    .with_limits(timeout, cap),
+            )
         }
     };
 
@@ -118,11 +132,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let auth_guard = Arc::new(AuthGuard::new(config.auth_limits()));
         let state = Arc::new(AppState {
             service: service.clone(),
             principals,
             ready: Default::default(),
             reload: Some((config.policies.clone(), config.engine_config())),
+            auth_guard: auth_guard.clone(),
         });
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -148,15 +164,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 Some(seq),
             ));
         }
+        tokio::spawn(guard::flush_every_window(
+            auth_guard.clone(),
+            service.clone(),
+        ));
         state.ready.store(true, Ordering::Release);
         println!(
             "jitgate listening on http://{addr} ({} policies, store {})",
             metas.len(),
             store_name
         );
-        axum::serve(listener, router(state))
-            .with_graceful_shutdown(shutdown())
+        jitgate::api::server::serve(listener, router(state), config.http_limits(), shutdown())
             .await?;
+        // What this window counted so far is evidence too.
+        guard::flush(&auth_guard, &service).await;
         Ok(())
     })
 }

@@ -7,6 +7,14 @@
 //! receiver can deduplicate. A grant is never reported active before its
 //! activation event is queued.
 //!
+//! **Order per grant.** Each event carries its grant's `sequence` (1, 2, …).
+//! The store hands out an event only once every earlier event of its grant
+//! was delivered ([`crate::store::Store::outbox_claim`]), so a
+//! `grant-activated` that waits out a backoff is never overtaken by the
+//! grant's `grant-ended`, on one replica or across several. What remains is
+//! at-least-once: a stale redelivery can still arrive late, which is why
+//! receivers ignore a sequence at or below the last one they applied.
+//!
 //! Built in: [`LogProvisioner`] (the demo default: logs the event) and
 //! [`WebhookProvisioner`] (HMAC-SHA256-signed JSON POST over HTTP).
 //! Embedders implement [`Provisioner`].
@@ -46,7 +54,15 @@ impl Provisioner for LogProvisioner {
 
 /// POSTs each event as JSON, signed: header `X-Jitgate-Signature:
 /// sha256=<hex HMAC-SHA256(secret, timestamp "." body)>`, plus
-/// `X-Jitgate-Timestamp` (Unix ms) and `X-Jitgate-Event-Id`.
+/// `X-Jitgate-Timestamp` (Unix ms), `X-Jitgate-Event-Id` and
+/// `X-Jitgate-Sequence` (the event's position among its grant's events).
+///
+/// One deadline covers the whole exchange, the response body included, and
+/// at most `max_response_bytes` of the body are read: a receiver that
+/// answers and then stalls or streams forever costs one deadline, not the
+/// dispatcher. A 2xx status is the receiver's acceptance; a body cut short
+/// after it does not turn the delivery into a failure (it would be sent
+/// again), it only closes the connection.
 pub struct WebhookProvisioner {
     url: hyper::Uri,
     secret: Vec<u8>,
@@ -55,7 +71,15 @@ pub struct WebhookProvisioner {
         Full<Bytes>,
     >,
     timeout: Duration,
+    max_response_bytes: usize,
 }
+
+/// Default deadline for one webhook delivery (connect, send, response head
+/// and body).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Default cap on the webhook response body read.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 impl WebhookProvisioner {
     /// A webhook to `url` (http://) signed with `secret`.
@@ -78,8 +102,18 @@ impl WebhookProvisioner {
             url,
             secret: secret.to_vec(),
             client,
-            timeout: Duration::from_secs(10),
+            timeout: DEFAULT_TIMEOUT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// Set the per-delivery deadline and the response body cap. The deadline
+    /// is clamped to [`MAX_TIMEOUT`], so a delivery always ends before
+    /// another replica could claim the same event.
+    pub fn with_limits(mut self, timeout: Duration, max_response_bytes: usize) -> Self {
+        self.timeout = timeout.min(MAX_TIMEOUT).max(Duration::from_millis(1));
+        self.max_response_bytes = max_response_bytes;
+        self
     }
 }
 
@@ -104,20 +138,33 @@ impl Provisioner for WebhookProvisioner {
             let req = hyper::Request::post(self.url.clone())
                 .header("content-type", "application/json")
                 .header("x-jitgate-event-id", &event.id)
+                .header("x-jitgate-sequence", event.sequence.to_string())
                 .header("x-jitgate-timestamp", &ts)
                 .header("x-jitgate-signature", sig)
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| e.to_string())?;
-            let resp = tokio::time::timeout(self.timeout, self.client.request(req))
+            let deadline = tokio::time::Instant::now() + self.timeout;
+            let resp = tokio::time::timeout_at(deadline, self.client.request(req))
                 .await
                 .map_err(|_| "timed out".to_string())?
                 .map_err(|e| e.to_string())?;
             let status = resp.status();
-            let _ = resp.into_body().collect().await;
-            if status.is_success() {
-                Ok(())
-            } else {
-                Err(format!("receiver answered {status}"))
+            // Read (and so free the connection for reuse) within what is left
+            // of the deadline and the cap; past either, drop the connection.
+            let limited = http_body_util::Limited::new(resp.into_body(), self.max_response_bytes);
+            let drained = tokio::time::timeout_at(deadline, limited.collect()).await;
+            let body_problem = match drained {
+                Ok(Ok(_)) => None,
+                Ok(Err(e)) => Some(e.to_string()),
+                Err(_) => Some("response body not read before the deadline".to_string()),
+            };
+            match (status.is_success(), body_problem) {
+                (true, None) => Ok(()),
+                (true, Some(problem)) => {
+                    tracing::warn!(event = %event.id, %problem, "webhook accepted the event; its response body was cut off");
+                    Ok(())
+                }
+                (false, _) => Err(format!("receiver answered {status}")),
             }
         })
     }
@@ -133,15 +180,28 @@ pub fn backoff(attempts: u32) -> Duration {
 /// again after at most this long.
 pub const LEASE: Duration = Duration::from_secs(30);
 
+/// Longest deadline a delivery may have: no delivery starts after half the
+/// lease, so one that starts last still ends 5 s before the lease does and
+/// no other replica can claim (and send) the event while it is in flight.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Events claimed per round.
 pub const CLAIM: usize = 100;
 
+/// Deliveries in flight at once. A claim holds at most one event per grant
+/// (see [`crate::store::Store::outbox_claim`]), so sending a claim's events
+/// side by side keeps each grant's order, and one receiver that stalls on
+/// an event holds up only that event.
+pub const PARALLEL: usize = 8;
+
 /// Deliver queued events forever. Every replica runs this against the shared
 /// outbox: claims are exclusive ([`crate::store::Store::outbox_claim`]), so
-/// under normal operation each event is sent once; delivery stops before the
-/// lease could run out (a slow receiver must not let a second replica send
-/// the same event while this one still is).
+/// under normal operation each event is sent once; no delivery starts once
+/// half the lease is gone, and each ends within its deadline (at most half
+/// the lease), so a slow receiver cannot let a second replica send the same
+/// event while this one still is.
 pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
     loop {
         let svc = service.clone();
         let claimed_at = tokio::time::Instant::now();
@@ -159,29 +219,28 @@ pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) 
         };
         let busy = !due.is_empty();
         for ev in due {
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
+            };
             if claimed_at.elapsed() > LEASE / 2 {
                 // The rest come due again when their lease ends.
                 tracing::warn!("provisioning is slow; leaving the rest of this claim to its lease");
                 break;
             }
-            let outcome = provisioner.deliver(&ev).await;
-            let svc = service.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                let now = now_millis();
-                let r = match &outcome {
-                    Ok(()) => svc.store().outbox_delivered(&ev.id, now),
-                    Err(err) => {
-                        svc.metrics.webhook_failures.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(event = %ev.id, attempt = ev.attempts + 1, error = %err, "provisioning failed; will retry");
-                        svc.store()
-                            .outbox_failed(&ev.id, now + backoff(ev.attempts).as_millis() as i64, err)
-                    }
-                };
-                if let Err(e) = r {
-                    tracing::error!(error = %e, "recording delivery failed");
-                }
-            })
-            .await;
+            let (svc, provisioner) = (service.clone(), provisioner.clone());
+            // Not awaited: the next claim cannot take an event in flight (it
+            // is leased) nor its grant's later events (their predecessor is
+            // undelivered), so a stalled delivery holds up nothing else.
+            tokio::spawn(async move {
+                let outcome = provisioner.deliver(&ev).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    record(&svc, &ev, outcome);
+                    drop(slot);
+                    // A delivered event makes its grant's next one claimable.
+                    svc.outbox_changed.notify_one();
+                })
+                .await;
+            });
         }
         if !busy {
             tokio::select! {
@@ -189,6 +248,22 @@ pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) 
                 _ = service.outbox_changed.notified() => {}
             }
         }
+    }
+}
+
+fn record(svc: &Service, ev: &OutboxEvent, outcome: Result<(), String>) {
+    let now = now_millis();
+    let r = match &outcome {
+        Ok(()) => svc.store().outbox_delivered(&ev.id, now),
+        Err(err) => {
+            svc.metrics.webhook_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(event = %ev.id, attempt = ev.attempts + 1, error = %err, "provisioning failed; will retry");
+            svc.store()
+                .outbox_failed(&ev.id, now + backoff(ev.attempts).as_millis() as i64, err)
+        }
+    };
+    if let Err(e) = r {
+        tracing::error!(error = %e, "recording delivery failed");
     }
 }
 

@@ -11,6 +11,7 @@
 //! * the same request id with the same body returns the same grant; with a
 //!   different body it is a conflict.
 
+pub mod bounded;
 pub mod group_commit;
 pub mod principal;
 pub mod scheduler;
@@ -86,6 +87,9 @@ pub struct ServiceConfig {
     pub approval_timeout_secs: u32,
     /// Tasks flagged break-glass: every grant opens a review item.
     pub break_glass_tasks: BTreeSet<String>,
+    /// Bytes of an invalid body kept (escaped) in its audit record, beside
+    /// its sha256 and size. Default 256.
+    pub invalid_body_excerpt_bytes: usize,
 }
 
 impl Default for ServiceConfig {
@@ -93,6 +97,7 @@ impl Default for ServiceConfig {
         ServiceConfig {
             approval_timeout_secs: 3600,
             break_glass_tasks: BTreeSet::new(),
+            invalid_body_excerpt_bytes: 256,
         }
     }
 }
@@ -163,6 +168,25 @@ impl Service {
         match &self.group_commit {
             Some(gc) => gc.append(d),
             None => self.store.append_audit(vec![d]),
+        }
+    }
+
+    /// Queue a record that changes no grant for group commit; the future
+    /// resolves once it is committed. Holds no thread while waiting.
+    pub fn submit_audit(
+        &self,
+        d: AuditDraft,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'static>> {
+        match &self.group_commit {
+            Some(gc) => Box::pin(gc.submit(d)),
+            None => {
+                let store = self.store.clone();
+                Box::pin(async move {
+                    tokio::task::spawn_blocking(move || store.append_audit(vec![d]))
+                        .await
+                        .map_err(|e| StoreError::Backend(format!("audit append: {e}")))?
+                })
+            }
         }
     }
 
@@ -281,7 +305,9 @@ impl Service {
         let result = self.decide(&req);
         let data = match &result {
             Ok(d) => json!({"request": req, "decision": d}),
-            Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
+            Err(e) => {
+                json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}})
+            }
         };
         let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
         if storable_id(&req.id) {
@@ -303,7 +329,7 @@ impl Service {
                     now,
                     audit::kind::REQUEST,
                     &actor.name,
-                    json!({"body": body, "invalid": {"field": e.field, "message": e.message}}),
+                    json!({"body": bounded::body_evidence(body, self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
                 )])?;
                 return Err(e.into());
             }
@@ -319,7 +345,7 @@ impl Service {
                     now,
                     audit::kind::REQUEST,
                     &actor.name,
-                    json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
+                    json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
                 );
                 if storable_id(&req.id) {
                     draft = draft.request(&req.id);
@@ -837,6 +863,7 @@ fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
         kind: kind.to_string(),
         created_at: now,
         attempts: 0,
+        sequence: 0,
     }
 }
 

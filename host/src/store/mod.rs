@@ -68,6 +68,22 @@ pub struct OutboxEvent {
     pub created_at: Millis,
     /// Delivery attempts so far.
     pub attempts: u32,
+    /// Position among its grant's events (1, 2, …), assigned by the store
+    /// when the event is queued (callers pass 0). An event is claimed only
+    /// after every earlier event of its grant was delivered; receivers use
+    /// the number to ignore stale redeliveries (docs/api.md).
+    #[serde(default)]
+    pub sequence: i64,
+}
+
+/// `payload` with its `sequence` set: what a receiver is sent. The number
+/// lives in its own column (assigned when queued), so rows queued before it
+/// existed get one too.
+pub(crate) fn with_sequence(mut payload: serde_json::Value, sequence: i64) -> serde_json::Value {
+    if let Some(obj) = payload.as_object_mut() {
+        obj.insert("sequence".into(), sequence.into());
+    }
+    payload
 }
 
 /// A break-glass review item.
@@ -190,7 +206,10 @@ pub trait Store: Send + Sync {
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError>;
 
     /// Claim up to `limit` undelivered events due by `now`, oldest first, and
-    /// lease them: they are not returned again (to this or any replica)
+    /// lease them. An event whose grant has an earlier event still
+    /// undelivered is not claimed (so a claim holds at most one event per
+    /// grant, and a grant's events reach the receiver in sequence order
+    /// whichever replica sends them). Claimed events are leased: they are not returned again (to this or any replica)
     /// before `now + lease` unless marked failed with an earlier retry time.
     /// This is what lets every replica's dispatcher drain one outbox without
     /// sending an event twice, while a crashed replica's claims come due

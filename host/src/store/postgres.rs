@@ -25,7 +25,9 @@
 //! * the outbox is claimed with `FOR UPDATE SKIP LOCKED` and leased (its
 //!   `next_at` pushed forward) in the same statement, so dispatchers on all
 //!   replicas drain it without double sends; a crashed replica's claims come
-//!   due again when the lease runs out;
+//!   due again when the lease runs out. The claim skips every event whose
+//!   grant has an earlier event undelivered (leased elsewhere or waiting
+//!   out a backoff), so a grant's events go out in order across replicas;
 //! * every transaction that appends audit records first takes
 //!   `pg_advisory_xact_lock(AUDIT_LOCK)` and then reads the last hash, so the
 //!   chain is one line, never a fork. This serializes appends (and so every
@@ -52,7 +54,11 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
-        include_str!("../../migrations/postgres/0002_quarantine_and_request_scope.sql"),
+        include_str!("../../migrations/postgres/0002_outbox_sequence.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_quarantine_and_request_scope.sql"),
     ),
 ];
 
@@ -379,9 +385,11 @@ impl Store for PostgresStore {
             let rows = c
                 .query(
                     "UPDATE outbox SET next_at = $2 WHERE id IN (
-                       SELECT id FROM outbox WHERE delivered_at IS NULL AND next_at <= $1
-                       ORDER BY next_at, created_at LIMIT $3 FOR UPDATE SKIP LOCKED)
-                     RETURNING id, grant_id, kind, payload, created_at, attempts",
+                       SELECT id FROM outbox o WHERE delivered_at IS NULL AND next_at <= $1
+                         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.grant_id = o.grant_id
+                                         AND p.sequence < o.sequence AND p.delivered_at IS NULL)
+                       ORDER BY next_at, created_at LIMIT $3 FOR UPDATE OF o SKIP LOCKED)
+                     RETURNING id, grant_id, kind, payload, created_at, attempts, sequence",
                     &[&now, &until, &(limit as i64)],
                 )
                 .await
@@ -389,13 +397,18 @@ impl Store for PostgresStore {
             let mut out = rows
                 .iter()
                 .map(|r| {
+                    let sequence: i64 = r.get(6);
                     Ok(OutboxEvent {
                         id: r.get(0),
                         grant_id: r.get(1),
                         kind: r.get(2),
-                        payload: serde_json::from_str(r.get(3)).map_err(corrupt)?,
+                        payload: super::with_sequence(
+                            serde_json::from_str(r.get(3)).map_err(corrupt)?,
+                            sequence,
+                        ),
                         created_at: r.get(4),
                         attempts: r.get::<_, i32>(5).max(0) as u32,
+                        sequence,
                     })
                 })
                 .collect::<Result<Vec<_>, StoreError>>()?;

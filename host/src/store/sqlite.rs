@@ -31,9 +31,10 @@ use crate::service::ServiceError;
 /// Versioned migrations, in order.
 pub const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_outbox_sequence.sql")),
     (
-        2,
-        include_str!("../../migrations/0002_quarantine_and_request_scope.sql"),
+        3,
+        include_str!("../../migrations/0003_quarantine_and_request_scope.sql"),
     ),
 ];
 
@@ -168,7 +169,10 @@ fn write_effects(tx: &rusqlite::Transaction<'_>, effects: Effects) -> Result<(),
     append(tx, effects.audit)?;
     for e in effects.outbox {
         tx.execute(
-            "INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at) VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+            // The grant's row is written (and locked) in this transaction, so
+            // no other writer can number an event of this grant meanwhile.
+            "INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at, sequence)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM outbox WHERE grant_id = ?2))",
             params![e.id, e.grant_id, e.kind, e.payload.to_string(), e.created_at],
         )
         .map_err(be)?;
@@ -519,9 +523,11 @@ impl Store for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "UPDATE outbox SET next_at = ?2 WHERE id IN (
-                   SELECT id FROM outbox WHERE delivered_at IS NULL AND next_at <= ?1
+                   SELECT id FROM outbox o WHERE delivered_at IS NULL AND next_at <= ?1
+                     AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.grant_id = o.grant_id
+                                     AND p.sequence < o.sequence AND p.delivered_at IS NULL)
                    ORDER BY next_at, created_at LIMIT ?3)
-                 RETURNING id, grant_id, kind, payload, created_at, attempts",
+                 RETURNING id, grant_id, kind, payload, created_at, attempts, sequence",
             )
             .map_err(be)?;
         let rows = stmt
@@ -533,6 +539,7 @@ impl Store for SqliteStore {
                     r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?,
                     r.get::<_, i64>(5)?,
+                    r.get::<_, i64>(6)?,
                 ))
             })
             .map_err(be)?
@@ -540,16 +547,22 @@ impl Store for SqliteStore {
             .map_err(be)?;
         let mut out = rows
             .into_iter()
-            .map(|(id, grant_id, kind, payload, created_at, attempts)| {
-                Ok(OutboxEvent {
-                    id,
-                    grant_id,
-                    kind,
-                    payload: serde_json::from_str(&payload).map_err(corrupt)?,
-                    created_at,
-                    attempts: attempts as u32,
-                })
-            })
+            .map(
+                |(id, grant_id, kind, payload, created_at, attempts, sequence)| {
+                    Ok(OutboxEvent {
+                        id,
+                        grant_id,
+                        kind,
+                        payload: super::with_sequence(
+                            serde_json::from_str(&payload).map_err(corrupt)?,
+                            sequence,
+                        ),
+                        created_at,
+                        attempts: attempts as u32,
+                        sequence,
+                    })
+                },
+            )
             .collect::<Result<Vec<_>, StoreError>>()?;
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(out)

@@ -106,7 +106,10 @@ pub(super) async fn append(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<(), S
 pub(super) async fn write_effects(tx: &Tx<'_>, effects: Effects) -> Result<(), StoreError> {
     for e in effects.outbox {
         tx.execute(
-            "INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at) VALUES ($1, $2, $3, $4, $5, $5)",
+            // The grant's row is locked (FOR UPDATE, or inserted) in this
+            // transaction: no other replica numbers an event of it meanwhile.
+            "INSERT INTO outbox (id, grant_id, kind, payload, created_at, next_at, sequence)
+             VALUES ($1, $2, $3, $4, $5, $5, (SELECT COALESCE(MAX(sequence), 0) + 1 FROM outbox WHERE grant_id = $2))",
             &[&e.id, &e.grant_id, &e.kind, &e.payload.to_string(), &e.created_at],
         )
         .await

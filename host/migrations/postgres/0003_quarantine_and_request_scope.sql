@@ -1,4 +1,4 @@
--- jitgate store, version 2 (PostgreSQL). See the SQLite migration for why.
+-- jitgate store, version 3 (PostgreSQL). See the SQLite migration for why.
 CREATE FUNCTION pg_temp.jitgate_requested_by(d TEXT) RETURNS TEXT AS $$
 BEGIN
     RETURN COALESCE(d::jsonb ->> 'requested-by', '');

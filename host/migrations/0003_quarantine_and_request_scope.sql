@@ -1,4 +1,4 @@
--- jitgate store, version 2.
+-- jitgate store, version 3.
 -- 1. Request ids are scoped to the principal that sent them: one principal
 --    can no longer take an id another will use (nor learn the other's grant
 --    id from the conflict). SQLite cannot drop a column's UNIQUE, so the
