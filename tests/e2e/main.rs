@@ -5,6 +5,7 @@ mod cli;
 mod crash;
 mod examples;
 mod hostile;
+mod props;
 mod replicas;
 mod service;
 mod store;

@@ -1,0 +1,569 @@
+//! Property suite: generated and damaged request bodies, sent over HTTP to
+//! the real `jitgate serve` on both stores, must never break the service.
+//!
+//! Bodies come from `tests/support/props/gen.rs` (every request field, each
+//! valid or strange: extreme and non-round-tripping numbers, unicode, NUL
+//! and control characters, duplicate keys, deep nesting, long lists, broken
+//! bytes), sent as requester, pipeline, admin, unknown and no token to
+//! `POST /v1/requests` and `POST /v1/decisions`. The invariants:
+//!
+//! * no answer is a 5xx (nor a dropped connection); every refusal has the
+//!   error shape;
+//! * a stored grant reads back (`GET /v1/grants/{id}`, the listing,
+//!   `/evidence`) as it was answered, and sending the same body again
+//!   answers the same grant;
+//! * `GET /v1/audit/verify` is ok after every call that audits a body, and
+//!   after every batch;
+//! * after every batch, a 1 s canary grant ends (`expired`) within 2 s of
+//!   its `expires-at`, and a restart comes up and is ready.
+//!
+//! A failing batch is shrunk on fresh stores (calls dropped, then each
+//! remaining body simplified) and reported with the bodies as sent.
+//!
+//! Runs (see docs/operations.md, "Property suite"):
+//! * `cargo test -p jitgate-tests --test e2e props::` — the seeded run of
+//!   `./dev test`: a few batches per store, well under 60 s;
+//! * `JITGATE_PROPS_SECONDS=600 cargo test --release -p jitgate-tests --test
+//!   e2e props:: -- --nocapture` — the long run: batches until the time is up;
+//! * `JITGATE_PROPS_SEED`, `JITGATE_PROPS_BATCH` (calls per batch),
+//!   `JITGATE_PROPS_BATCHES`, `JITGATE_PROPS_SHRINK_SECONDS` change the rest.
+
+#[path = "../support/props/gen.rs"]
+mod generate;
+#[path = "../support/props/serve.rs"]
+mod serve;
+
+use generate::{Case, Endpoint};
+use jitgate_tests::http::Response;
+use jitgate_tests::server::{Backend, TestStore, body, now_secs, write_config_with};
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serve::Serve;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// How much to run (from the environment).
+struct Settings {
+    seed: u64,
+    batch: usize,
+    batches: u64,
+    seconds: Option<u64>,
+    shrink: Duration,
+}
+
+impl Settings {
+    fn from_env() -> Settings {
+        Settings {
+            seed: env_num("JITGATE_PROPS_SEED", 20_261_202),
+            batch: env_num("JITGATE_PROPS_BATCH", 24).max(1) as usize,
+            batches: env_num("JITGATE_PROPS_BATCHES", 4),
+            seconds: std::env::var("JITGATE_PROPS_SECONDS")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+            shrink: Duration::from_secs(env_num("JITGATE_PROPS_SHRINK_SECONDS", 120)),
+        }
+    }
+}
+
+/// An invariant that did not hold, and at which call of the batch (if it
+/// was one call's check).
+#[derive(Debug, Clone)]
+struct Failure {
+    at: Option<usize>,
+    msg: String,
+}
+
+fn fail<T>(at: Option<usize>, msg: String) -> Result<T, Failure> {
+    Err(Failure { at, msg })
+}
+
+/// One server over one store, and what it was seen to store.
+struct Harness {
+    // Declared first: dropped (killed) before its store.
+    server: Option<Serve>,
+    config: PathBuf,
+    _store: TestStore,
+    grants: BTreeSet<String>,
+    canaries: u32,
+    statuses: BTreeMap<(Endpoint, u16), u64>,
+}
+
+fn millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Harness {
+    /// A fresh store and a server over it, in `root/h<n>`; compiled
+    /// policies are shared through `root/cache`.
+    fn new(root: &Path, backend: Backend, n: usize) -> Result<Harness, String> {
+        let dir = root.join(format!("h{n}"));
+        let cache = root.join("cache");
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
+        std::os::unix::fs::symlink(&cache, dir.join("cache")).map_err(|e| e.to_string())?;
+        let store = TestStore::new(backend, &dir);
+        let config = write_config_with(&dir, &store.url, "");
+        let server = Serve::start(&config)?;
+        Ok(Harness {
+            server: Some(server),
+            config,
+            _store: store,
+            grants: BTreeSet::new(),
+            canaries: 0,
+            statuses: BTreeMap::new(),
+        })
+    }
+
+    fn server(&self) -> Result<&Serve, Failure> {
+        self.server
+            .as_ref()
+            .map_or_else(|| fail(None, "no server running".into()), Ok)
+    }
+
+    /// One call; a 5xx or a dropped connection is a failure, with the
+    /// server's last log lines.
+    fn call(
+        &self,
+        at: Option<usize>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Result<Response, Failure> {
+        let s = self.server()?;
+        let r = s
+            .send(method, path, token, body)
+            .or_else(|e| fail(at, format!("{e}\nserver output:\n{}", s.tail(20))))?;
+        if r.status >= 500 || r.status == 0 {
+            return fail(
+                at,
+                format!(
+                    "{method} {path} as {token:?} answered {}: {}\nserver output:\n{}",
+                    r.status,
+                    r.body,
+                    s.tail(20)
+                ),
+            );
+        }
+        Ok(r)
+    }
+
+    fn get(&self, at: Option<usize>, path: &str, token: &str) -> Result<Response, Failure> {
+        self.call(at, "GET", path, Some(token), None)
+    }
+
+    fn verify_audit(&self, at: Option<usize>) -> Result<(), Failure> {
+        let r = self.get(at, "/v1/audit/verify", "t-audit")?;
+        if r.status != 200 || r.json()["ok"] != true {
+            return fail(at, format!("GET /v1/audit/verify: {} {}", r.status, r.body));
+        }
+        Ok(())
+    }
+
+    /// Send one generated call and check what it answered.
+    fn run_case(&mut self, at: usize, case: &Case) -> Result<(), Failure> {
+        let bytes = case.bytes(now_secs());
+        let path = case.endpoint.path();
+        let at = Some(at);
+        let r = self.call(at, "POST", path, case.token, Some(&bytes))?;
+        *self.statuses.entry((case.endpoint, r.status)).or_default() += 1;
+        let allowed: &[u16] = match (case.token, case.endpoint) {
+            (None | Some("t-nope"), _) => &[401],
+            (_, Endpoint::Requests) => &[200, 201, 400, 403, 409, 413, 422],
+            (_, Endpoint::Decisions) => &[200, 400, 403, 413, 422],
+        };
+        if !allowed.contains(&r.status) {
+            return fail(at, format!("POST {path} answered {}: {}", r.status, r.body));
+        }
+        if r.status >= 400 && !r.json()["error"]["code"].is_string() {
+            return fail(
+                at,
+                format!(
+                    "POST {path}: {} without the error shape: {}",
+                    r.status, r.body
+                ),
+            );
+        }
+        if case.endpoint != Endpoint::Requests {
+            return Ok(());
+        }
+        if matches!(r.status, 200 | 201) {
+            let g = r.json();
+            let id = g["id"].as_str().unwrap_or_default().to_string();
+            let back = self.get(at, &format!("/v1/grants/{id}"), "t-admin")?;
+            if back.status != 200 {
+                return fail(
+                    at,
+                    format!(
+                        "grant {id} answered {} but reads back {}: {}",
+                        r.status, back.status, back.body
+                    ),
+                );
+            }
+            let b = back.json();
+            if b["request"] != g["request"] || b["body-hash"] != g["body-hash"] {
+                return fail(
+                    at,
+                    format!("grant {id} reads back differently:\nanswered {g}\nread {b}"),
+                );
+            }
+            if r.status == 201 {
+                let again = self.call(at, "POST", path, case.token, Some(&bytes))?;
+                if again.status != 200 || again.json()["id"] != g["id"] {
+                    return fail(
+                        at,
+                        format!(
+                            "the same body again answered {}: {} (first: grant {id})",
+                            again.status, again.body
+                        ),
+                    );
+                }
+            }
+            self.grants.insert(id);
+        }
+        if matches!(r.status, 200 | 201 | 422) {
+            // Each of these appended a record holding (part of) this body.
+            self.verify_audit(at)?;
+        }
+        Ok(())
+    }
+
+    /// The invariants after a batch: every grant reads back, the audit
+    /// chain verifies, a canary expires on time, a restart is ready.
+    fn check(&mut self) -> Result<(), Failure> {
+        self.canaries += 1;
+        let canary_id = format!("canary-{}-{}", self.canaries, millis());
+        let b = body(&canary_id, "alice", "file-recovery", 1).to_string();
+        let r = self.call(
+            None,
+            "POST",
+            "/v1/requests",
+            Some("t-alice"),
+            Some(b.as_bytes()),
+        )?;
+        let g = r.json();
+        if r.status != 201 || g["state"] != "active" {
+            return fail(
+                None,
+                format!("canary request answered {}: {}", r.status, r.body),
+            );
+        }
+        let canary = g["id"].as_str().unwrap_or_default().to_string();
+        let expires = g["expires-at"].as_i64().unwrap_or_default();
+
+        let listed = self.list()?;
+        if let Some(missing) = self.grants.iter().find(|id| !listed.contains(*id)) {
+            return fail(None, format!("grant {missing} is not in the listing"));
+        }
+        for id in &self.grants {
+            let e = self.get(None, &format!("/v1/grants/{id}/evidence"), "t-audit")?;
+            if e.status != 200 || e.json()["grant"]["id"] != id.as_str() {
+                return fail(None, format!("evidence of {id}: {} {}", e.status, e.body));
+            }
+        }
+        self.verify_audit(None)?;
+        self.get(None, "/metrics", "t-admin")?;
+
+        // Generous against a loaded machine: the sweep is due at
+        // `expires-at` and normally ends it within milliseconds.
+        loop {
+            let c = self.get(None, &format!("/v1/grants/{canary}"), "t-admin")?;
+            if c.json()["state"] == "expired" {
+                break;
+            }
+            if millis() > expires + 2000 {
+                return fail(
+                    None,
+                    format!(
+                        "canary grant {canary} (1 s) is still {} 2 s after its expires-at: {}\nserver output:\n{}",
+                        c.json()["state"],
+                        c.body,
+                        self.server()?.tail(20)
+                    ),
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+
+        // Restart: SIGKILL, as a crash would.
+        drop(self.server.take());
+        self.server =
+            Some(Serve::start(&self.config).or_else(|e| fail(None, format!("restart: {e}")))?);
+        let listed = self.list()?;
+        if !listed.contains(&canary) {
+            return fail(
+                None,
+                format!("after a restart the canary {canary} is not listed"),
+            );
+        }
+        self.verify_audit(None)
+    }
+
+    /// Every grant id in the listing (all pages).
+    fn list(&self) -> Result<BTreeSet<String>, Failure> {
+        let mut ids = BTreeSet::new();
+        let mut before: Option<String> = None;
+        loop {
+            let path = match &before {
+                Some(c) => format!("/v1/grants?limit=500&before={c}"),
+                None => "/v1/grants?limit=500".to_string(),
+            };
+            let r = self.get(None, &path, "t-admin")?;
+            if r.status != 200 {
+                return fail(None, format!("GET {path}: {} {}", r.status, r.body));
+            }
+            let v = r.json();
+            for g in v["grants"].as_array().into_iter().flatten() {
+                ids.insert(g["id"].as_str().unwrap_or_default().to_string());
+            }
+            match v["next"].as_str() {
+                Some(n) => before = Some(n.to_string()),
+                None => return Ok(ids),
+            }
+        }
+    }
+
+    /// Send a batch (stopping at the first failing call), then check.
+    fn batch(&mut self, cases: &[Case]) -> Result<(), Failure> {
+        for (i, case) in cases.iter().enumerate() {
+            self.run_case(i, case)?;
+        }
+        self.check()
+    }
+}
+
+fn show(cases: &[Case], max_chars: usize) -> String {
+    let now = now_secs();
+    let mut out = String::new();
+    for (i, c) in cases.iter().enumerate() {
+        let bytes = c.bytes(now);
+        let text = String::from_utf8_lossy(&bytes);
+        let shown: String = text.chars().take(max_chars).collect();
+        let more = if shown.len() < text.len() {
+            format!(" … ({} bytes in all)", bytes.len())
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  [{i}] POST {} as {:?}: {shown:?}{more}\n",
+            c.endpoint.path(),
+            c.token
+        ));
+    }
+    out
+}
+
+type Tree = Box<dyn ValueTree<Value = Case>>;
+
+/// Shrink a failing batch, each attempt on a fresh store: drop the calls
+/// after the failing one, then each other call, then simplify each
+/// remaining body. Returns the smallest failing batch, its failure, and
+/// the number of attempts.
+fn shrink(
+    root: &Path,
+    backend: Backend,
+    mut trees: Vec<Tree>,
+    budget: Duration,
+    next_dir: &mut usize,
+) -> Result<(Vec<Case>, Failure, usize), String> {
+    let started = Instant::now();
+    let n = trees.len();
+    let mut fixed: Vec<Option<Case>> = vec![None; n];
+    let mut keep = vec![true; n];
+    let mut attempts = 0;
+    let mut attempt = |trees: &[Tree],
+                       fixed: &[Option<Case>],
+                       keep: &[bool]|
+     -> (Vec<usize>, Result<(), Failure>) {
+        attempts += 1;
+        *next_dir += 1;
+        let idx: Vec<usize> = (0..n).filter(|&i| keep[i]).collect();
+        let cases: Vec<Case> = idx
+            .iter()
+            .map(|&i| fixed[i].clone().unwrap_or_else(|| trees[i].current()))
+            .collect();
+        let r = match Harness::new(root, backend, *next_dir) {
+            Ok(mut h) => h.batch(&cases),
+            Err(e) => Err(Failure {
+                at: None,
+                msg: format!("fresh server: {e}"),
+            }),
+        };
+        (idx, r)
+    };
+    let current = |trees: &[Tree], fixed: &[Option<Case>], keep: &[bool]| -> Vec<Case> {
+        (0..n)
+            .filter(|&i| keep[i])
+            .map(|i| fixed[i].clone().unwrap_or_else(|| trees[i].current()))
+            .collect()
+    };
+    let (idx, first) = attempt(&trees, &fixed, &keep);
+    let mut last = match first {
+        Err(f) => f,
+        Ok(()) => {
+            return Err("the batch failed on the long-lived store but passes on a fresh one".into());
+        }
+    };
+    if let Some(k) = last.at.and_then(|k| idx.get(k).copied()) {
+        let saved = keep.clone();
+        for k in keep.iter_mut().skip(k + 1) {
+            *k = false;
+        }
+        match attempt(&trees, &fixed, &keep).1 {
+            Err(f) => last = f,
+            Ok(()) => keep = saved,
+        }
+    }
+    for i in 0..n {
+        if !keep[i] || keep.iter().filter(|k| **k).count() == 1 || started.elapsed() > budget {
+            continue;
+        }
+        keep[i] = false;
+        match attempt(&trees, &fixed, &keep).1 {
+            Err(f) => last = f,
+            Ok(()) => keep[i] = true,
+        }
+    }
+    for i in 0..n {
+        if !keep[i] {
+            continue;
+        }
+        let mut best = trees[i].current();
+        if trees[i].simplify() {
+            loop {
+                if started.elapsed() > budget {
+                    break;
+                }
+                match attempt(&trees, &fixed, &keep).1 {
+                    Err(f) => {
+                        last = f;
+                        best = trees[i].current();
+                        if !trees[i].simplify() {
+                            break;
+                        }
+                    }
+                    Ok(()) => {
+                        if !trees[i].complicate() {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        fixed[i] = Some(best);
+    }
+    Ok((current(&trees, &fixed, &keep), last, attempts))
+}
+
+fn hostile_bodies_never_poison_grants_audit_or_expiry(backend: Backend) {
+    let set = Settings::from_env();
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut seed = [0u8; 32];
+    seed[..8].copy_from_slice(&set.seed.to_le_bytes());
+    let config = Config {
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed));
+    let strategy = generate::case();
+    let mut dirs = 0;
+    let mut h = Harness::new(root.path(), backend, dirs).unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let mut batches = 0u64;
+    loop {
+        let more = match set.seconds {
+            Some(s) => started.elapsed() < Duration::from_secs(s),
+            None => batches < set.batches,
+        };
+        if !more {
+            break;
+        }
+        let trees: Vec<Tree> = (0..set.batch)
+            .map(|_| strategy.new_tree(&mut runner).expect("generate a case"))
+            .collect();
+        let cases: Vec<Case> = trees.iter().map(|t| t.current()).collect();
+        if let Err(f) = h.batch(&cases) {
+            drop(h);
+            let rerun = format!(
+                "JITGATE_PROPS_SEED={} JITGATE_PROPS_BATCH={} cargo test -p jitgate-tests --test e2e props::{}",
+                set.seed,
+                set.batch,
+                if backend == Backend::Sqlite {
+                    "sqlite"
+                } else {
+                    "postgres"
+                }
+            );
+            let found = format!(
+                "{backend:?}: batch {batches} (seed {}) broke an invariant{}: {}\nits calls:\n{}",
+                set.seed,
+                f.at.map(|i| format!(" at call [{i}]")).unwrap_or_default(),
+                f.msg,
+                show(&cases, 300)
+            );
+            match shrink(root.path(), backend, trees, set.shrink, &mut dirs) {
+                Ok((min, mf, attempts)) => panic!(
+                    "{found}\nshrunk in {attempts} attempts on fresh stores to:\n{}failing with{}: {}\nrerun: {rerun}",
+                    show(&min, 4000),
+                    mf.at.map(|i| format!(" at call [{i}]")).unwrap_or_default(),
+                    mf.msg
+                ),
+                Err(e) => panic!("{found}\n(not shrunk: {e})\nrerun: {rerun}"),
+            }
+        }
+        batches += 1;
+    }
+    eprintln!(
+        "props {backend:?}: seed {}, {batches} batches of {} calls in {:.1?}; answers: {:?}",
+        set.seed,
+        set.batch,
+        started.elapsed(),
+        h.statuses
+    );
+    // The generator must keep reaching past parsing: stored grants and
+    // audited refusals, not only malformed JSON.
+    if batches > 0 {
+        let count = |e: Endpoint, s: u16| h.statuses.get(&(e, s)).copied().unwrap_or(0);
+        assert!(
+            count(Endpoint::Requests, 201) > 0,
+            "no generated body was granted: {:?}",
+            h.statuses
+        );
+        assert!(
+            count(Endpoint::Requests, 422) > 0,
+            "no generated body was refused as invalid: {:?}",
+            h.statuses
+        );
+        assert!(
+            count(Endpoint::Decisions, 200) > 0,
+            "no generated body was decided: {:?}",
+            h.statuses
+        );
+    }
+}
+
+mod sqlite {
+    #[test]
+    fn hostile_bodies_never_poison_grants_audit_or_expiry() {
+        super::hostile_bodies_never_poison_grants_audit_or_expiry(super::Backend::Sqlite)
+    }
+}
+
+mod postgres {
+    #[test]
+    fn hostile_bodies_never_poison_grants_audit_or_expiry() {
+        super::hostile_bodies_never_poison_grants_audit_or_expiry(super::Backend::Postgres)
+    }
+}
