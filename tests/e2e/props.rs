@@ -412,7 +412,9 @@ fn shrink(
     let mut last = match first {
         Err(f) => f,
         Ok(()) => {
-            return Err("the batch failed on the long-lived store but passes on a fresh one".into());
+            return Err(
+                "the batch failed on the long-lived store but passes on a fresh one".into(),
+            );
         }
     };
     if let Some(k) = last.at.and_then(|k| idx.get(k).copied()) {
