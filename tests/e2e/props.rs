@@ -63,8 +63,8 @@ impl Settings {
     fn from_env() -> Settings {
         Settings {
             seed: env_num("JITGATE_PROPS_SEED", 20_261_202),
-            batch: env_num("JITGATE_PROPS_BATCH", 24).max(1) as usize,
-            batches: env_num("JITGATE_PROPS_BATCHES", 4),
+            batch: env_num("JITGATE_PROPS_BATCH", 40).max(1) as usize,
+            batches: env_num("JITGATE_PROPS_BATCHES", 8),
             seconds: std::env::var("JITGATE_PROPS_SECONDS")
                 .ok()
                 .and_then(|v| v.trim().parse().ok()),
@@ -273,6 +273,7 @@ impl Harness {
             }
         }
         self.verify_audit(None)?;
+        self.read_audit()?;
         self.get(None, "/metrics", "t-admin")?;
 
         // Generous against a loaded machine: the sweep is due at
@@ -308,6 +309,29 @@ impl Harness {
             );
         }
         self.verify_audit(None)
+    }
+
+    /// Every audit record reads back (all pages), in order.
+    fn read_audit(&self) -> Result<(), Failure> {
+        let mut after = 0;
+        loop {
+            let path = format!("/v1/audit?after={after}&limit=1000");
+            let r = self.get(None, &path, "t-audit")?;
+            if r.status != 200 {
+                return fail(None, format!("GET {path}: {} {}", r.status, r.body));
+            }
+            let v = r.json();
+            for rec in v["records"].as_array().into_iter().flatten() {
+                let seq = rec["seq"].as_i64().unwrap_or_default();
+                if seq <= after {
+                    return fail(None, format!("GET {path}: record {seq} out of order"));
+                }
+                after = seq;
+            }
+            if v["next"].is_null() {
+                return Ok(());
+            }
+        }
     }
 
     /// Every grant id in the listing (all pages).
