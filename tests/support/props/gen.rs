@@ -441,7 +441,7 @@ const SLOTS: &[Slot] = &[
         name: "id",
         valid: || opt(request_id()),
         strange: || strange(text(&["p-1"])),
-        weight: 2,
+        weight: 4,
     },
     Slot {
         parent: Some("subject"),
