@@ -30,14 +30,18 @@
 
 #[path = "../support/props/gen.rs"]
 mod generate;
+#[path = "../support/props/hook.rs"]
+mod hook;
 #[path = "../support/props/serve.rs"]
 mod serve;
 
-use generate::{Case, Endpoint};
+use generate::{Case, End, Endpoint};
+use hook::Hook;
 use jitgate_tests::http::Response;
 use jitgate_tests::server::{Backend, TestStore, body, now_secs, write_config_with};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+use serde_json::Value;
 use serve::Serve;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -91,6 +95,7 @@ struct Harness {
     server: Option<Serve>,
     config: PathBuf,
     _store: TestStore,
+    hook: Hook,
     grants: BTreeSet<String>,
     canaries: u32,
     statuses: BTreeMap<(Endpoint, u16), u64>,
@@ -113,12 +118,14 @@ impl Harness {
         std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
         std::os::unix::fs::symlink(&cache, dir.join("cache")).map_err(|e| e.to_string())?;
         let store = TestStore::new(backend, &dir);
-        let config = write_config_with(&dir, &store.url, "");
+        let hook = Hook::start()?;
+        let config = write_config_with(&dir, &store.url, &hook.config());
         let server = Serve::start(&config)?;
         Ok(Harness {
             server: Some(server),
             config,
             _store: store,
+            hook,
             grants: BTreeSet::new(),
             canaries: 0,
             statuses: BTreeMap::new(),
@@ -230,6 +237,9 @@ impl Harness {
                     );
                 }
             }
+            if r.status == 201 && g["state"] == "active" {
+                self.end(at, &g, case.end)?;
+            }
             self.grants.insert(id);
         }
         if matches!(r.status, 200 | 201 | 422) {
@@ -237,6 +247,69 @@ impl Harness {
             self.verify_audit(at)?;
         }
         Ok(())
+    }
+
+    /// End a grant just created active, as `how` says.
+    fn end(&self, at: Option<usize>, g: &Value, how: Option<End>) -> Result<(), Failure> {
+        let id = g["id"].as_str().unwrap_or_default();
+        let ticket = g["request"]["ticket"]["id"].as_str().unwrap_or_default();
+        let (path, token, body) = match how {
+            None => return Ok(()),
+            Some(End::Revoke) => (format!("/v1/grants/{id}/revoke"), "t-admin", "{}"),
+            // Only ids that need no escaping in a path.
+            Some(End::CloseTicket)
+                if !ticket.is_empty()
+                    && ticket
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
+            {
+                (
+                    format!("/v1/tickets/{ticket}/events"),
+                    "t-pipe",
+                    r#"{"state":"closed"}"#,
+                )
+            }
+            Some(End::CloseTicket) => return Ok(()),
+        };
+        let r = self.call(at, "POST", &path, Some(token), Some(body.as_bytes()))?;
+        // 409: it ended on its own first (a 1 s grant).
+        if !matches!(r.status, 200 | 409) {
+            return fail(at, format!("POST {path}: {} {}", r.status, r.body));
+        }
+        Ok(())
+    }
+
+    /// Wait until every provisioning event was delivered, then check that
+    /// none of a grant's was delivered before its activation.
+    fn provisioning_in_order(&self) -> Result<(), Failure> {
+        let started = Instant::now();
+        loop {
+            let m = self.get(None, "/metrics", "t-admin")?;
+            if m.body
+                .lines()
+                .any(|l| l.trim() == "jitgate_outbox_pending 0")
+            {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                return fail(None, "provisioning events still pending after 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        match self.hook.out_of_order() {
+            Some(g) => fail(
+                None,
+                format!(
+                    "grant {g}: `grant-ended` reached the webhook before `grant-activated` (accepted: {:?})",
+                    self.hook
+                        .accepted()
+                        .iter()
+                        .filter(|e| e.starts_with(g.as_str()))
+                        .collect::<Vec<_>>()
+                ),
+            ),
+            None => Ok(()),
+        }
     }
 
     /// The invariants after a batch: every grant reads back, the audit
@@ -296,6 +369,8 @@ impl Harness {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+
+        self.provisioning_in_order()?;
 
         // Restart: SIGKILL, as a crash would.
         drop(self.server.take());

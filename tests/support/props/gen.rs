@@ -752,6 +752,15 @@ impl Endpoint {
     }
 }
 
+/// What to do to a grant the call created active, right away.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// `POST /v1/grants/{id}/revoke` as admin.
+    Revoke,
+    /// `POST /v1/tickets/{ticket}/events {"state":"closed"}` as the pipeline.
+    CloseTicket,
+}
+
 /// One generated call.
 #[derive(Clone, Debug)]
 pub struct Case {
@@ -764,6 +773,8 @@ pub struct Case {
     pub body: J,
     /// Damage done to its text.
     pub damage: Vec<Damage>,
+    /// If it creates an active grant, end it at once this way.
+    pub end: Option<End>,
 }
 
 impl Case {
@@ -789,12 +800,18 @@ pub fn case() -> BoxedStrategy<Case> {
         ],
         request_body(),
         damage(),
+        prop_oneof![
+            4 => Just(None),
+            1 => Just(Some(End::Revoke)),
+            1 => Just(Some(End::CloseTicket)),
+        ],
     )
-        .prop_map(|(endpoint, token, body, damage)| Case {
+        .prop_map(|(endpoint, token, body, damage, end)| Case {
             endpoint,
             token,
             body,
             damage,
+            end,
         })
         .boxed()
 }
