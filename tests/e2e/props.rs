@@ -98,6 +98,7 @@ struct Harness {
     hook: Hook,
     grants: BTreeSet<String>,
     canaries: u32,
+    canary_grants: BTreeSet<String>,
     statuses: BTreeMap<(Endpoint, u16), u64>,
 }
 
@@ -128,6 +129,7 @@ impl Harness {
             hook,
             grants: BTreeSet::new(),
             canaries: 0,
+            canary_grants: BTreeSet::new(),
             statuses: BTreeMap::new(),
         })
     }
@@ -300,7 +302,12 @@ impl Harness {
             Some(g) => fail(
                 None,
                 format!(
-                    "grant {g}: `grant-ended` reached the webhook before `grant-activated` (accepted: {:?})",
+                    "{} {g}: `grant-ended` reached the webhook before `grant-activated` (accepted: {:?})",
+                    if self.canary_grants.contains(&g) {
+                        "canary grant"
+                    } else {
+                        "grant"
+                    },
                     self.hook
                         .accepted()
                         .iter()
@@ -333,6 +340,7 @@ impl Harness {
             );
         }
         let canary = g["id"].as_str().unwrap_or_default().to_string();
+        self.canary_grants.insert(canary.clone());
         let expires = g["expires-at"].as_i64().unwrap_or_default();
 
         let listed = self.list()?;
@@ -455,11 +463,18 @@ fn show(cases: &[Case], max_chars: usize) -> String {
         } else {
             String::new()
         };
+        let end = match c.end {
+            Some(e) => format!(" (if granted: {e:?})"),
+            None => String::new(),
+        };
         out.push_str(&format!(
-            "  [{i}] POST {} as {:?}: {shown:?}{more}\n",
+            "  [{i}] POST {} as {:?}{end}: {shown:?}{more}\n",
             c.endpoint.path(),
             c.token
         ));
+    }
+    if cases.is_empty() {
+        out.push_str("  (no calls: the batch's own checks fail alone)\n");
     }
     out
 }
@@ -531,7 +546,7 @@ fn shrink(
         }
     }
     for i in 0..n {
-        if !keep[i] || keep.iter().filter(|k| **k).count() == 1 || started.elapsed() > budget {
+        if !keep[i] || started.elapsed() > budget {
             continue;
         }
         keep[i] = false;
