@@ -5,7 +5,9 @@
 //! valid or strange: extreme and non-round-tripping numbers, unicode, NUL
 //! and control characters, duplicate keys, deep nesting, long lists, broken
 //! bytes), sent as requester, pipeline, admin, unknown and no token to
-//! `POST /v1/requests` and `POST /v1/decisions`. The invariants:
+//! `POST /v1/requests` and `POST /v1/decisions`; some grants are revoked or
+//! their ticket closed at once. The webhook target refuses the first
+//! delivery of every `grant-activated`. The invariants:
 //!
 //! * no answer is a 5xx (nor a dropped connection); every refusal has the
 //!   error shape;
@@ -13,20 +15,18 @@
 //!   `/evidence`) as it was answered, and sending the same body again
 //!   answers the same grant;
 //! * `GET /v1/audit/verify` is ok after every call that audits a body, and
-//!   after every batch;
+//!   after every batch; the audit log reads back;
 //! * after every batch, a 1 s canary grant ends (`expired`) within 2 s of
-//!   its `expires-at`, and a restart comes up and is ready.
+//!   its `expires-at`; every provisioning event is delivered, none of a
+//!   grant's before its `grant-activated`; a restart comes up and is ready.
 //!
 //! A failing batch is shrunk on fresh stores (calls dropped, then each
 //! remaining body simplified) and reported with the bodies as sent.
 //!
-//! Runs (see docs/operations.md, "Property suite"):
-//! * `cargo test -p jitgate-tests --test e2e props::` — the seeded run of
-//!   `./dev test`: a few batches per store, well under 60 s;
-//! * `JITGATE_PROPS_SECONDS=600 cargo test --release -p jitgate-tests --test
-//!   e2e props:: -- --nocapture` — the long run: batches until the time is up;
-//! * `JITGATE_PROPS_SEED`, `JITGATE_PROPS_BATCH` (calls per batch),
-//!   `JITGATE_PROPS_BATCHES`, `JITGATE_PROPS_SHRINK_SECONDS` change the rest.
+//! The support files are compiled into this binary (`#[path]`), not into
+//! the support library, because proptest is a dev-dependency.
+//!
+//! Runs and knobs: docs/operations.md, "Property suite".
 
 #[path = "../support/props/gen.rs"]
 mod generate;
