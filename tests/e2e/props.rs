@@ -196,7 +196,8 @@ impl Harness {
         let r = self.call(at, "POST", path, case.token, Some(&bytes))?;
         *self.statuses.entry((case.endpoint, r.status)).or_default() += 1;
         let allowed: &[u16] = match (case.token, case.endpoint) {
-            (None | Some("t-nope"), _) => &[401],
+            // 429: a limit on authentication failures per client.
+            (None | Some("t-nope"), _) => &[401, 429],
             (_, Endpoint::Requests) => &[200, 201, 400, 403, 409, 413, 422],
             (_, Endpoint::Decisions) => &[200, 400, 403, 413, 422],
         };

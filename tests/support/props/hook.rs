@@ -7,6 +7,7 @@
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The target.
@@ -14,6 +15,7 @@ pub struct Hook {
     /// Where it listens.
     pub addr: SocketAddr,
     accepted: Arc<Mutex<Vec<String>>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl Hook {
@@ -23,9 +25,14 @@ impl Hook {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let accepted = Arc::new(Mutex::new(Vec::new()));
         let list = accepted.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         std::thread::spawn(move || {
             let mut refused: HashSet<String> = HashSet::new();
             for stream in listener.incoming().map_while(Result::ok) {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
                 let Ok(read) = stream.try_clone() else {
                     continue;
                 };
@@ -59,7 +66,11 @@ impl Hook {
                 );
             }
         });
-        Ok(Hook { addr, accepted })
+        Ok(Hook {
+            addr,
+            accepted,
+            stop,
+        })
     }
 
     /// The `[provisioner]` section that points a server here.
@@ -89,5 +100,14 @@ impl Hook {
             }
         }
         None
+    }
+}
+
+impl Drop for Hook {
+    fn drop(&mut self) {
+        // Shrinking starts hundreds of these: end the thread and free the
+        // port (a connection wakes the blocked accept).
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr);
     }
 }
