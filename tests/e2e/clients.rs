@@ -165,9 +165,11 @@ fn poisoned_opened_at_cannot_stop_revocation(b: Backend) {
 fn nul_in_request_id_fails_nobody_else(b: Backend) {
     let (_g, s) = start(b, "");
     let mut bad = body("a\u{0}b", "alice", "file-recovery", 60);
-    let r = post(s.addr, "/v1/decisions", Some("t-pipe"), &bad);
-    assert_eq!(r.status, 422, "{}", r.body);
-    assert_eq!(r.json()["error"]["field"], "id");
+    for path in ["/v1/decisions", "/v1/requests"] {
+        let r = post(s.addr, path, Some("t-pipe"), &bad);
+        assert_eq!(r.status, 422, "{path}: {}", r.body);
+        assert_eq!(r.json()["error"]["field"], "id");
+    }
     bad["id"] = json!("ok-id");
     bad["subject"]["groups"] = json!(["x\u{1b}]0;pwned\u{7}"]);
     let r = post(s.addr, "/v1/requests", Some("t-pipe"), &bad);

@@ -9,6 +9,7 @@ mod examples;
 mod hostile;
 mod http;
 mod outbox;
+mod props;
 mod replicas;
 mod service;
 mod store;

@@ -335,7 +335,12 @@ impl Service {
             }
             Err(other) => return Err(other),
         };
-        if let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)? {
+        // An id that cannot be stored cannot have been: no look-up (a NUL
+        // in a PostgreSQL query parameter fails the query); the decision
+        // below refuses it naming `id`.
+        if storable_id(&req.id)
+            && let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)?
+        {
             return self.replay(existing, &hash);
         }
         let decision = match self.decide(&req) {
