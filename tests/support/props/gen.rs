@@ -268,6 +268,10 @@ pub fn timestamp() -> BoxedStrategy<J> {
             "",
             "now",
         ][..]).prop_map(s),
+        // The edges of the accepted range, and past them: where a time that
+        // is accepted but cannot be written as RFC 3339 would hide.
+        2 => select(&["253402300799", "253402300800", "18446744073709551615", "0"][..])
+            .prop_map(|n| J::Raw(n.to_string())),
         1 => any_json(),
     ]
     .boxed()
