@@ -154,16 +154,20 @@ pub async fn serve(
 pub struct BodyTimeout;
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// The timer is armed only when the body is first not ready: most bodies
+/// arrive with their head, and then the deadline costs a clock read.
 struct Deadline {
     inner: Incoming,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Deadline {
     fn new(inner: Incoming, limit: Duration) -> Self {
         Deadline {
             inner,
-            sleep: Box::pin(tokio::time::sleep(limit)),
+            deadline: tokio::time::Instant::now() + limit,
+            sleep: None,
         }
     }
 }
@@ -179,10 +183,16 @@ impl hyper::body::Body for Deadline {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
