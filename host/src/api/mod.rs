@@ -148,11 +148,6 @@ pub fn router(state: Arc<AppState>) -> Router {
             state.clone(),
             audit_refusals,
         ))
-        // After every route: a route_layer covers only the routes above it.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            authenticate,
-        ))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })
@@ -237,34 +232,6 @@ async fn refuse_control_characters(
     next.run(req).await
 }
 
-/// Every `/v1` route: a request without a known token is refused here,
-/// before its body is read, counted against its address (401, or 429 past
-/// the address's allowance) and tallied for the window's audit record.
-async fn authenticate(
-    State(s): State<Arc<AppState>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    if !req.uri().path().starts_with("/v1/") {
-        return next.run(req).await;
-    }
-    let token = bearer(req.headers());
-    let known = token.is_some_and(|t| {
-        s.principals
-            .contains_key(&hex::encode(Sha256::digest(t.as_bytes())))
-    });
-    if known {
-        return next.run(req).await;
-    }
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    // Bounded: the tally keeps a few distinct paths per address.
-    let path: String = req.uri().path().chars().take(64).collect();
-    refuse(&s, peer, token.is_some(), &path).into_response()
-}
-
 /// The answer to a failed authentication, counted and tallied.
 fn refuse(s: &AppState, peer: Option<std::net::IpAddr>, had_token: bool, path: &str) -> ApiError {
     let why = if had_token {
@@ -316,9 +283,12 @@ async fn auth(
     });
     match found {
         Some(p) => Ok(p.clone()),
-        // `authenticate` refuses these before the handler runs; kept so a
-        // route outside it still fails closed (and is counted).
-        None => Err(refuse(state, None, token.is_some(), path)),
+        None => Err(refuse(
+            state,
+            server::peer().map(|a| a.ip()),
+            token.is_some(),
+            path,
+        )),
     }
 }
 

@@ -14,12 +14,13 @@
 //!   the loop stops accepting, so further clients wait in the kernel's
 //!   backlog and are served as slots free.
 //!
-//! Each request carries the peer address as `ConnectInfo<SocketAddr>`: what
-//! the authentication-failure limiter keys on.
+//! Each request is served with its peer address in a task-local ([`peer`]):
+//! what the authentication-failure limiter keys on. A task-local rather than
+//! a request extension or a middleware because only the failure path reads
+//! it, and the success path should not pay for it.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use hyper::body::{Frame, Incoming, SizeHint};
@@ -29,6 +30,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -56,6 +58,16 @@ impl Default for HttpLimits {
             max_connections: 1024,
         }
     }
+}
+
+tokio::task_local! {
+    static PEER: SocketAddr;
+}
+
+/// The address of the client whose request is being served (None outside
+/// a request served by [`serve`], e.g. in tests calling the router directly).
+pub fn peer() -> Option<SocketAddr> {
+    PEER.try_with(|p| *p).ok()
 }
 
 /// How long open connections get to finish their requests at shutdown.
@@ -99,11 +111,10 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let app = TowerToHyperService::new(app.clone());
-        let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(ConnectInfo(peer));
+        let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let req = req.map(|b| Body::new(Deadline::new(b, limits.body_read_timeout)));
             let answer = app.call(req);
-            async move {
+            PEER.scope(peer, async move {
                 match tokio::time::timeout(limits.request_timeout, answer).await {
                     Ok(Ok(resp)) => Ok::<_, Infallible>(resp),
                     Ok(Err(never)) => match never {},
@@ -117,7 +128,7 @@ pub async fn serve(
                     )
                     .into_response()),
                 }
-            }
+            })
         });
         let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
@@ -143,16 +154,20 @@ pub async fn serve(
 pub struct BodyTimeout;
 
 /// A request body that fails with [`BodyTimeout`] once its deadline passes.
+/// The timer is armed only when the body is first not ready: most bodies
+/// arrive with their head, and then the deadline costs a clock read.
 struct Deadline {
     inner: Incoming,
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Deadline {
     fn new(inner: Incoming, limit: Duration) -> Self {
         Deadline {
             inner,
-            sleep: Box::pin(tokio::time::sleep(limit)),
+            deadline: tokio::time::Instant::now() + limit,
+            sleep: None,
         }
     }
 }
@@ -168,10 +183,16 @@ impl hyper::body::Body for Deadline {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(frame) => Poll::Ready(frame.map(|f| f.map_err(Into::into))),
-            Poll::Pending => match this.sleep.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
-                Poll::Pending => Poll::Pending,
-            },
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                match sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
         }
     }
 
