@@ -12,7 +12,10 @@
 //! [sandbox]                            # per-evaluation budget
 //! timeout-ms = 50
 //! fuel = 10000000
-//! max-memory-bytes = 16777216
+//! max-memory-bytes = 16777216         # every memory and table of an instance, summed
+//! max-module-bytes = 4194304           # larger modules are refused before compiling
+//! # workers = 2                         # decision threads (default: CPUs, within the instance pool)
+//! # queue = 64                          # decisions waiting for a thread; more get 503 + Retry-After
 //!
 //! [tasks.break-glass]
 //! cap = 3600
@@ -104,8 +107,17 @@ pub struct SandboxConfig {
     pub timeout_ms: Option<u64>,
     /// Instruction budget per evaluation.
     pub fuel: Option<u64>,
-    /// Linear memory cap, bytes.
+    /// Cap on every memory and table of one instance, summed, bytes.
     pub max_memory_bytes: Option<usize>,
+    /// Modules larger than this are refused before compiling, bytes.
+    /// Default 4 MiB.
+    pub max_module_bytes: Option<usize>,
+    /// Threads that run decisions, off the async workers. Default: one per
+    /// CPU, no more than the instance pool can serve.
+    pub workers: Option<usize>,
+    /// Decisions that may wait for a thread; beyond that the answer is 503
+    /// with `Retry-After`, and nothing is stored. Default 16 per worker.
+    pub queue: Option<usize>,
 }
 
 /// Per-task settings.
@@ -236,6 +248,15 @@ impl Config {
         if self.sandbox.max_memory_bytes.is_some_and(|m| m < (1 << 20)) {
             return Err("sandbox.max-memory-bytes: must be at least 1 MiB (a policy's stack alone takes that)".into());
         }
+        if self.sandbox.max_module_bytes == Some(0) {
+            return Err("sandbox.max-module-bytes: must be at least 1".into());
+        }
+        if self.sandbox.workers == Some(0) {
+            return Err("sandbox.workers: must be at least 1".into());
+        }
+        if self.sandbox.queue == Some(0) {
+            return Err("sandbox.queue: must be at least 1".into());
+        }
         if self.approval_timeout == 0 {
             return Err("approval-timeout: must be at least 1 second".into());
         }
@@ -283,8 +304,13 @@ impl Config {
         if let Some(m) = self.sandbox.max_memory_bytes {
             sandbox.max_memory_bytes = m;
         }
+        if let Some(m) = self.sandbox.max_module_bytes {
+            sandbox.max_module_bytes = m;
+        }
         EngineConfig {
             sandbox,
+            workers: self.sandbox.workers,
+            queue: self.sandbox.queue,
             isolation: match self.isolation {
                 IsolationConfig::PerDecision => crate::Isolation::PerDecision,
                 IsolationConfig::PerWorker => crate::Isolation::PerWorker,

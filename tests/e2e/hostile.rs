@@ -140,8 +140,9 @@ fn panic_is_a_trap_carrying_the_panic_message() {
 fn ten_mebibyte_reason_is_a_malformed_answer() {
     let e = engine_with(generous());
     match failure_of(&e, "hostile-huge-reason", "huge-reason") {
+        // Refused while being lifted: the host never holds the 10 MiB.
         PolicyFailure::BadOutput { detail } => {
-            assert!(detail.contains("10485760 bytes"), "{detail}")
+            assert!(detail.contains("copied more bytes"), "{detail}")
         }
         other => panic!("expected bad output, got {other:?}"),
     }
@@ -376,4 +377,402 @@ fn pool_memory_cap_is_the_sandbox_cap() {
         }
     );
     still_decides(&e);
+}
+
+// ---------------------------------------------------------------------------
+// Budgets on host work a module causes (issue 10). Each guest is in
+// tests/guests/wat/; each test asserts the bound: a typed reason, host heap
+// growth during the decision (counted per thread by the allocator below),
+// and a generous time.
+
+mod heap {
+    //! Bytes the current thread has live on the heap, and the peak since
+    //! the last reset: what one decision on this thread costs the host.
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::cell::Cell;
+
+    pub struct Counting;
+
+    thread_local! {
+        static LIVE: Cell<isize> = const { Cell::new(0) };
+        static PEAK: Cell<isize> = const { Cell::new(0) };
+    }
+
+    fn add(n: isize) {
+        let _ = LIVE.try_with(|l| {
+            let v = l.get() + n;
+            l.set(v);
+            let _ = PEAK.try_with(|p| {
+                if v > p.get() {
+                    p.set(v)
+                }
+            });
+        });
+    }
+
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            add(-(layout.size() as isize));
+            unsafe { System.dealloc(ptr, layout) }
+        }
+        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+            add(layout.size() as isize);
+            unsafe { System.alloc_zeroed(layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new: usize) -> *mut u8 {
+            add(new as isize - layout.size() as isize);
+            unsafe { System.realloc(ptr, layout, new) }
+        }
+    }
+
+    /// Run `f` and return its result and the peak heap growth it caused on
+    /// this thread, bytes.
+    pub fn peak_growth<T>(f: impl FnOnce() -> T) -> (T, usize) {
+        let base = LIVE.with(Cell::get);
+        PEAK.with(|p| p.set(base));
+        let out = f();
+        let peak = PEAK.with(Cell::get);
+        (out, (peak - base).max(0) as usize)
+    }
+}
+
+#[global_allocator]
+static HEAP: heap::Counting = heap::Counting;
+
+use jitgate_tests::wat::{WatGuest, wat_guest};
+
+/// What one decision may cost the host beyond the guest's own memory: the
+/// largest answer it may copy out (about 130 KiB), the decision, logs and
+/// bookkeeping. Generous; the amplifiers cost 120-480 MiB before the bounds.
+const HOST_BYTES_PER_DECISION: usize = 4 << 20;
+
+fn engine_with_guests(limits: SandboxLimits, guests: &[&std::path::Path]) -> Engine {
+    let mut e = Engine::new(EngineConfig {
+        sandbox: limits,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    for g in guests {
+        e.load_file(g)
+            .unwrap_or_else(|err| panic!("{} should load: {err}", g.display()));
+    }
+    e.load_file(&policy("file-recovery"))
+        .expect("file-recovery");
+    e
+}
+
+/// Decide `guest`'s task; its typed failure and the host heap the decision
+/// grew by.
+fn bounded_failure(e: &Engine, guest: &str) -> (PolicyFailure, usize) {
+    let task = format!("hostile-{guest}");
+    let started = std::time::Instant::now();
+    let (f, grew) = heap::peak_growth(|| failure_of(e, &task, guest));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{guest}: {:?}",
+        started.elapsed()
+    );
+    (f, grew)
+}
+
+fn assert_copied_too_much(f: &PolicyFailure) {
+    match f {
+        PolicyFailure::BadOutput { detail } => {
+            assert!(detail.contains("copied more bytes"), "{detail}")
+        }
+        other => panic!("expected a malformed answer refused while lifting, got {other:?}"),
+    }
+}
+
+#[test]
+fn amplified_approver_groups_are_refused_while_lifting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let utf8 = WatGuest::new("amplifier").write(dir.path(), "amplifier");
+    // latin1+utf16: each 0xE9 byte becomes two in UTF-8, doubling the
+    // amplification for a host that transcodes first.
+    let latin1 = WatGuest {
+        name: "amplifier-latin1",
+        latin1_utf16: true,
+        vars: &[("{FILL}", "0xe9")],
+        ..WatGuest::new("amplifier")
+    }
+    .write(dir.path(), "amplifier-latin1");
+    let e = engine_with_guests(generous(), &[&utf8, &latin1]);
+    for g in ["amplifier", "amplifier-latin1"] {
+        let (f, grew) = bounded_failure(&e, g);
+        assert_copied_too_much(&f);
+        assert!(
+            grew < HOST_BYTES_PER_DECISION,
+            "{g}: the host grew by {grew} bytes for one decision"
+        );
+    }
+    still_decides(&e);
+}
+
+#[test]
+fn amplified_info_is_refused_at_load_without_lifting_it() {
+    let path = wat_guest("info-amplifier");
+    let (err, grew) = heap::peak_growth(|| load_error(&path));
+    match &err.kind {
+        LoadErrorKind::Info(f) => assert_copied_too_much(f),
+        other => panic!("expected info() to fail, got {other:?}"),
+    }
+    assert!(
+        grew < HOST_BYTES_PER_DECISION,
+        "load grew the host by {grew}"
+    );
+}
+
+#[test]
+fn giant_log_lines_are_refused_while_lifting() {
+    let e = engine_with_guests(generous(), &[&wat_guest("log-giant")]);
+    let (f, grew) = bounded_failure(&e, "log-giant");
+    assert_copied_too_much(&f);
+    assert!(grew < HOST_BYTES_PER_DECISION, "grew {grew}");
+    still_decides(&e);
+}
+
+#[test]
+fn truncated_log_lines_do_not_keep_their_whole_buffer() {
+    let e = engine_with_guests(generous(), &[&wat_guest("log-wide")]);
+    let (d, grew) =
+        heap::peak_growth(|| e.decide(&task_request("hostile-log-wide")).expect("valid"));
+    let t = &d.policies[0];
+    assert_eq!(t.verdict, "allow", "{:?}", t.failure);
+    assert_eq!(t.logs.len(), 32);
+    for l in &t.logs {
+        assert!(l.message.ends_with("…[truncated]"), "{}", l.message.len());
+        // The kept line owns a buffer of its kept size, not the 100 KiB
+        // it was cut from (32 of those held 3.2 MB per decision).
+        assert!(
+            l.message.capacity() <= 1024,
+            "a 1 KiB line holds {} bytes",
+            l.message.capacity()
+        );
+    }
+    assert!(grew < HOST_BYTES_PER_DECISION, "grew {grew}");
+}
+
+#[test]
+fn straight_line_log_calls_stop_at_the_deadline() {
+    // No loop and no call for the epoch check to stop: only `log` checking
+    // the deadline itself ends this on time.
+    let limits = SandboxLimits {
+        fuel: u64::MAX / 2,
+        timeout: Duration::from_millis(20),
+        ..SandboxLimits::default()
+    };
+    let e = engine_with_guests(limits, &[&wat_guest("log-straight")]);
+    let (f, _) = bounded_failure(&e, "log-straight");
+    assert_eq!(f, PolicyFailure::Timeout { limit_ms: 20 });
+    still_decides(&e);
+}
+
+#[test]
+fn several_memories_share_one_memory_budget() {
+    let e = engine_with_guests(generous(), &[&wat_guest("multi-memory")]);
+    let (f, _) = bounded_failure(&e, "multi-memory");
+    assert_eq!(
+        f,
+        PolicyFailure::MemoryLimit {
+            limit_bytes: 16 << 20
+        }
+    );
+    still_decides(&e);
+}
+
+#[test]
+fn table_growth_is_reported_as_the_table_limit() {
+    let e = engine_with_guests(generous(), &[&wat_guest("table-grow")]);
+    let (f, _) = bounded_failure(&e, "table-grow");
+    assert_eq!(
+        f,
+        PolicyFailure::TableLimit {
+            limit_elements: 10_000
+        }
+    );
+    still_decides(&e);
+}
+
+#[test]
+fn control_characters_in_info_are_refused_naming_the_field() {
+    let err = load_error(&wat_guest("ansi-info"));
+    match &err.kind {
+        LoadErrorKind::BadInfo(m) => {
+            assert!(
+                m.starts_with("version contains control character U+000A"),
+                "{m}"
+            );
+            assert!(!m.chars().any(|c| c.is_control()), "{m:?}");
+        }
+        other => panic!("expected bad info, got {other:?}"),
+    }
+}
+
+#[test]
+fn terminal_escapes_in_reasons_and_logs_are_escaped() {
+    let e = engine_with_guests(SandboxLimits::default(), &[&wat_guest("ansi-verdict")]);
+    let d = e
+        .decide(&task_request("hostile-ansi-verdict"))
+        .expect("valid");
+    assert_eq!(d.outcome, Outcome::Deny);
+    let t = &d.policies[0];
+    let reason = t.reason.as_deref().unwrap_or_default();
+    assert_eq!(reason, "\\u{1b}[2J\\u{1b}[Hdecision: ALLOW  ttl 28800 s\\n");
+    assert!(
+        d.reasons.iter().all(|r| !r.chars().any(char::is_control)),
+        "{:?}",
+        d.reasons
+    );
+    assert_eq!(t.logs.len(), 1);
+    assert!(
+        !t.logs[0].message.chars().any(char::is_control),
+        "{:?}",
+        t.logs
+    );
+}
+
+#[test]
+fn terminal_escapes_in_approver_groups_are_a_malformed_answer() {
+    let e = engine_with_guests(SandboxLimits::default(), &[&wat_guest("ansi-approval")]);
+    match failure_of(&e, "hostile-ansi-approval", "ansi-approval") {
+        PolicyFailure::BadOutput { detail } => {
+            assert!(detail.contains("control character"), "{detail}");
+            assert!(!detail.chars().any(char::is_control), "{detail:?}");
+        }
+        other => panic!("expected bad output, got {other:?}"),
+    }
+}
+
+#[test]
+fn eval_text_cannot_be_forged_by_a_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pdir = dir.path().join("policies");
+    std::fs::create_dir_all(&pdir).expect("mkdir");
+    WatGuest::new("ansi-verdict").write(&pdir, "ansi-verdict");
+    let req = dir.path().join("r.json");
+    let mut v = file_recovery_json();
+    v["task"] = "hostile-ansi-verdict".into();
+    std::fs::write(&req, v.to_string()).expect("write");
+    let out = std::process::Command::new(jitgate_bin())
+        .args(["eval", "--policies"])
+        .arg(&pdir)
+        .arg("--request")
+        .arg(&req)
+        .output()
+        .expect("run jitgate eval");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("decision: DENY"), "{text}");
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{7}'),
+        "{text:?}"
+    );
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("decision:")).count(),
+        1,
+        "the forged line stays inside the reason: {text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("decision: ALLOW")),
+        "{text}"
+    );
+}
+
+#[test]
+fn oversized_module_is_refused_before_compiling() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A component header and 5 MiB of junk: compiling it would fail too,
+    // but only after reading and parsing it all.
+    let big = dir.path().join("big.wasm");
+    let mut bytes = b"\0asm\x0d\0\x01\0".to_vec();
+    bytes.resize(5 << 20, 0x01);
+    std::fs::write(&big, &bytes).expect("write");
+    let err = load_error(&big);
+    match &err.kind {
+        LoadErrorKind::TooLarge { size, limit } => {
+            assert_eq!((*size, *limit), (5 << 20, 4 << 20));
+            assert!(err.to_string().contains("max-module-bytes"), "{err}");
+        }
+        other => panic!("expected too large, got {other:?}"),
+    }
+    // The limit is configurable: a real policy over a tiny limit is refused.
+    let mut e = Engine::new(EngineConfig {
+        sandbox: SandboxLimits {
+            max_module_bytes: 1000,
+            ..SandboxLimits::default()
+        },
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    let err = e
+        .load_file(&policy("file-recovery"))
+        .expect_err("too large");
+    assert!(
+        matches!(err.kind, LoadErrorKind::TooLarge { limit: 1000, .. }),
+        "{err}"
+    );
+    let i = e.inspect(&policy("file-recovery")).expect("inspect");
+    assert!(matches!(i.load, Err(ref l) if matches!(l.kind, LoadErrorKind::TooLarge { .. })));
+}
+
+#[test]
+fn name_squatter_is_the_file_named_in_the_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Sorted first, so it loads first and takes the name.
+    WatGuest {
+        name: "file-recovery",
+        task: "file-recovery",
+        ..WatGuest::new("allow")
+    }
+    .write(dir.path(), "a-squatter");
+    std::fs::copy(
+        policy("file-recovery"),
+        dir.path().join("file-recovery.wasm"),
+    )
+    .expect("copy");
+    let mut e = Engine::new(EngineConfig::default()).expect("engine");
+    let err = e.load_dir(dir.path()).expect_err("clash");
+    assert!(
+        err.path.ends_with("a-squatter.wasm"),
+        "the squatter is a-squatter.wasm: {err}"
+    );
+    match &err.kind {
+        LoadErrorKind::DuplicateName { name, other } => {
+            assert_eq!(name, "file-recovery");
+            assert!(other.ends_with("file-recovery.wasm"), "{err}");
+        }
+        other => panic!("expected a name clash, got {other:?}"),
+    }
+    assert_eq!(e.policies().count(), 0);
+}
+
+#[test]
+fn wildcard_policy_that_can_allow_is_flagged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = WatGuest {
+        name: "allow-everything",
+        task: "*",
+        ..WatGuest::new("allow")
+    }
+    .write(dir.path(), "allow-everything");
+    let mut e = Engine::new(EngineConfig::default()).expect("engine");
+    let meta = e.load_file(&p).expect("loads").clone();
+    assert_eq!(meta.warnings.len(), 1, "{meta:?}");
+    assert!(meta.warnings[0].contains("task `*`"), "{:?}", meta.warnings);
+    let json = serde_json::to_value(&meta).expect("json");
+    assert!(json["warnings"][0].as_str().is_some(), "{json}");
+    let out = std::process::Command::new(jitgate_bin())
+        .arg("inspect")
+        .arg(&p)
+        .output()
+        .expect("run jitgate inspect");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("warning:  declares task `*`"), "{text}");
+    // Policies that name their tasks are not flagged.
+    let fr = e.load_file(&policy("file-recovery")).expect("loads");
+    assert!(fr.warnings.is_empty());
 }

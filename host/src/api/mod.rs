@@ -48,6 +48,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     field: Option<String>,
+    /// Seconds for a `Retry-After` header (overload answers).
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -57,7 +59,13 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    fn retry_after(mut self, secs: u32) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     fn field(mut self, f: impl Into<String>) -> Self {
@@ -72,7 +80,12 @@ impl IntoResponse for ApiError {
         if let Some(f) = self.field {
             e["field"] = json!(f);
         }
-        (self.status, Json(json!({ "error": e }))).into_response()
+        let mut r = (self.status, Json(json!({ "error": e }))).into_response();
+        if let Some(secs) = self.retry_after {
+            r.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        r
     }
 }
 
@@ -97,6 +110,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            ServiceError::Busy(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m).retry_after(1)
             }
         }
     }
@@ -222,7 +238,7 @@ async fn typed<T: DeserializeOwned>(body: Body, empty_ok: bool) -> Result<T, Api
 async fn decide(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult {
     let who = auth(&s, &headers, "/v1/decisions").await?;
     let v = json_value(body).await?;
-    // Inline, not on the blocking pool: see `Service::dry_run_async`.
+    // The decision runs on the service's evaluator: see `Service::dry_run_async`.
     let d = s.service.dry_run_async(&who, v).await?;
     Ok(Json(d).into_response())
 }

@@ -11,6 +11,7 @@
 //! * the same request id with the same body returns the same grant; with a
 //!   different body it is a conflict.
 
+pub mod evaluator;
 pub mod group_commit;
 pub mod principal;
 pub mod scheduler;
@@ -65,6 +66,10 @@ pub enum ServiceError {
     /// The store (and so the audit log) is unavailable (503): fail closed.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Too many decisions in flight (503 with `Retry-After`); nothing was
+    /// decided and nothing stored.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl From<StoreError> for ServiceError {
@@ -137,12 +142,16 @@ pub struct Service {
     pub metrics: Metrics,
     /// Batches audit records of dry runs and auth failures.
     group_commit: Option<group_commit::GroupCommit>,
+    /// Runs decisions off the async workers, bounded.
+    evaluator: evaluator::Evaluator,
 }
 
 impl Service {
     /// A service over `engine` and `store`.
     pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        let (workers, queue) = evaluator::size(engine.config(), engine.policies().count());
         Service {
+            evaluator: evaluator::Evaluator::start(workers, queue),
             engine: RwLock::new(Arc::new(engine)),
             config,
             deadline_changed: tokio::sync::Notify::new(),
@@ -219,12 +228,60 @@ impl Service {
         Ok(req)
     }
 
-    fn decide(&self, req: &Request) -> Result<Decision, RequestError> {
-        let started = std::time::Instant::now();
-        let out = self.engine().decide(req);
+    /// Queue `req`'s decision on the evaluator; `Busy` if it is full.
+    fn submit_decision(
+        &self,
+        req: Request,
+    ) -> Result<tokio::sync::oneshot::Receiver<Decided>, ServiceError> {
+        let engine = self.engine();
+        self.evaluator
+            .submit(move || {
+                let started = std::time::Instant::now();
+                let out = engine.decide(&req);
+                (req, out, started.elapsed())
+            })
+            .map_err(|b| ServiceError::Busy(b.to_string()))
+    }
+
+    /// A finished decision, or `Busy` if the host could not evaluate it
+    /// (no instance slot): such a decision says nothing about the request
+    /// and must never be stored.
+    fn settle_decision(
+        &self,
+        done: Result<Decided, tokio::sync::oneshot::error::RecvError>,
+    ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
+        let (req, out, took) =
+            done.map_err(|_| ServiceError::Unavailable("a decision worker failed".into()))?;
+        if let Ok(d) = &out
+            && d.policies
+                .iter()
+                .any(|p| p.failure.as_ref().is_some_and(|f| f.is_overload()))
+        {
+            return Err(ServiceError::Busy(
+                "no policy instance slot is free; retry shortly".into(),
+            ));
+        }
         self.metrics
-            .decision(out.as_ref().ok().map(|d| d.outcome), started.elapsed());
-        out
+            .decision(out.as_ref().ok().map(|d| d.outcome), took);
+        Ok((req, out))
+    }
+
+    /// Decide on the evaluator and wait, blocking this thread.
+    fn decide(
+        &self,
+        req: Request,
+    ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
+        let rx = self.submit_decision(req)?;
+        self.settle_decision(rx.blocking_recv())
+    }
+
+    /// Decide on the evaluator; the wait holds no thread.
+    async fn decide_async(
+        &self,
+        req: Request,
+    ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
+        let rx = self.submit_decision(req)?;
+        self.settle_decision(rx.await)
     }
 
     /// Decide without granting (dry run). Only the audit record is stored;
@@ -232,22 +289,26 @@ impl Service {
     /// until the record is committed: call it from a blocking thread, or use
     /// [`Service::dry_run_async`].
     pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
-        let (draft, result) = self.dry_run_decide(actor, body.clone())?;
+        let (req, now) = self.dry_run_parse(actor, body.clone())?;
+        let (req, result) = self.decide(req)?;
+        let (draft, result) = dry_run_record(&req, now, actor, result);
         self.append_one(draft)?;
         Ok(result?)
     }
 
     /// [`Service::dry_run`] for async callers: the decision runs on the
-    /// calling thread (CPU only, bounded by the sandbox's deadlines), and the
-    /// wait for the group-committed record holds no thread. This is the HTTP
-    /// layer's path: handing each decision to the blocking pool cost more
-    /// than the decision itself (a thread wake-up and two context switches).
+    /// evaluator's threads (never on the async workers: a hostile policy's
+    /// budget is milliseconds, enough to stall every other endpoint), and
+    /// neither that wait nor the one for the group-committed record holds
+    /// a thread.
     pub async fn dry_run_async(
         self: &Arc<Self>,
         actor: &Principal,
         body: Value,
     ) -> Result<Decision, ServiceError> {
-        let (draft, result) = self.dry_run_decide(actor, body)?;
+        let (req, now) = self.dry_run_parse(actor, body)?;
+        let (req, result) = self.decide_async(req).await?;
+        let (draft, result) = dry_run_record(&req, now, actor, result);
         match &self.group_commit {
             Some(gc) => gc.submit(draft).await?,
             None => {
@@ -260,23 +321,15 @@ impl Service {
         Ok(result?)
     }
 
-    /// The dry run's decision and the record that must be stored before it
-    /// may be given.
-    fn dry_run_decide(
+    /// A dry run's request, once its sender may ask.
+    fn dry_run_parse(
         &self,
         actor: &Principal,
         body: Value,
-    ) -> Result<(AuditDraft, Result<Decision, RequestError>), ServiceError> {
+    ) -> Result<(Request, Millis), ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
         let now = now_millis();
-        let req = self.parse(actor, body, now)?;
-        let result = self.decide(&req);
-        let data = match &result {
-            Ok(d) => json!({"request": req, "decision": d}),
-            Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
-        };
-        let draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id);
-        Ok((draft, result))
+        Ok((self.parse(actor, body, now)?, now))
     }
 
     /// Request access: decide, and store the resulting grant (active,
@@ -301,7 +354,8 @@ impl Service {
         if let Some(existing) = self.store.grant_by_request(&req.id)? {
             return self.replay(existing, &hash);
         }
-        let decision = match self.decide(&req) {
+        let (req, decided) = self.decide(req)?;
+        let decision = match decided {
             Ok(d) => d,
             Err(e) => {
                 self.store.append_audit(vec![
@@ -686,6 +740,26 @@ pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>,
         }
     }
     Ok(Ok(v.checked))
+}
+
+/// A decision as the evaluator hands it back: the request, the result and
+/// how long deciding took.
+type Decided = (Request, Result<Decision, RequestError>, std::time::Duration);
+
+/// The dry run's record, which must be stored before its decision may be
+/// given.
+fn dry_run_record(
+    req: &Request,
+    now: Millis,
+    actor: &Principal,
+    result: Result<Decision, RequestError>,
+) -> (AuditDraft, Result<Decision, RequestError>) {
+    let data = match &result {
+        Ok(d) => json!({"request": req, "decision": d}),
+        Err(e) => json!({"request": req, "invalid": {"field": e.field, "message": e.message}}),
+    };
+    let draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data).request(&req.id);
+    (draft, result)
 }
 
 fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), ServiceError> {
