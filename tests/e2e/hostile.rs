@@ -776,3 +776,263 @@ fn wildcard_policy_that_can_allow_is_flagged() {
     let fr = e.load_file(&policy("file-recovery")).expect("loads");
     assert!(fr.warnings.is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// Decisions off the async workers, bounded, with back-pressure.
+
+fn principal(name: &str, role: jitgate::service::Role) -> jitgate::service::Principal {
+    jitgate::service::Principal {
+        name: name.into(),
+        roles: [role].into_iter().collect(),
+        groups: vec!["helpdesk-tier2".into()],
+        subject_roles: vec!["helpdesk".into()],
+    }
+}
+
+#[test]
+fn exhausted_instance_pool_is_busy_and_stores_nothing() {
+    use jitgate::service::{Role, Service, ServiceConfig, ServiceError};
+    // One instance slot, warm instances, two policies judging the task: the
+    // worker's warm instance of one policy holds the only slot, so the other
+    // cannot be instantiated. That is the host's overload, not a verdict.
+    let mut engine = Engine::new(EngineConfig {
+        instance_pool: Some(1),
+        isolation: Isolation::PerWorker,
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    engine.load_file(&policy("baseline")).expect("baseline");
+    engine
+        .load_file(&policy("file-recovery"))
+        .expect("file-recovery");
+    let store: std::sync::Arc<dyn jitgate::store::Store> =
+        std::sync::Arc::new(jitgate::store::sqlite::SqliteStore::in_memory().expect("store"));
+    let svc = Service::new(engine, store.clone(), ServiceConfig::default());
+    let alice = principal("alice", Role::Requester);
+    let body = jitgate_tests::server::body("pool-1", "alice", "file-recovery", 60);
+    let id = "pool-1";
+    match svc.request(&alice, &body) {
+        Err(ServiceError::Busy(m)) => assert!(m.contains("instance slot"), "{m}"),
+        other => panic!("expected busy, got {other:?}"),
+    }
+    assert!(
+        store.grant_by_request(id).expect("store").is_none(),
+        "an overloaded host stored a grant"
+    );
+    assert!(matches!(
+        svc.dry_run(&alice, &body),
+        Err(ServiceError::Busy(_))
+    ));
+}
+
+/// One raw HTTP exchange: status line and headers, and body.
+fn raw_post(addr: std::net::SocketAddr, path: &str, token: &str, body: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("send");
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_ascii_lowercase(), body.to_string())
+}
+
+/// A test server whose policies are the clock-free examples plus `guests`,
+/// with `sandbox` lines added to its `[sandbox]` table.
+fn server_with(
+    dir: &std::path::Path,
+    guests: &[WatGuest<'_>],
+    rust_guests: &[&str],
+    sandbox: &str,
+) -> jitgate_tests::server::Server {
+    use jitgate_tests::server::{Server, clock_free_policies, write_config};
+    let pdir = clock_free_policies(dir);
+    for g in guests {
+        g.write(&pdir, g.name);
+    }
+    for g in rust_guests {
+        std::fs::copy(guest(g), pdir.join(format!("{g}.wasm"))).expect("copy guest");
+    }
+    let cfg = write_config(dir, "");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("[sandbox]\n", &format!("[sandbox]\n{sandbox}\n")),
+    )
+    .expect("config");
+    Server::start(&cfg)
+}
+
+#[test]
+fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
+    use jitgate_tests::http::post;
+    use jitgate_tests::server::body;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // One worker, one waiting slot; an endless loop with fuel to spare runs
+    // to the deadline (the test server's is 2 s) and keeps the worker busy.
+    let s = server_with(
+        dir.path(),
+        &[],
+        &["loop-forever"],
+        "workers = 1\nqueue = 1\nfuel = 1000000000000",
+    );
+    let addr = s.addr;
+    let slow_body = body("slow", "alice", "hostile-loop", 60);
+    let hold: Vec<_> = (0..2)
+        .map(|i| {
+            let mut b = slow_body.clone();
+            b["id"] = format!("slow-{i}").into();
+            std::thread::spawn(move || post(addr, "/v1/decisions", Some("t-alice"), &b).status)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let req = body("busy-1", "alice", "file-recovery", 60).to_string();
+    let (head, text) = raw_post(addr, "/v1/requests", "t-alice", &req);
+    assert!(head.starts_with("http/1.1 503"), "{head}\n{text}");
+    assert!(head.contains("\r\nretry-after: 1"), "{head}");
+    assert!(text.contains("\"busy\""), "{text}");
+    // /healthz is not queued behind decisions.
+    let started = std::time::Instant::now();
+    let h = jitgate_tests::http::get(addr, "/healthz", None);
+    assert_eq!(h.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    for h in hold {
+        assert_eq!(h.join().expect("client"), 200);
+    }
+    // Nothing was stored for the refused request: the same id now decides
+    // afresh (201), it is not replayed.
+    let r = post(
+        addr,
+        "/v1/requests",
+        Some("t-alice"),
+        &body("busy-1", "alice", "file-recovery", 60),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+}
+
+/// Harmless dry runs one client completes in `window`, while `load` runs.
+fn harmless_rate(addr: std::net::SocketAddr, window: Duration) -> f64 {
+    use jitgate_tests::http::post;
+    use jitgate_tests::server::body;
+    let started = std::time::Instant::now();
+    let mut n = 0u32;
+    while started.elapsed() < window {
+        let r = post(
+            addr,
+            "/v1/decisions",
+            Some("t-alice"),
+            &body(&format!("h-{n}"), "alice", "file-recovery", 60),
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["outcome"], "allow", "{}", r.body);
+        n += 1;
+    }
+    f64::from(n) / started.elapsed().as_secs_f64()
+}
+
+/// Run `clients` threads posting dry runs for `task` until told to stop;
+/// returns the stop flag and the threads.
+fn drive(
+    addr: std::net::SocketAddr,
+    task: &'static str,
+    clients: usize,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    Vec<std::thread::JoinHandle<u32>>,
+) {
+    use jitgate_tests::http::post;
+    use jitgate_tests::server::body;
+    use std::sync::atomic::Ordering;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let threads = (0..clients)
+        .map(|c| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = post(
+                        addr,
+                        "/v1/decisions",
+                        Some("t-alice"),
+                        &body(&format!("{task}-{c}-{n}"), "alice", task, 60),
+                    );
+                    assert!(r.status == 200 || r.status == 503, "{}", r.body);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    (stop, threads)
+}
+
+fn stop(
+    load: (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        Vec<std::thread::JoinHandle<u32>>,
+    ),
+) -> u32 {
+    load.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    load.1.into_iter().map(|t| t.join().expect("client")).sum()
+}
+
+#[test]
+fn harmless_decisions_keep_half_their_throughput_beside_four_amplifier_clients() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let amplifier = WatGuest {
+        name: "amplifier-latin1",
+        latin1_utf16: true,
+        vars: &[("{FILL}", "0xe9")],
+        ..WatGuest::new("amplifier")
+    };
+    // The same shape of load, but harmless: the baseline the ratio is
+    // measured against, in the same run, on the same machine.
+    let benign = WatGuest {
+        name: "benign",
+        ..WatGuest::new("allow")
+    };
+    let s = server_with(dir.path(), &[amplifier, benign], &[], "");
+    let addr = s.addr;
+    let window = Duration::from_secs(3);
+    harmless_rate(addr, Duration::from_millis(500)); // warm up
+
+    let load = drive(addr, "hostile-benign", 4);
+    let beside_benign = harmless_rate(addr, window);
+    stop(load);
+
+    let load = drive(addr, "hostile-amplifier-latin1", 4);
+    let beside_hostile = harmless_rate(addr, window);
+    let mut slowest_health = Duration::ZERO;
+    for _ in 0..20 {
+        let t = std::time::Instant::now();
+        assert_eq!(jitgate_tests::http::get(addr, "/healthz", None).status, 200);
+        slowest_health = slowest_health.max(t.elapsed());
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let hostile_done = stop(load);
+
+    eprintln!(
+        "harmless dry runs/s: {beside_benign:.0} beside 4 benign clients, \
+         {beside_hostile:.0} beside 4 amplifier clients ({hostile_done} amplified decisions); \
+         slowest /healthz {slowest_health:?}"
+    );
+    assert!(hostile_done > 0);
+    assert!(
+        beside_hostile >= 0.5 * beside_benign,
+        "harmless throughput fell from {beside_benign:.0}/s to {beside_hostile:.0}/s"
+    );
+    // Generous (a debug build on a shared machine); 1.7 s before the bounds.
+    assert!(
+        slowest_health < Duration::from_millis(500),
+        "{slowest_health:?}"
+    );
+}
