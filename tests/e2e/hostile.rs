@@ -882,20 +882,23 @@ fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
         "workers = 1\nqueue = 1\nfuel = 1000000000000",
     );
     let addr = s.addr;
-    let slow_body = body("slow", "alice", "hostile-loop", 60);
-    let hold: Vec<_> = (0..2)
-        .map(|i| {
-            let mut b = slow_body.clone();
-            b["id"] = format!("slow-{i}").into();
-            std::thread::spawn(move || post(addr, "/v1/decisions", Some("t-alice"), &b).status)
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let req = body("busy-1", "alice", "file-recovery", 60).to_string();
-    let (head, text) = raw_post(addr, "/v1/requests", "t-alice", &req);
-    assert!(head.starts_with("http/1.1 503"), "{head}\n{text}");
-    assert!(head.contains("\r\nretry-after: 1"), "{head}");
-    assert!(text.contains("\"busy\""), "{text}");
+    // Two clients keep the worker and the queue full.
+    let load = drive(addr, "hostile-loop", 2);
+    let mut refused = None;
+    for k in 0..200 {
+        let id = format!("busy-{k}");
+        let req = body(&id, "alice", "file-recovery", 60).to_string();
+        let (head, text) = raw_post(addr, "/v1/requests", "t-alice", &req);
+        if head.starts_with("http/1.1 503") {
+            assert!(head.contains("\r\nretry-after: 1"), "{head}");
+            assert!(text.contains("\"busy\""), "{text}");
+            refused = Some(id);
+            break;
+        }
+        assert!(head.starts_with("http/1.1 201"), "{head}\n{text}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let refused = refused.expect("a request met a full pool");
     // /healthz is not queued behind decisions.
     let started = std::time::Instant::now();
     let h = jitgate_tests::http::get(addr, "/healthz", None);
@@ -905,16 +908,14 @@ fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
         "{:?}",
         started.elapsed()
     );
-    for h in hold {
-        assert_eq!(h.join().expect("client"), 200);
-    }
+    stop(load);
     // Nothing was stored for the refused request: the same id now decides
     // afresh (201), it is not replayed.
     let r = post(
         addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("busy-1", "alice", "file-recovery", 60),
+        &body(&refused, "alice", "file-recovery", 60),
     );
     assert_eq!(r.status, 201, "{}", r.body);
 }

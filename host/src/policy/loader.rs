@@ -84,7 +84,7 @@ pub enum LoadErrorKind {
     /// Two modules claim the same name. The error's path is the module
     /// taken to be the squatter: the one not named after the policy (or the
     /// later one, if both or neither are).
-    #[error("declares policy name `{name}`, which {} also declares", other.display())]
+    #[error("declares policy name `{name}`, which is already used by {}", other.display())]
     DuplicateName {
         /// The name.
         name: String,
