@@ -435,4 +435,19 @@ mod tests {
         assert_eq!(e.sandbox.fuel, 500);
         assert!(toml::from_str::<Config>("isolation = \"per-thread\"").is_err());
     }
+
+    #[test]
+    fn module_size_and_decision_pool_reach_the_engine() {
+        let c: Config =
+            toml::from_str("[sandbox]\nmax-module-bytes = 1000\nworkers = 3\nqueue = 7\n").unwrap();
+        c.check().unwrap();
+        let e = c.engine_config();
+        assert_eq!(e.sandbox.max_module_bytes, 1000);
+        assert_eq!((e.workers, e.queue), (Some(3), Some(7)));
+        for key in ["max-module-bytes", "workers", "queue"] {
+            let c: Config = toml::from_str(&format!("[sandbox]\n{key} = 0\n")).unwrap();
+            let err = c.check().unwrap_err();
+            assert!(err.starts_with(&format!("sandbox.{key}:")), "{err}");
+        }
+    }
 }

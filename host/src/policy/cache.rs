@@ -239,3 +239,36 @@ pub fn engine_fingerprint(engine: &wasmtime::Engine) -> String {
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
     hex::encode(&h.0.finalize()[..12])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path, len: usize, age_secs: u64) {
+        std::fs::write(path, vec![0u8; len]).expect("write");
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(when))
+            .expect("mtime");
+    }
+
+    #[test]
+    fn eviction_drops_the_least_recently_used_artifacts_past_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = wasmtime::Engine::default();
+        let cache = ComponentCache::open(dir.path(), &engine)
+            .expect("open")
+            .with_max_bytes(250);
+        touch(&dir.path().join("old.cwasm"), 100, 300);
+        touch(&dir.path().join("mid.cwasm"), 100, 200);
+        touch(&dir.path().join("new.cwasm"), 100, 100);
+        cache.evict().expect("evict");
+        assert!(!dir.path().join("old.cwasm").exists());
+        assert!(dir.path().join("mid.cwasm").exists());
+        assert!(dir.path().join("new.cwasm").exists());
+        // The key is not an artifact and is never evicted.
+        assert!(dir.path().join("cache.key").exists());
+    }
+}

@@ -385,6 +385,40 @@ pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 mod tests {
     use super::*;
 
+    fn info(
+        version: &str,
+        description: &str,
+        tasks: &[&str],
+    ) -> super::super::bindings::wit::PolicyInfo {
+        super::super::bindings::wit::PolicyInfo {
+            name: "p".into(),
+            version: version.into(),
+            description: description.into(),
+            tasks: tasks.iter().map(|t| t.to_string()).collect(),
+            max_ttl: 60,
+        }
+    }
+
+    #[test]
+    fn control_characters_in_info_strings_are_refused_naming_the_field() {
+        check_info(&info("1.0", "fine", &["t"])).unwrap();
+        // Unicode that is not a control character is fine.
+        check_info(&info("1.0-ß", "réservé", &["tâche"])).unwrap();
+        for (i, field) in [
+            (info("1.0\u{1b}[2J", "d", &["t"]), "version"),
+            (info("1.0", "line\nforged", &["t"]), "description"),
+            (info("1.0", "d", &["t", "x\u{9b}31m"]), "tasks[1]"),
+            (info("1.0", "\u{202e}evil", &["t"]), "description"),
+        ] {
+            let e = check_info(&i).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{field} contains control character")),
+                "{e}"
+            );
+            assert!(!e.chars().any(needs_escape), "{e:?}");
+        }
+    }
+
     #[test]
     fn header_distinguishes_kinds() {
         assert!(matches!(
