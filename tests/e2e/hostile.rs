@@ -1037,3 +1037,25 @@ fn harmless_decisions_keep_half_their_throughput_beside_four_amplifier_clients()
         "{slowest_health:?}"
     );
 }
+
+/// Not a test: writes the WAT guests (with the latin1 amplifier) to
+/// `$CARGO_TARGET_DIR/guests-wat/` for `bench/bounds.sh`.
+#[test]
+#[ignore]
+fn write_wat_guests_for_the_bench() {
+    let dir = jitgate_tests::wat::wat_guest("allow")
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .expect("dir");
+    for g in ["amplifier", "log-giant", "info-amplifier", "multi-memory"] {
+        wat_guest(g);
+    }
+    WatGuest {
+        name: "amplifier-latin1",
+        latin1_utf16: true,
+        vars: &[("{FILL}", "0xe9")],
+        ..WatGuest::new("amplifier")
+    }
+    .write(&dir, "amplifier-latin1");
+    eprintln!("{}", dir.display());
+}

@@ -228,62 +228,6 @@ impl Service {
         Ok(req)
     }
 
-    /// Queue `req`'s decision on the evaluator; `Busy` if it is full.
-    fn submit_decision(
-        &self,
-        req: Request,
-    ) -> Result<tokio::sync::oneshot::Receiver<Decided>, ServiceError> {
-        let engine = self.engine();
-        self.evaluator
-            .submit(move || {
-                let started = std::time::Instant::now();
-                let out = engine.decide(&req);
-                (req, out, started.elapsed())
-            })
-            .map_err(|b| ServiceError::Busy(b.to_string()))
-    }
-
-    /// A finished decision, or `Busy` if the host could not evaluate it
-    /// (no instance slot): such a decision says nothing about the request
-    /// and must never be stored.
-    fn settle_decision(
-        &self,
-        done: Result<Decided, tokio::sync::oneshot::error::RecvError>,
-    ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
-        let (req, out, took) =
-            done.map_err(|_| ServiceError::Unavailable("a decision worker failed".into()))?;
-        if let Ok(d) = &out
-            && d.policies
-                .iter()
-                .any(|p| p.failure.as_ref().is_some_and(|f| f.is_overload()))
-        {
-            return Err(ServiceError::Busy(
-                "no policy instance slot is free; retry shortly".into(),
-            ));
-        }
-        self.metrics
-            .decision(out.as_ref().ok().map(|d| d.outcome), took);
-        Ok((req, out))
-    }
-
-    /// Decide on the evaluator and wait, blocking this thread.
-    fn decide(
-        &self,
-        req: Request,
-    ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
-        let rx = self.submit_decision(req)?;
-        self.settle_decision(rx.blocking_recv())
-    }
-
-    /// Decide on the evaluator; the wait holds no thread.
-    async fn decide_async(
-        &self,
-        req: Request,
-    ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
-        let rx = self.submit_decision(req)?;
-        self.settle_decision(rx.await)
-    }
-
     /// Decide without granting (dry run). Only the audit record is stored;
     /// if it cannot be, the answer is an error, never a decision. Blocks
     /// until the record is committed: call it from a blocking thread, or use
@@ -741,10 +685,6 @@ pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>,
     }
     Ok(Ok(v.checked))
 }
-
-/// A decision as the evaluator hands it back: the request, the result and
-/// how long deciding took.
-type Decided = (Request, Result<Decision, RequestError>, std::time::Duration);
 
 /// The dry run's record, which must be stored before its decision may be
 /// given.
