@@ -331,7 +331,7 @@ fn check_verdict(
             ),
         });
     }
-    let reason = |r: String| sandbox::keep(&r, limits.max_reason_bytes);
+    let reason = |r: String| sandbox::keep_owned(r, limits.max_reason_bytes);
     Ok(match v {
         wit::Verdict::Allow(t) => {
             too_long("the allow reason", &t.reason, limits)?;

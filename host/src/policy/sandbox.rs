@@ -382,7 +382,7 @@ impl host::Host for StoreState {
         };
         // A fresh buffer of the kept size: truncating `message` in place
         // would keep its whole allocation alive with the line.
-        let message = keep(&message, self.limits.max_reason_bytes);
+        let message = keep_owned(message, self.limits.max_reason_bytes);
         self.logs.push(LogLine { level, message });
         Ok(())
     }
@@ -451,6 +451,16 @@ pub fn keep(s: &str, max: usize) -> String {
         out.push_str(MARK);
     }
     out
+}
+
+/// [`keep`] for an owned string: returned as it is (no copy) when it is
+/// already within `max`, owns no more than `max` bytes and has nothing to
+/// escape, which is the ordinary case.
+pub fn keep_owned(s: String, max: usize) -> String {
+    if s.capacity() <= max && !s.chars().any(needs_escape) {
+        return s;
+    }
+    keep(&s, max)
 }
 
 /// The text wasmtime gives a call that copied more than its hostcall fuel.
@@ -619,6 +629,10 @@ mod tests {
         assert!(t.ends_with("…[truncated]"));
         assert!(t.capacity() <= 1024, "{}", t.capacity());
         assert_eq!(keep("short", 1024), "short");
+        let big = String::from("x").repeat(4096);
+        let kept = keep_owned(big, 1024);
+        assert!(kept.len() <= 1024 && kept.capacity() <= 1024);
+        assert_eq!(keep_owned("a\u{1b}".into(), 1024), "a\\u{1b}");
     }
 
     #[test]
