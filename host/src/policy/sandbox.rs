@@ -235,9 +235,6 @@ pub struct StoreState {
     /// is per instance, not per memory (a component may define several).
     /// Lives as long as the instance (a warm instance keeps its memories).
     reserved: usize,
-    /// The last growth the limiter allowed, taken back if wasmtime then
-    /// fails it.
-    last_growth: usize,
     /// When this call's time is up; host functions check it themselves, as
     /// the epoch is only seen by guest code.
     deadline: Option<Instant>,
@@ -252,7 +249,6 @@ impl StoreState {
             limits,
             limit_hit: None,
             reserved: 0,
-            last_growth: 0,
             deadline: None,
             logs: Vec::new(),
             log_overflow: 0,
@@ -287,14 +283,12 @@ impl StoreState {
             self.limit_hit = Some(hit);
             return Err(wasmtime::Error::new(LimitReached));
         }
+        // Counted once allowed, even if wasmtime then fails the growth for
+        // another reason: over-counting only ever refuses sooner, while
+        // taking a growth back on `memory_grow_failed` could be tricked
+        // (wasmtime also calls it for growth the limiter never saw).
         self.reserved = total;
-        self.last_growth = delta;
         Ok(true)
-    }
-
-    fn growth_failed(&mut self) {
-        self.reserved = self.reserved.saturating_sub(self.last_growth);
-        self.last_growth = 0;
     }
 }
 
@@ -319,11 +313,6 @@ impl wasmtime::ResourceLimiter for StoreState {
         self.grow(current, desired, LimitHit::Memory)
     }
 
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.growth_failed();
-        Ok(())
-    }
-
     fn table_growing(
         &mut self,
         current: usize,
@@ -339,11 +328,6 @@ impl wasmtime::ResourceLimiter for StoreState {
             desired.saturating_mul(TABLE_ELEMENT_BYTES),
             LimitHit::Memory,
         )
-    }
-
-    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.growth_failed();
-        Ok(())
     }
 
     fn instances(&self) -> usize {
