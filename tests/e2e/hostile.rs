@@ -1013,9 +1013,13 @@ fn harmless_decisions_keep_half_their_throughput_beside_four_amplifier_clients()
     let load = drive(addr, "hostile-amplifier-latin1", 4);
     let beside_hostile = harmless_rate(addr, window);
     let mut slowest_health = Duration::ZERO;
-    for _ in 0..20 {
+    for path in ["/healthz", "/readyz", "/metrics"].repeat(8) {
         let t = std::time::Instant::now();
-        assert_eq!(jitgate_tests::http::get(addr, "/healthz", None).status, 200);
+        assert_eq!(
+            jitgate_tests::http::get(addr, path, None).status,
+            200,
+            "{path}"
+        );
         slowest_health = slowest_health.max(t.elapsed());
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -1024,7 +1028,7 @@ fn harmless_decisions_keep_half_their_throughput_beside_four_amplifier_clients()
     eprintln!(
         "harmless dry runs/s: {beside_benign:.0} beside 4 benign clients, \
          {beside_hostile:.0} beside 4 amplifier clients ({hostile_done} amplified decisions); \
-         slowest /healthz {slowest_health:?}"
+         slowest /healthz, /readyz or /metrics {slowest_health:?}"
     );
     assert!(hostile_done > 0);
     assert!(
