@@ -28,7 +28,7 @@ trap cleanup EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
-echo "## 1. Ordinary path, engine: \`jitgate bench -n $N\`, mean µs per decision (median of $ROUNDS interleaved runs)"
+echo "## 1. Ordinary path, engine: \`jitgate bench -n $N\`, p50 µs per decision (median of $ROUNDS interleaved runs)"
 echo
 echo "| isolation | before | after | after/before |"
 echo "|---|---:|---:|---:|"
@@ -39,7 +39,7 @@ for iso in per-decision per-worker; do
             bin="$BEFORE"; [ "$side" = a ] && bin="$AFTER"
             "$bin" --no-cache --isolation "$iso" bench --policies "$TARGET/policies" \
                 --request examples/request.json -n "$N" \
-                | awk -F'|' 'NR==4 {gsub(/ /,"",$3); print $3}' >> "$WORK/$side"
+                | awk -F'|' 'NR==4 {gsub(/ /,"",$4); print $4}' >> "$WORK/$side"
         done
     done
     b=$(median < "$WORK/b"); a=$(median < "$WORK/a")

@@ -14,7 +14,7 @@
 //! fuel = 10000000
 //! max-memory-bytes = 16777216         # every memory and table of an instance, summed
 //! max-module-bytes = 4194304           # larger modules are refused before compiling
-//! # workers = 2                         # decision threads (default: CPUs, within the instance pool)
+//! # workers = 2                         # decision threads (default: half the CPUs, within the instance pool)
 //! # queue = 64                          # decisions waiting for a thread; more get 503 + Retry-After
 //!
 //! [tasks.break-glass]
@@ -113,7 +113,7 @@ pub struct SandboxConfig {
     /// Default 4 MiB.
     pub max_module_bytes: Option<usize>,
     /// Threads that run decisions, off the async workers. Default: one per
-    /// CPU, no more than the instance pool can serve.
+    /// two CPUs, no more than the instance pool can serve.
     pub workers: Option<usize>,
     /// Decisions that may wait for a thread; beyond that the answer is 503
     /// with `Retry-After`, and nothing is stored. Default 16 per worker.

@@ -108,7 +108,7 @@ pub struct EngineConfig {
     /// evaluations at once fail (and deny). `None`: allocate on demand, for
     /// hosts short of virtual address space.
     pub instance_pool: Option<u32>,
-    /// Threads that run decisions for the service (`None`: one per CPU,
+    /// Threads that run decisions for the service (`None`: one per two CPUs,
     /// within what the instance pool can serve). See
     /// [`crate::service::evaluator`].
     pub workers: Option<usize>,

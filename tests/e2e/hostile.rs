@@ -762,7 +762,11 @@ fn wildcard_policy_that_can_allow_is_flagged() {
     let mut e = Engine::new(EngineConfig::default()).expect("engine");
     let meta = e.load_file(&p).expect("loads").clone();
     assert_eq!(meta.warnings.len(), 1, "{meta:?}");
-    assert!(meta.warnings[0].contains("task `*`"), "{:?}", meta.warnings);
+    assert!(
+        meta.warnings[0].contains("declares task `*` and allowed"),
+        "{:?}",
+        meta.warnings
+    );
     let json = serde_json::to_value(&meta).expect("json");
     assert!(json["warnings"][0].as_str().is_some(), "{json}");
     let out = std::process::Command::new(jitgate_bin())
@@ -772,9 +776,13 @@ fn wildcard_policy_that_can_allow_is_flagged() {
         .expect("run jitgate inspect");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("warning:  declares task `*`"), "{text}");
-    // Policies that name their tasks are not flagged.
+    // Policies that name their tasks are not flagged, nor is a `*` policy
+    // that only ever denies or abstains (the example baseline).
     let fr = e.load_file(&policy("file-recovery")).expect("loads");
     assert!(fr.warnings.is_empty());
+    let baseline = e.load_file(&policy("baseline")).expect("loads");
+    assert_eq!(baseline.tasks, ["*"]);
+    assert!(baseline.warnings.is_empty(), "{:?}", baseline.warnings);
 }
 
 // ---------------------------------------------------------------------------

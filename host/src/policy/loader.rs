@@ -336,14 +336,7 @@ pub(crate) fn load_component(
         .map_err(|e| err(LoadErrorKind::Invalid(format!("{e:#}"))))?;
     let info = super::call_info(&pre, limits).map_err(|f| err(LoadErrorKind::Info(f)))?;
     check_info(&info).map_err(|m| err(LoadErrorKind::BadInfo(m)))?;
-    let mut warnings = Vec::new();
-    if info.tasks.iter().any(|t| t == "*") {
-        warnings.push(format!(
-            "declares task `*`: it judges every task, and may allow any of them for up to \
-             {} s unless another policy denies",
-            info.max_ttl
-        ));
-    }
+    let wildcard = info.tasks.iter().any(|t| t == "*");
     let meta = PolicyMeta {
         name: info.name,
         version: info.version,
@@ -353,9 +346,57 @@ pub(crate) fn load_component(
         digest,
         path: path.to_path_buf(),
         size,
-        warnings,
+        warnings: Vec::new(),
     };
-    Ok(LoadedPolicy::new(meta, pre))
+    let mut policy = LoadedPolicy::new(meta, pre);
+    if wildcard && probe_allows(&policy, limits) {
+        policy.meta.warnings.push(format!(
+            "declares task `*` and allowed a request for a task no policy names: it may grant \
+             any task, for up to {} s, unless another policy denies",
+            policy.meta.max_ttl
+        ));
+    }
+    Ok(policy)
+}
+
+/// Whether a policy answers allow (or require-approval) to a plausible
+/// request for a task nobody names: what makes a `*` policy worth a
+/// warning. One evaluation under the usual budget; a failure is no.
+fn probe_allows(policy: &LoadedPolicy, limits: &SandboxLimits) -> bool {
+    use super::Verdict;
+    use super::bindings::wit;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let subject = "probe@jitgate.invalid";
+    let req = wit::Request {
+        id: "jitgate-load-probe",
+        subject: wit::Subject {
+            id: subject,
+            kind: wit::SubjectKind::Human,
+            roles: &[],
+            groups: &[],
+            mfa_at: Some(now),
+        },
+        task: "jitgate-load-probe-task",
+        resource: "jitgate-load-probe-resource",
+        entitlement: "read",
+        justification: "load-time check: what does this policy allow for a task nobody names?",
+        requested_ttl: 3600,
+        ticket: Some(wit::Ticket {
+            id: "PROBE-1",
+            state: wit::TicketState::InProgress,
+            priority: 3,
+            assignee: Some(subject),
+            opened_at: now.saturating_sub(600),
+        }),
+        now,
+        attributes: &[],
+    };
+    matches!(
+        policy.evaluate(&req, limits).result,
+        Ok(Verdict::Allow { .. } | Verdict::RequireApproval { .. })
+    )
 }
 
 /// The `.wasm` files directly in `dir`, sorted by name.
