@@ -12,7 +12,10 @@
 //! [sandbox]                            # per-evaluation budget
 //! timeout-ms = 50
 //! fuel = 10000000
-//! max-memory-bytes = 16777216
+//! max-memory-bytes = 16777216         # every memory and table of an instance, summed
+//! max-module-bytes = 4194304           # larger modules are refused before compiling
+//! # workers = 2                         # decision threads (default: half the CPUs, within the instance pool)
+//! # queue = 64                          # decisions waiting for a thread; more get 503 + Retry-After
 //!
 //! [tasks.break-glass]
 //! cap = 3600
@@ -256,8 +259,17 @@ pub struct SandboxConfig {
     pub timeout_ms: Option<u64>,
     /// Instruction budget per evaluation.
     pub fuel: Option<u64>,
-    /// Linear memory cap, bytes.
+    /// Cap on every memory and table of one instance, summed, bytes.
     pub max_memory_bytes: Option<usize>,
+    /// Modules larger than this are refused before compiling, bytes.
+    /// Default 4 MiB.
+    pub max_module_bytes: Option<usize>,
+    /// Threads that run decisions, off the async workers. Default: one per
+    /// two CPUs, no more than the instance pool can serve.
+    pub workers: Option<usize>,
+    /// Decisions that may wait for a thread; beyond that the answer is 503
+    /// with `Retry-After`, and nothing is stored. Default 16 per worker.
+    pub queue: Option<usize>,
 }
 
 /// Per-task settings.
@@ -398,6 +410,15 @@ impl Config {
         if self.sandbox.max_memory_bytes.is_some_and(|m| m < (1 << 20)) {
             return Err("sandbox.max-memory-bytes: must be at least 1 MiB (a policy's stack alone takes that)".into());
         }
+        if self.sandbox.max_module_bytes == Some(0) {
+            return Err("sandbox.max-module-bytes: must be at least 1".into());
+        }
+        if self.sandbox.workers == Some(0) {
+            return Err("sandbox.workers: must be at least 1".into());
+        }
+        if self.sandbox.queue == Some(0) {
+            return Err("sandbox.queue: must be at least 1".into());
+        }
         if self.approval_timeout == 0 {
             return Err("approval-timeout: must be at least 1 second".into());
         }
@@ -501,8 +522,13 @@ impl Config {
         if let Some(m) = self.sandbox.max_memory_bytes {
             sandbox.max_memory_bytes = m;
         }
+        if let Some(m) = self.sandbox.max_module_bytes {
+            sandbox.max_module_bytes = m;
+        }
         EngineConfig {
             sandbox,
+            workers: self.sandbox.workers,
+            queue: self.sandbox.queue,
             isolation: match self.isolation {
                 IsolationConfig::PerDecision => crate::Isolation::PerDecision,
                 IsolationConfig::PerWorker => crate::Isolation::PerWorker,
@@ -735,5 +761,20 @@ mod tests {
         assert_eq!(e.sandbox.timeout, std::time::Duration::from_millis(20));
         assert_eq!(e.sandbox.fuel, 500);
         assert!(toml::from_str::<Config>("isolation = \"per-thread\"").is_err());
+    }
+
+    #[test]
+    fn module_size_and_decision_pool_reach_the_engine() {
+        let c: Config =
+            toml::from_str("[sandbox]\nmax-module-bytes = 1000\nworkers = 3\nqueue = 7\n").unwrap();
+        c.check().unwrap();
+        let e = c.engine_config();
+        assert_eq!(e.sandbox.max_module_bytes, 1000);
+        assert_eq!((e.workers, e.queue), (Some(3), Some(7)));
+        for key in ["max-module-bytes", "workers", "queue"] {
+            let c: Config = toml::from_str(&format!("[sandbox]\n{key} = 0\n")).unwrap();
+            let err = c.check().unwrap_err();
+            assert!(err.starts_with(&format!("sandbox.{key}:")), "{err}");
+        }
     }
 }

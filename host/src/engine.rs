@@ -108,6 +108,13 @@ pub struct EngineConfig {
     /// evaluations at once fail (and deny). `None`: allocate on demand, for
     /// hosts short of virtual address space.
     pub instance_pool: Option<u32>,
+    /// Threads that run decisions for the service (`None`: one per two CPUs,
+    /// within what the instance pool can serve). See
+    /// [`crate::service::evaluator`].
+    pub workers: Option<usize>,
+    /// Decisions that may wait for one of those threads (`None`: 16 per
+    /// worker); more are refused as overload.
+    pub queue: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -121,6 +128,8 @@ impl Default for EngineConfig {
             cache_dir: None,
             isolation: Isolation::PerDecision,
             instance_pool: Some(1000),
+            workers: None,
+            queue: None,
         }
     }
 }
@@ -279,11 +288,22 @@ impl Engine {
             .iter()
             .find(|p| p.meta.name == policy.meta.name)
         {
+            // Which of the two is squatting: the one whose file is not named
+            // after the policy; if that cannot tell, the later one.
+            let named_after = |p: &Path| {
+                p.file_stem()
+                    .is_some_and(|s| s.to_string_lossy() == policy.meta.name)
+            };
+            let (squatter, rightful) = if named_after(path) && !named_after(&other.meta.path) {
+                (other.meta.path.clone(), path.to_path_buf())
+            } else {
+                (path.to_path_buf(), other.meta.path.clone())
+            };
             return Err(LoadError {
-                path: path.to_path_buf(),
+                path: squatter,
                 kind: LoadErrorKind::DuplicateName {
                     name: policy.meta.name.clone(),
-                    other: other.meta.path.clone(),
+                    other: rightful,
                 },
             });
         }
@@ -298,6 +318,9 @@ impl Engine {
         self.known_tasks
             .extend(policy.meta.tasks.iter().filter(|t| *t != "*").cloned());
         tracing::info!(name = %policy.meta.name, version = %policy.meta.version, digest = %policy.meta.digest, "policy loaded");
+        for w in &policy.meta.warnings {
+            tracing::warn!(name = %policy.meta.name, path = %policy.meta.path.display(), "{w}");
+        }
         self.policies.push(Arc::new(policy));
         let last = self.policies.len() - 1;
         Ok(&self.policies[last].meta)
@@ -305,10 +328,7 @@ impl Engine {
 
     /// Load one `.wasm` file.
     pub fn load_file(&mut self, path: &Path) -> Result<&PolicyMeta, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError {
-            path: path.to_path_buf(),
-            kind: LoadErrorKind::Io(e),
-        })?;
+        let bytes = loader::read_module(path, &self.config.sandbox)?;
         self.load_bytes(path, &bytes)
     }
 
@@ -450,31 +470,54 @@ impl Engine {
     /// Read a module and report its digest, surface and info, without adding
     /// it to this engine. Works on modules that fail to load, to show why.
     pub fn inspect(&self, path: &Path) -> Result<Inspection, LoadError> {
-        let bytes = std::fs::read(path).map_err(|e| LoadError {
-            path: path.to_path_buf(),
-            kind: LoadErrorKind::Io(e),
-        })?;
+        let size = std::fs::metadata(path)
+            .map_err(|e| LoadError {
+                path: path.to_path_buf(),
+                kind: LoadErrorKind::Io(e),
+            })?
+            .len();
+        let limits = &self.config.sandbox;
+        if let Err(kind) = loader::check_size(size, limits) {
+            return Ok(Inspection {
+                digest: String::new(),
+                size,
+                imports: Vec::new(),
+                exports: Vec::new(),
+                load: Err(LoadError {
+                    path: path.to_path_buf(),
+                    kind,
+                }),
+            });
+        }
+        let bytes = loader::read_module(path, limits)?;
         let digest = loader::digest(&bytes);
-        let (imports, exports) = match loader::check_header(&bytes)
-            .ok()
-            .and_then(|()| wasmtime::component::Component::new(&self.wasm, &bytes).ok())
-        {
-            Some(c) => {
-                let s = loader::surface(&self.wasm, &c);
-                (s.imports, s.exports)
+        // Compiled once: the surface shown and the load check share it.
+        let compiled = loader::compile(&self.wasm, self.cache.as_ref(), limits, &digest, &bytes);
+        let (imports, exports, load) = match compiled {
+            Ok((component, _)) => {
+                let s = loader::surface(&self.wasm, &component);
+                let _ticking = self.ticker.ticking();
+                let load = loader::load_component(
+                    &self.wasm,
+                    &self.linker,
+                    limits,
+                    path,
+                    digest.clone(),
+                    bytes.len() as u64,
+                    &component,
+                )
+                .map(|p| p.meta);
+                (s.imports, s.exports, load)
             }
-            None => (Vec::new(), Vec::new()),
+            Err(kind) => (
+                Vec::new(),
+                Vec::new(),
+                Err(LoadError {
+                    path: path.to_path_buf(),
+                    kind,
+                }),
+            ),
         };
-        let _ticking = self.ticker.ticking();
-        let load = loader::load_bytes(
-            &self.wasm,
-            &self.linker,
-            self.cache.as_ref(),
-            &self.config.sandbox,
-            path,
-            &bytes,
-        )
-        .map(|(p, _)| p.meta);
         Ok(Inspection {
             digest,
             size: bytes.len() as u64,

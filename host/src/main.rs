@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use jitgate::policy::sandbox::escape as esc;
 use jitgate::{Decision, Engine, EngineConfig};
 
 mod cli;
@@ -321,12 +322,15 @@ fn eval(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Text for a terminal: every string a policy or a request chose is printed
+/// through `esc`, so none can move the cursor, clear the screen or start a
+/// line of its own.
 fn print_decision(d: &Decision) {
     let ttl = if d.ttl > 0 {
         format!(
             "  ttl {} s ({})  revoke-on-ticket-close: {}",
             d.ttl,
-            d.ttl_bound.as_deref().unwrap_or("-"),
+            esc(d.ttl_bound.as_deref().unwrap_or("-")),
             if d.revoke_on_ticket_close {
                 "yes"
             } else {
@@ -339,33 +343,41 @@ fn print_decision(d: &Decision) {
     println!("decision: {}{ttl}", d.outcome.as_str().to_uppercase());
     println!(
         "request:  {}  task {}  ({} µs)",
-        d.request_id, d.task, d.micros
+        esc(&d.request_id),
+        esc(&d.task),
+        d.micros
     );
     for a in &d.approvals {
+        let groups: Vec<_> = a.groups.iter().map(|g| esc(g)).collect();
         println!(
             "needs:    {} approval(s) from [{}] (asked by {})",
             a.min,
-            a.groups.join(", "),
-            a.policy
+            groups.join(", "),
+            esc(&a.policy)
         );
     }
     println!("reasons:");
     for r in &d.reasons {
-        println!("  - {r}");
+        println!("  - {}", esc(r));
     }
     println!("policies:");
     for p in &d.policies {
         let digest = p.digest.get(..19).unwrap_or(&p.digest);
         let ttl = p.ttl.map(|t| format!(" ttl={t}")).unwrap_or_default();
         println!(
-            "  {:<18} {:<8} {digest}  {:<16}{ttl}  {} µs  fuel {}",
-            p.name, p.version, p.verdict, p.micros, p.fuel
+            "  {:<18} {:<8} {}  {:<16}{ttl}  {} µs  fuel {}",
+            esc(&p.name),
+            esc(&p.version),
+            esc(digest),
+            p.verdict,
+            p.micros,
+            p.fuel
         );
         if let Some(r) = &p.reason {
-            println!("      {r}");
+            println!("      {}", esc(r));
         }
         for l in &p.logs {
-            println!("      [{}] {}", l.level, l.message);
+            println!("      [{}] {}", l.level, esc(&l.message));
         }
     }
 }
@@ -415,34 +427,30 @@ fn inspect(config: EngineConfig, file: &Path, json: bool) -> Result<ExitCode> {
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("file:     {}", file.display());
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "(none)".to_string()
+            } else {
+                v.iter().map(|s| esc(s)).collect::<Vec<_>>().join(", ")
+            }
+        };
+        println!("file:     {}", esc(&file.display().to_string()));
         println!("digest:   {}", i.digest);
         println!("size:     {} bytes", i.size);
-        println!(
-            "imports:  {}",
-            if i.imports.is_empty() {
-                "(none)".into()
-            } else {
-                i.imports.join(", ")
-            }
-        );
-        println!(
-            "exports:  {}",
-            if i.exports.is_empty() {
-                "(none)".into()
-            } else {
-                i.exports.join(", ")
-            }
-        );
+        println!("imports:  {}", list(&i.imports));
+        println!("exports:  {}", list(&i.exports));
         match &i.load {
             Ok(m) => {
-                println!("name:     {}", m.name);
-                println!("version:  {}", m.version);
-                println!("about:    {}", m.description);
-                println!("tasks:    {}", m.tasks.join(", "));
+                println!("name:     {}", esc(&m.name));
+                println!("version:  {}", esc(&m.version));
+                println!("about:    {}", esc(&m.description));
+                println!("tasks:    {}", list(&m.tasks));
                 println!("max-ttl:  {} s", m.max_ttl);
+                for w in &m.warnings {
+                    println!("warning:  {}", esc(w));
+                }
             }
-            Err(e) => println!("refused:  {}", e.kind),
+            Err(e) => println!("refused:  {}", esc(&e.kind.to_string())),
         }
     }
     if i.load.is_err() {

@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod wat;
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -16,7 +18,7 @@ pub fn root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".."))
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))

@@ -69,6 +69,11 @@ impl ApiError {
         }
     }
 
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
+    }
+
     fn field(mut self, f: impl Into<String>) -> Self {
         self.field = Some(f.into());
         self
@@ -118,6 +123,9 @@ impl From<ServiceError> for ApiError {
             }
             ServiceError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            ServiceError::Busy(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m).retry_after(1)
             }
         }
     }
@@ -342,7 +350,7 @@ async fn typed<T: DeserializeOwned>(body: Body, empty_ok: bool) -> Result<T, Api
 async fn decide(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult {
     let who = auth(&s, &headers, "/v1/decisions").await?;
     let v = json_value(body).await?;
-    // Inline, not on the blocking pool: see `Service::dry_run_async`.
+    // The decision runs on the service's evaluator: see `Service::dry_run_async`.
     let d = s.service.dry_run_async(&who, v).await?;
     Ok(Json(d).into_response())
 }

@@ -8,6 +8,9 @@ wasmtime::component::bindgen!({
     // Parameters borrow: the request is lowered into each instance straight
     // from the host's own strings, with no owned copy per decision.
     ownership: Borrowing { duplicate_if_necessary: false },
+    // `log` may trap: it enforces the deadline itself (guest code sees the
+    // epoch only between host calls).
+    imports: { "jitgate:policy/host.log": trappable },
 });
 
 pub use exports::jitgate::policy::policy as exported;

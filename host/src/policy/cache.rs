@@ -20,12 +20,18 @@ use std::path::{Path, PathBuf};
 type HmacSha256 = hmac::Hmac<Sha256>;
 const TAG_LEN: usize = 32;
 
+/// Artifacts kept, bytes, before the least recently used are removed. A
+/// module's artifact can be many times its size (a 32 MiB data segment adds
+/// 34 MB), and every changed module leaves its old artifact behind.
+pub const DEFAULT_MAX_CACHE_BYTES: u64 = 256 << 20;
+
 /// A directory of authenticated compiled artifacts.
 #[derive(Clone)]
 pub struct ComponentCache {
     dir: PathBuf,
     key: [u8; 32],
     fingerprint: String,
+    max_bytes: u64,
 }
 
 /// Where an artifact came from.
@@ -50,7 +56,44 @@ impl ComponentCache {
             dir: dir.to_path_buf(),
             key,
             fingerprint: engine_fingerprint(engine),
+            max_bytes: DEFAULT_MAX_CACHE_BYTES,
         })
+    }
+
+    /// Keep at most `max` bytes of artifacts.
+    pub fn with_max_bytes(mut self, max: u64) -> Self {
+        self.max_bytes = max;
+        self
+    }
+
+    /// Remove the least recently used artifacts until the rest fit in
+    /// `max_bytes`. Use is the file's modification time, refreshed on hits.
+    fn evict(&self) -> std::io::Result<()> {
+        let mut files = Vec::new();
+        let mut total = 0u64;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "cwasm") {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            total += meta.len();
+            let used = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
+            files.push((used, meta.len(), path));
+        }
+        if total <= self.max_bytes {
+            return Ok(());
+        }
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            std::fs::remove_file(&path)?;
+            total -= len;
+        }
+        Ok(())
     }
 
     fn path_for(&self, digest: &str) -> PathBuf {
@@ -86,7 +129,14 @@ impl ComponentCache {
                     // fingerprint, module digest, bytes): this cache produced
                     // it from this module for this engine configuration.
                     match unsafe { wasmtime::component::Component::deserialize(engine, artifact) } {
-                        Ok(c) => return Ok((c, CacheOutcome::Hit)),
+                        Ok(c) => {
+                            // Mark it used, for eviction; best effort.
+                            let _ = std::fs::File::options()
+                                .write(true)
+                                .open(&path)
+                                .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                            return Ok((c, CacheOutcome::Hit));
+                        }
                         Err(e) => {
                             tracing::warn!(path = %path.display(), error = %e, "cached artifact did not load; recompiling");
                             outcome = CacheOutcome::Rejected;
@@ -125,6 +175,10 @@ impl ComponentCache {
         component: &wasmtime::component::Component,
     ) -> anyhow::Result<()> {
         let artifact = component.serialize()?;
+        if (artifact.len() + TAG_LEN) as u64 > self.max_bytes {
+            // Larger than the whole cache: compiled on every load instead.
+            return Ok(());
+        }
         let tag = self.tag(digest, &artifact)?;
         // Write-then-rename so a concurrent reader never sees half a file.
         let mut tmp = tempfile_in(&self.dir)?;
@@ -132,6 +186,7 @@ impl ComponentCache {
         tmp.1.write_all(&artifact)?;
         tmp.1.sync_all()?;
         std::fs::rename(&tmp.0, path)?;
+        self.evict()?;
         Ok(())
     }
 }
@@ -183,4 +238,37 @@ pub fn engine_fingerprint(engine: &wasmtime::Engine) -> String {
     let mut h = Sha(Sha256::new());
     std::hash::Hash::hash(&engine.precompile_compatibility_hash(), &mut h);
     hex::encode(&h.0.finalize()[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path, len: usize, age_secs: u64) {
+        std::fs::write(path, vec![0u8; len]).expect("write");
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(when))
+            .expect("mtime");
+    }
+
+    #[test]
+    fn eviction_drops_the_least_recently_used_artifacts_past_the_cap() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = wasmtime::Engine::default();
+        let cache = ComponentCache::open(dir.path(), &engine)
+            .expect("open")
+            .with_max_bytes(250);
+        touch(&dir.path().join("old.cwasm"), 100, 300);
+        touch(&dir.path().join("mid.cwasm"), 100, 200);
+        touch(&dir.path().join("new.cwasm"), 100, 100);
+        cache.evict().expect("evict");
+        assert!(!dir.path().join("old.cwasm").exists());
+        assert!(dir.path().join("mid.cwasm").exists());
+        assert!(dir.path().join("new.cwasm").exists());
+        // The key is not an artifact and is never evicted.
+        assert!(dir.path().join("cache.key").exists());
+    }
 }

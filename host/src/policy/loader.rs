@@ -16,7 +16,10 @@ use wasmtime::component::{Component, Linker};
 
 use super::bindings::PolicyModulePre;
 use super::cache::{CacheOutcome, ComponentCache};
-use super::sandbox::{PolicyFailure, SandboxLimits, StoreState};
+use super::sandbox::{
+    MAX_DESCRIPTION_BYTES, MAX_NAME_BYTES, MAX_TASK_BYTES, MAX_TASKS, MAX_VERSION_BYTES,
+    PolicyFailure, SandboxLimits, StoreState, keep, needs_escape,
+};
 use super::{LoadedPolicy, PolicyMeta};
 
 /// Why a module was refused.
@@ -35,6 +38,16 @@ pub enum LoadErrorKind {
     /// Could not read it.
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    /// Larger than `max-module-bytes`; refused before compiling.
+    #[error(
+        "is {size} bytes, over the module size limit of {limit} bytes (sandbox.max-module-bytes)"
+    )]
+    TooLarge {
+        /// File size.
+        size: u64,
+        /// The limit.
+        limit: usize,
+    },
     /// Not WebAssembly at all.
     #[error("not a WebAssembly file (no `\\0asm` header)")]
     NotWasm,
@@ -68,8 +81,10 @@ pub enum LoadErrorKind {
     /// `info` answered nonsense.
     #[error("info() is invalid: {0}")]
     BadInfo(String),
-    /// Two modules claim the same name.
-    #[error("policy name `{name}` is already used by {}", other.display())]
+    /// Two modules claim the same name. The error's path is the module
+    /// taken to be the squatter: the one not named after the policy (or the
+    /// later one, if both or neither are).
+    #[error("declares policy name `{name}`, which is already used by {}", other.display())]
     DuplicateName {
         /// The name.
         name: String,
@@ -163,38 +178,114 @@ pub fn check_surface(s: &Surface) -> Result<(), LoadErrorKind> {
     Ok(())
 }
 
+/// Refuse a control character in an `info` string, naming the field: these
+/// strings reach terminals (`inspect`, `eval`) and log lines verbatim.
+fn no_controls(field: &str, s: &str) -> Result<(), String> {
+    match s.char_indices().find(|(_, c)| needs_escape(*c)) {
+        Some((at, c)) => Err(format!(
+            "{field} contains control character U+{:04X} at byte {at}: `{}`",
+            c as u32,
+            keep(s, 128)
+        )),
+        None => Ok(()),
+    }
+}
+
 fn check_info(info: &super::bindings::wit::PolicyInfo) -> Result<(), String> {
     let name_ok = |s: &str| {
         !s.is_empty()
-            && s.len() <= 128
+            && s.len() <= MAX_NAME_BYTES
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
     };
     if !name_ok(&info.name) {
         return Err(format!(
-            "name `{}` must be 1-128 characters of [A-Za-z0-9._-]",
-            info.name
+            "name `{}` must be 1-{MAX_NAME_BYTES} characters of [A-Za-z0-9._-]",
+            keep(&info.name, MAX_NAME_BYTES)
         ));
     }
-    if info.version.is_empty() || info.version.len() > 64 {
-        return Err("version must be 1-64 bytes".into());
+    if info.version.is_empty() || info.version.len() > MAX_VERSION_BYTES {
+        return Err(format!("version must be 1-{MAX_VERSION_BYTES} bytes"));
     }
-    if info.description.len() > 1024 {
-        return Err("description longer than 1 KiB".into());
-    }
-    if info.tasks.is_empty() || info.tasks.len() > 64 {
+    no_controls("version", &info.version)?;
+    if info.description.len() > MAX_DESCRIPTION_BYTES {
         return Err(format!(
-            "declares {} tasks; 1..=64 allowed",
+            "description longer than {MAX_DESCRIPTION_BYTES} bytes"
+        ));
+    }
+    no_controls("description", &info.description)?;
+    if info.tasks.is_empty() || info.tasks.len() > MAX_TASKS {
+        return Err(format!(
+            "declares {} tasks; 1..={MAX_TASKS} allowed",
             info.tasks.len()
         ));
     }
-    if let Some(t) = info.tasks.iter().find(|t| t.is_empty() || t.len() > 1024) {
+    if let Some(t) = info
+        .tasks
+        .iter()
+        .find(|t| t.is_empty() || t.len() > MAX_TASK_BYTES)
+    {
         return Err(format!("task name of {} bytes", t.len()));
+    }
+    for (i, t) in info.tasks.iter().enumerate() {
+        no_controls(&format!("tasks[{i}]"), t)?;
     }
     if info.max_ttl == 0 {
         return Err("max-ttl is 0; a policy that can never grant should not be loaded".into());
     }
     Ok(())
+}
+
+/// Refuse a module over the size limit, before anything reads or compiles
+/// it: compile time and memory grow with code size (31 MB took 30 s).
+pub fn check_size(size: u64, limits: &SandboxLimits) -> Result<(), LoadErrorKind> {
+    if size > limits.max_module_bytes as u64 {
+        return Err(LoadErrorKind::TooLarge {
+            size,
+            limit: limits.max_module_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// A module's bytes, read only if the file is within the size limit.
+pub fn read_module(path: &Path, limits: &SandboxLimits) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    let err = |kind| LoadError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let file = std::fs::File::open(path).map_err(|e| err(LoadErrorKind::Io(e)))?;
+    let size = file
+        .metadata()
+        .map_err(|e| err(LoadErrorKind::Io(e)))?
+        .len();
+    check_size(size, limits).map_err(err)?;
+    let mut bytes = Vec::with_capacity(size as usize);
+    // `take`: a file that grows after the size check is still cut at the
+    // limit (and then refused as too large below).
+    file.take(limits.max_module_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| err(LoadErrorKind::Io(e)))?;
+    check_size(bytes.len() as u64, limits).map_err(err)?;
+    Ok(bytes)
+}
+
+/// Size check, header check and compilation (or a cache hit).
+pub(crate) fn compile(
+    engine: &wasmtime::Engine,
+    cache: Option<&ComponentCache>,
+    limits: &SandboxLimits,
+    digest: &str,
+    bytes: &[u8],
+) -> Result<(Component, CacheOutcome), LoadErrorKind> {
+    check_size(bytes.len() as u64, limits)?;
+    check_header(bytes)?;
+    match cache {
+        Some(c) => c.get_or_compile(engine, digest, bytes),
+        None => Component::new(engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
+    }
+    .map_err(|e| LoadErrorKind::Invalid(format!("{e:#}")))
 }
 
 /// Compile and check one module.
@@ -206,24 +297,46 @@ pub(crate) fn load_bytes(
     path: &Path,
     bytes: &[u8],
 ) -> Result<(LoadedPolicy, CacheOutcome), LoadError> {
+    let digest = digest(bytes);
+    let (component, outcome) =
+        compile(engine, cache, limits, &digest, bytes).map_err(|kind| LoadError {
+            path: path.to_path_buf(),
+            kind,
+        })?;
+    let policy = load_component(
+        engine,
+        linker,
+        limits,
+        path,
+        digest,
+        bytes.len() as u64,
+        &component,
+    )?;
+    Ok((policy, outcome))
+}
+
+/// Check a compiled module's surface and `info`.
+pub(crate) fn load_component(
+    engine: &wasmtime::Engine,
+    linker: &Linker<StoreState>,
+    limits: &SandboxLimits,
+    path: &Path,
+    digest: String,
+    size: u64,
+    component: &Component,
+) -> Result<LoadedPolicy, LoadError> {
     let err = |kind| LoadError {
         path: path.to_path_buf(),
         kind,
     };
-    check_header(bytes).map_err(err)?;
-    let digest = digest(bytes);
-    let (component, outcome) = match cache {
-        Some(c) => c.get_or_compile(engine, &digest, bytes),
-        None => Component::new(engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
-    }
-    .map_err(|e| err(LoadErrorKind::Invalid(format!("{e:#}"))))?;
-    check_surface(&surface(engine, &component)).map_err(err)?;
+    check_surface(&surface(engine, component)).map_err(err)?;
     let pre = linker
-        .instantiate_pre(&component)
+        .instantiate_pre(component)
         .and_then(PolicyModulePre::new)
         .map_err(|e| err(LoadErrorKind::Invalid(format!("{e:#}"))))?;
     let info = super::call_info(&pre, limits).map_err(|f| err(LoadErrorKind::Info(f)))?;
     check_info(&info).map_err(|m| err(LoadErrorKind::BadInfo(m)))?;
+    let wildcard = info.tasks.iter().any(|t| t == "*");
     let meta = PolicyMeta {
         name: info.name,
         version: info.version,
@@ -232,9 +345,58 @@ pub(crate) fn load_bytes(
         max_ttl: info.max_ttl,
         digest,
         path: path.to_path_buf(),
-        size: bytes.len() as u64,
+        size,
+        warnings: Vec::new(),
     };
-    Ok((LoadedPolicy::new(meta, pre), outcome))
+    let mut policy = LoadedPolicy::new(meta, pre);
+    if wildcard && probe_allows(&policy, limits) {
+        policy.meta.warnings.push(format!(
+            "declares task `*` and allowed a request for a task no policy names: it may grant \
+             any task, for up to {} s, unless another policy denies",
+            policy.meta.max_ttl
+        ));
+    }
+    Ok(policy)
+}
+
+/// Whether a policy answers allow (or require-approval) to a plausible
+/// request for a task nobody names: what makes a `*` policy worth a
+/// warning. One evaluation under the usual budget; a failure is no.
+fn probe_allows(policy: &LoadedPolicy, limits: &SandboxLimits) -> bool {
+    use super::Verdict;
+    use super::bindings::wit;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let subject = "probe@jitgate.invalid";
+    let req = wit::Request {
+        id: "jitgate-load-probe",
+        subject: wit::Subject {
+            id: subject,
+            kind: wit::SubjectKind::Human,
+            roles: &[],
+            groups: &[],
+            mfa_at: Some(now),
+        },
+        task: "jitgate-load-probe-task",
+        resource: "jitgate-load-probe-resource",
+        entitlement: "read",
+        justification: "load-time check: what does this policy allow for a task nobody names?",
+        requested_ttl: 3600,
+        ticket: Some(wit::Ticket {
+            id: "PROBE-1",
+            state: wit::TicketState::InProgress,
+            priority: 3,
+            assignee: Some(subject),
+            opened_at: now.saturating_sub(600),
+        }),
+        now,
+        attributes: &[],
+    };
+    matches!(
+        policy.evaluate(&req, limits).result,
+        Ok(Verdict::Allow { .. } | Verdict::RequireApproval { .. })
+    )
 }
 
 /// The `.wasm` files directly in `dir`, sorted by name.
@@ -263,6 +425,40 @@ pub fn wasm_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn info(
+        version: &str,
+        description: &str,
+        tasks: &[&str],
+    ) -> super::super::bindings::wit::PolicyInfo {
+        super::super::bindings::wit::PolicyInfo {
+            name: "p".into(),
+            version: version.into(),
+            description: description.into(),
+            tasks: tasks.iter().map(|t| t.to_string()).collect(),
+            max_ttl: 60,
+        }
+    }
+
+    #[test]
+    fn control_characters_in_info_strings_are_refused_naming_the_field() {
+        check_info(&info("1.0", "fine", &["t"])).unwrap();
+        // Unicode that is not a control character is fine.
+        check_info(&info("1.0-ß", "réservé", &["tâche"])).unwrap();
+        for (i, field) in [
+            (info("1.0\u{1b}[2J", "d", &["t"]), "version"),
+            (info("1.0", "line\nforged", &["t"]), "description"),
+            (info("1.0", "d", &["t", "x\u{9b}31m"]), "tasks[1]"),
+            (info("1.0", "\u{202e}evil", &["t"]), "description"),
+        ] {
+            let e = check_info(&i).unwrap_err();
+            assert!(
+                e.starts_with(&format!("{field} contains control character")),
+                "{e}"
+            );
+            assert!(!e.chars().any(needs_escape), "{e:?}");
+        }
+    }
 
     #[test]
     fn header_distinguishes_kinds() {

@@ -45,6 +45,9 @@ pub struct PolicyMeta {
     pub path: PathBuf,
     /// Module size in bytes.
     pub size: u64,
+    /// What an operator should know, e.g. that it declares task `*`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl PolicyMeta {
@@ -144,6 +147,10 @@ impl LoadedPolicy {
         let mut store = Store::new(engine, StoreState::new(*limits));
         store.limiter(|s| s);
         store.epoch_deadline_trap();
+        // Bytes copied out of the guest per call (the verdict, or one `log`
+        // argument) are capped at the largest well-formed verdict, instead
+        // of wasmtime's default of 128 MiB.
+        store.set_hostcall_fuel(limits.verdict_copy_bytes());
         arm(&mut store, limits)?;
         Ok(store)
     }
@@ -164,7 +171,7 @@ impl LoadedPolicy {
             // The deadline bounds the policy's own run: re-armed after the
             // host's instantiation, so a loaded machine slowing *that* down
             // does not turn into a spurious timeout (seen under CI load).
-            store.set_epoch_deadline(limits.deadline_ticks());
+            start_deadline(&mut store, limits);
             inst.jitgate_policy_policy()
                 .call_evaluate(&mut store, req.clone())
         });
@@ -265,8 +272,15 @@ fn arm(store: &mut Store<StoreState>, limits: &SandboxLimits) -> Result<(), Poli
         .map_err(|e| PolicyFailure::Instantiate {
             message: format!("{e:#}"),
         })?;
-    store.set_epoch_deadline(limits.deadline_ticks());
+    start_deadline(store, limits);
     Ok(())
+}
+
+/// Start the call's clock: the epoch deadline for guest code and the same
+/// instant for host functions.
+fn start_deadline(store: &mut Store<StoreState>, limits: &SandboxLimits) {
+    store.set_epoch_deadline(limits.deadline_ticks());
+    store.data_mut().start_deadline();
 }
 
 /// Reset a reused store's per-call budget and bookkeeping.
@@ -317,7 +331,7 @@ fn check_verdict(
             ),
         });
     }
-    let reason = |r: String| sandbox::truncate(r, limits.max_reason_bytes);
+    let reason = |r: String| sandbox::keep_owned(r, limits.max_reason_bytes);
     Ok(match v {
         wit::Verdict::Allow(t) => {
             too_long("the allow reason", &t.reason, limits)?;
@@ -338,11 +352,14 @@ fn check_verdict(
                     detail: "require-approval with min-approvals 0".into(),
                 });
             }
-            if t.approver_groups.is_empty() || t.approver_groups.len() > 64 {
+            if t.approver_groups.is_empty()
+                || t.approver_groups.len() > sandbox::MAX_APPROVER_GROUPS
+            {
                 return Err(PolicyFailure::BadOutput {
                     detail: format!(
-                        "require-approval with {} approver groups (1..=64 allowed)",
-                        t.approver_groups.len()
+                        "require-approval with {} approver groups (1..={} allowed)",
+                        t.approver_groups.len(),
+                        sandbox::MAX_APPROVER_GROUPS
                     ),
                 });
             }
@@ -353,6 +370,20 @@ fn check_verdict(
             {
                 return Err(PolicyFailure::BadOutput {
                     detail: format!("approver group name of {} bytes", g.len()),
+                });
+            }
+            // Group names are matched against approvers' groups and shown
+            // to people: a control character in one is never legitimate.
+            if let Some(g) = t
+                .approver_groups
+                .iter()
+                .find(|g| g.chars().any(sandbox::needs_escape))
+            {
+                return Err(PolicyFailure::BadOutput {
+                    detail: format!(
+                        "approver group `{}` contains a control character",
+                        sandbox::keep(g, limits.max_reason_bytes)
+                    ),
                 });
             }
             Verdict::RequireApproval {
@@ -371,9 +402,10 @@ pub(crate) fn call_info(
     limits: &SandboxLimits,
 ) -> Result<wit::PolicyInfo, PolicyFailure> {
     let mut store = LoadedPolicy::new_store(pre.engine(), limits)?;
+    store.set_hostcall_fuel(limits.info_copy_bytes());
     pre.instantiate(&mut store)
         .and_then(|inst| {
-            store.set_epoch_deadline(limits.deadline_ticks());
+            start_deadline(&mut store, limits);
             inst.jitgate_policy_policy().call_info(&mut store)
         })
         .map_err(|e| sandbox::classify(&e, store.data(), limits))

@@ -12,19 +12,31 @@
 //! * **fuel** — deterministic instruction budget, independent of machine
 //!   load. Costs a counter update per basic block.
 //! * **memory / tables / instances caps** — enforced by a
-//!   [`wasmtime::ResourceLimiter`] that also records *which* cap was hit, so
-//!   the failure is reported as "memory limit", not as the trap that follows.
+//!   [`wasmtime::ResourceLimiter`] that sums every memory and table of the
+//!   instance into one byte budget (a component may define several), and
+//!   records *which* cap was hit, so the failure is reported as the cap, not
+//!   as the trap that follows.
+//! * **bytes copied out per call** — wasmtime's hostcall fuel, sized from the
+//!   output bounds: lifting an answer (or a `log` argument) stops with a
+//!   malformed-answer failure once it has copied more than the largest
+//!   well-formed answer, so the host never allocates for a string the
+//!   bounds would refuse anyway.
+//! * **deadline inside host functions** — `log` checks the deadline itself,
+//!   so a guest that spends its time in host calls cannot outrun it.
 //! * **wasm stack** — native stack given to wasm frames.
 //! * **bounded output** — at most `max_log_lines` lines of at most
-//!   `max_reason_bytes` each; reasons truncated to `max_reason_bytes`; any
-//!   string over `max_output_bytes` is a malformed answer.
+//!   `max_reason_bytes` each, copied into a buffer of their kept size;
+//!   reasons truncated to `max_reason_bytes`; any string over
+//!   `max_output_bytes` is a malformed answer. Control characters in kept
+//!   text are escaped, so no policy string can drive a terminal or forge a
+//!   log line.
 //!
 //! Every failure becomes a typed [`PolicyFailure`], which the combiner treats
 //! as a deny.
 
 use serde::Serialize;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::bindings::host;
 
@@ -57,6 +69,9 @@ pub struct SandboxLimits {
     pub max_reason_bytes: usize,
     /// Any returned string longer than this is a malformed answer. Default 64 KiB.
     pub max_output_bytes: usize,
+    /// A module file larger than this is refused before it is compiled.
+    /// Default 4 MiB (the example policies are 60-200 KiB).
+    pub max_module_bytes: usize,
 }
 
 impl Default for SandboxLimits {
@@ -73,14 +88,58 @@ impl Default for SandboxLimits {
             max_log_lines: 32,
             max_reason_bytes: 1024,
             max_output_bytes: 64 << 10,
+            max_module_bytes: 4 << 20,
         }
     }
 }
+
+/// Approver groups one require-approval may name (the contract's bound).
+pub const MAX_APPROVER_GROUPS: usize = 64;
+
+/// Tasks one policy may declare.
+pub const MAX_TASKS: usize = 64;
+
+/// Bounds on `info` strings, bytes.
+pub const MAX_NAME_BYTES: usize = 128;
+/// See [`MAX_NAME_BYTES`].
+pub const MAX_VERSION_BYTES: usize = 64;
+/// See [`MAX_NAME_BYTES`].
+pub const MAX_DESCRIPTION_BYTES: usize = 1024;
+/// See [`MAX_NAME_BYTES`].
+pub const MAX_TASK_BYTES: usize = 1024;
+
+/// What wasmtime charges per element when it lifts a `list<string>`: the
+/// host-side `String` it allocates.
+const LIST_STRING_ELEMENT: usize = std::mem::size_of::<String>();
+
+/// What a table element costs the host, bytes: one pointer-sized slot.
+/// Tables count against the same budget as memories.
+pub const TABLE_ELEMENT_BYTES: usize = 8;
 
 impl SandboxLimits {
     /// Epoch ticks that make up `timeout` (at least one).
     pub fn deadline_ticks(&self) -> u64 {
         (self.timeout.as_micros() / TICK.as_micros()).max(1) as u64
+    }
+
+    /// Bytes wasmtime may copy out of the guest in one call during an
+    /// evaluation: the largest well-formed verdict (one reason of
+    /// `max_output_bytes` and [`MAX_APPROVER_GROUPS`] groups of
+    /// `max_reason_bytes`), which also bounds one `log` argument. Anything
+    /// larger is refused while it is being lifted, before the host has
+    /// allocated for it.
+    pub fn verdict_copy_bytes(&self) -> usize {
+        self.max_output_bytes.saturating_add(
+            MAX_APPROVER_GROUPS.saturating_mul(self.max_reason_bytes + LIST_STRING_ELEMENT),
+        )
+    }
+
+    /// The same for `info`: the largest answer `check_info` accepts.
+    pub fn info_copy_bytes(&self) -> usize {
+        MAX_NAME_BYTES
+            + MAX_VERSION_BYTES
+            + MAX_DESCRIPTION_BYTES
+            + MAX_TASKS * (MAX_TASK_BYTES + LIST_STRING_ELEMENT)
     }
 }
 
@@ -100,11 +159,17 @@ pub enum PolicyFailure {
         /// The budget.
         fuel: u64,
     },
-    /// Linear memory or tables would have grown past the cap.
+    /// Its memories and tables together would have grown past the cap.
     #[error("exceeded the memory limit of {limit_bytes} bytes")]
     MemoryLimit {
         /// The cap.
         limit_bytes: usize,
+    },
+    /// A table would have grown past the element cap.
+    #[error("exceeded the table limit of {limit_elements} elements")]
+    TableLimit {
+        /// The cap.
+        limit_elements: usize,
     },
     /// Recursion exhausted the wasm stack.
     #[error("overflowed its stack")]
@@ -127,6 +192,19 @@ pub enum PolicyFailure {
         /// wasmtime's description.
         message: String,
     },
+    /// The host had no instance slot free: every slot of the pool is in
+    /// use. Not the policy's fault and not a verdict: the caller must answer
+    /// "busy, retry" and record nothing.
+    #[error("the host is overloaded: no policy instance slot is free")]
+    Overloaded,
+}
+
+impl PolicyFailure {
+    /// The failure says nothing about the request (the host was busy), so
+    /// no decision may be recorded from it.
+    pub fn is_overload(&self) -> bool {
+        matches!(self, PolicyFailure::Overloaded)
+    }
 }
 
 /// One log line written by a policy.
@@ -138,12 +216,28 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// Which cap the limiter refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LimitHit {
+    /// The summed memory-and-table byte budget.
+    Memory,
+    /// One table's element cap.
+    Table,
+}
+
 /// Per-evaluation store data: limits bookkeeping and captured logs.
 pub struct StoreState {
     limits: SandboxLimits,
     /// Set when the limiter refused growth, so the trap that follows is
     /// reported as the cap that caused it.
-    pub(crate) memory_limit_hit: bool,
+    pub(crate) limit_hit: Option<LimitHit>,
+    /// Bytes of every memory and table of the instance, summed: the budget
+    /// is per instance, not per memory (a component may define several).
+    /// Lives as long as the instance (a warm instance keeps its memories).
+    reserved: usize,
+    /// When this call's time is up; host functions check it themselves, as
+    /// the epoch is only seen by guest code.
+    deadline: Option<Instant>,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) log_overflow: usize,
 }
@@ -153,19 +247,48 @@ impl StoreState {
     pub fn new(limits: SandboxLimits) -> Self {
         StoreState {
             limits,
-            memory_limit_hit: false,
+            limit_hit: None,
+            reserved: 0,
+            deadline: None,
             logs: Vec::new(),
             log_overflow: 0,
         }
     }
 
     /// Forget the previous call's bookkeeping, for a reused (per-worker)
-    /// store, and take this call's limits.
+    /// store, and take this call's limits. The memory count stays: the
+    /// instance keeps its memories.
     pub(crate) fn reset(&mut self, limits: SandboxLimits) {
         self.limits = limits;
-        self.memory_limit_hit = false;
+        self.limit_hit = None;
+        self.deadline = None;
         self.logs.clear();
         self.log_overflow = 0;
+    }
+
+    /// Start this call's clock (with the epoch deadline).
+    pub(crate) fn start_deadline(&mut self) {
+        self.deadline = Instant::now().checked_add(self.limits.timeout);
+    }
+
+    /// Bytes of memories and tables the instance holds.
+    pub fn reserved_bytes(&self) -> usize {
+        self.reserved
+    }
+
+    fn grow(&mut self, current: usize, desired: usize, hit: LimitHit) -> wasmtime::Result<bool> {
+        let delta = desired.saturating_sub(current);
+        let total = self.reserved.saturating_add(delta);
+        if total > self.limits.max_memory_bytes {
+            self.limit_hit = Some(hit);
+            return Err(wasmtime::Error::new(LimitReached));
+        }
+        // Counted once allowed, even if wasmtime then fails the growth for
+        // another reason: over-counting only ever refuses sooner, while
+        // taking a growth back on `memory_grow_failed` could be tricked
+        // (wasmtime also calls it for growth the limiter never saw).
+        self.reserved = total;
+        Ok(true)
     }
 }
 
@@ -175,31 +298,36 @@ impl StoreState {
 #[error("resource limit reached")]
 pub(crate) struct LimitReached;
 
+/// Raised from a host function called after the deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline passed in a host call")]
+pub(crate) struct DeadlinePassed;
+
 impl wasmtime::ResourceLimiter for StoreState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limits.max_memory_bytes {
-            self.memory_limit_hit = true;
-            return Err(wasmtime::Error::new(LimitReached));
-        }
-        Ok(true)
+        self.grow(current, desired, LimitHit::Memory)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
         if desired > self.limits.max_table_elements {
-            self.memory_limit_hit = true;
+            self.limit_hit = Some(LimitHit::Table);
             return Err(wasmtime::Error::new(LimitReached));
         }
-        Ok(true)
+        self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+            LimitHit::Memory,
+        )
     }
 
     fn instances(&self) -> usize {
@@ -219,10 +347,15 @@ impl wasmtime::ResourceLimiter for StoreState {
 impl super::bindings::wit::Host for StoreState {}
 
 impl host::Host for StoreState {
-    fn log(&mut self, level: host::LogLevel, message: String) {
+    fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
+        // Guest code sees the epoch only between host calls; a guest that
+        // spends its time here (long lines, back to back) is stopped here.
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(wasmtime::Error::new(DeadlinePassed));
+        }
         if self.logs.len() >= self.limits.max_log_lines {
             self.log_overflow += 1;
-            return;
+            return Ok(());
         }
         let level = match level {
             host::LogLevel::Trace => "trace",
@@ -231,25 +364,93 @@ impl host::Host for StoreState {
             host::LogLevel::Warn => "warn",
             host::LogLevel::Error => "error",
         };
-        let message = truncate(message, self.limits.max_reason_bytes);
+        // A fresh buffer of the kept size: truncating `message` in place
+        // would keep its whole allocation alive with the line.
+        let message = keep_owned(message, self.limits.max_reason_bytes);
         self.logs.push(LogLine { level, message });
+        Ok(())
     }
 }
 
-/// Cut `s` to at most `max` bytes on a character boundary, marking the cut.
-pub fn truncate(mut s: String, max: usize) -> String {
+/// Characters escaped in kept text: C0 and C1 controls (newlines, ESC that
+/// starts ANSI/OSC sequences, DEL) and the bidirectional overrides that make
+/// a terminal show text in another order than it is stored.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    use std::fmt::Write;
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if needs_escape(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", c as u32);
+        }
+        c => out.push(c),
+    }
+}
+
+fn escaped_len(c: char) -> usize {
+    match c {
+        '\n' | '\r' | '\t' => 2,
+        c if needs_escape(c) => format!("{:x}", c as u32).len() + 4,
+        c => c.len_utf8(),
+    }
+}
+
+/// `s` with every character [`needs_escape`] says written as an escape
+/// (`\n`, `\u{1b}`), so that it prints as one inert line.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        push_escaped(&mut out, c);
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A new string of at most `max` bytes: `s` escaped (see [`escape`]) and,
+/// if that does not fit, cut on a character boundary with a mark. The
+/// result owns a buffer of its own size, never `s`'s.
+pub fn keep(s: &str, max: usize) -> String {
     const MARK: &str = "…[truncated]";
-    if s.len() <= max {
+    let full: usize = s.chars().map(escaped_len).sum();
+    let room = if full <= max {
+        max
+    } else {
+        max.saturating_sub(MARK.len())
+    };
+    let mut out = String::with_capacity(full.min(max));
+    for c in s.chars() {
+        if out.len() + escaped_len(c) > room {
+            break;
+        }
+        push_escaped(&mut out, c);
+    }
+    if full > max {
+        out.push_str(MARK);
+    }
+    out
+}
+
+/// [`keep`] for an owned string: returned as it is (no copy) when it is
+/// already within `max`, owns no more than `max` bytes and has nothing to
+/// escape, which is the ordinary case.
+pub fn keep_owned(s: String, max: usize) -> String {
+    if s.capacity() <= max && !s.chars().any(needs_escape) {
         return s;
     }
-    let mut cut = max.saturating_sub(MARK.len());
-    while cut > 0 && !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    s.truncate(cut);
-    s.push_str(MARK);
-    s
+    keep(&s, max)
 }
+
+/// The text wasmtime gives a call that copied more than its hostcall fuel.
+/// Its error type is private; the message is the one stable handle (a test
+/// fails if it changes).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
 
 /// Classify an error from instantiation or a call into a [`PolicyFailure`].
 pub fn classify(
@@ -257,10 +458,29 @@ pub fn classify(
     state: &StoreState,
     limits: &SandboxLimits,
 ) -> PolicyFailure {
-    if state.memory_limit_hit || err.downcast_ref::<LimitReached>().is_some() {
-        return PolicyFailure::MemoryLimit {
-            limit_bytes: limits.max_memory_bytes,
+    match state.limit_hit {
+        Some(LimitHit::Table) => {
+            return PolicyFailure::TableLimit {
+                limit_elements: limits.max_table_elements,
+            };
+        }
+        Some(LimitHit::Memory) => {
+            return PolicyFailure::MemoryLimit {
+                limit_bytes: limits.max_memory_bytes,
+            };
+        }
+        None => {}
+    }
+    if err.downcast_ref::<DeadlinePassed>().is_some() {
+        return PolicyFailure::Timeout {
+            limit_ms: limits.timeout.as_millis() as u64,
         };
+    }
+    if err
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
+        return PolicyFailure::Overloaded;
     }
     match err.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => PolicyFailure::Timeout {
@@ -280,9 +500,19 @@ pub fn classify(
                 message: format!("{trap}{last_error_log}"),
             }
         }
-        None => PolicyFailure::Trap {
-            message: format!("{err:#}"),
-        },
+        None => {
+            let message = format!("{err:#}");
+            if message.contains(HOSTCALL_FUEL_EXHAUSTED) {
+                return PolicyFailure::BadOutput {
+                    detail: "copied more bytes out of the sandbox in one call than the largest \
+                             well-formed answer"
+                        .into(),
+                };
+            }
+            PolicyFailure::Trap {
+                message: keep(&message, limits.max_output_bytes),
+            }
+        }
     }
 }
 
@@ -376,12 +606,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn truncate_respects_char_boundaries_and_bound() {
+    fn keep_respects_char_boundaries_and_bound() {
         let s = "é".repeat(1000); // 2000 bytes
-        let t = truncate(s, 1024);
+        let t = keep(&s, 1024);
         assert!(t.len() <= 1024, "{}", t.len());
         assert!(t.ends_with("…[truncated]"));
-        assert_eq!(truncate("short".into(), 1024), "short");
+        assert!(t.capacity() <= 1024, "{}", t.capacity());
+        assert_eq!(keep("short", 1024), "short");
+        let big = String::from("x").repeat(4096);
+        let kept = keep_owned(big, 1024);
+        assert!(kept.len() <= 1024 && kept.capacity() <= 1024);
+        assert_eq!(keep_owned("a\u{1b}".into(), 1024), "a\\u{1b}");
+    }
+
+    #[test]
+    fn keep_escapes_terminal_controls_within_the_bound() {
+        let forged = "deny\u{1b}[2J\u{1b}]0;x\u{7}\ndecision: ALLOW\u{202e}";
+        let k = keep(forged, 1024);
+        assert!(!k.chars().any(needs_escape), "{k:?}");
+        assert_eq!(
+            k,
+            "deny\\u{1b}[2J\\u{1b}]0;x\\u{7}\\ndecision: ALLOW\\u{202e}"
+        );
+        let long = "\u{1b}".repeat(1000);
+        let k = keep(&long, 100);
+        assert!(k.len() <= 100 && k.ends_with("…[truncated]"), "{k}");
+        assert_eq!(escape("plain"), "plain");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //!   different body it is a conflict.
 
 pub mod bounded;
+pub mod evaluator;
 pub mod group_commit;
 pub mod principal;
 pub mod scheduler;
@@ -66,6 +67,10 @@ pub enum ServiceError {
     /// The store (and so the audit log) is unavailable (503): fail closed.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Too many decisions in flight (503 with `Retry-After`); nothing was
+    /// decided and nothing stored.
+    #[error("busy: {0}")]
+    Busy(String),
 }
 
 impl From<StoreError> for ServiceError {
@@ -143,12 +148,16 @@ pub struct Service {
     pub metrics: Metrics,
     /// Batches audit records of dry runs and auth failures.
     group_commit: Option<group_commit::GroupCommit>,
+    /// Runs decisions off the async workers, bounded.
+    evaluator: evaluator::Evaluator,
 }
 
 impl Service {
     /// A service over `engine` and `store`.
     pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        let (workers, queue) = evaluator::size(engine.config(), engine.policies().count());
         Service {
+            evaluator: evaluator::Evaluator::start(workers, queue),
             engine: RwLock::new(Arc::new(engine)),
             config,
             deadline_changed: tokio::sync::Notify::new(),
@@ -244,35 +253,43 @@ impl Service {
         Ok(req)
     }
 
-    fn decide(&self, req: &Request) -> Result<Decision, RequestError> {
-        let started = std::time::Instant::now();
-        let out = self.engine().decide(req);
-        self.metrics
-            .decision(out.as_ref().ok().map(|d| d.outcome), started.elapsed());
-        out
-    }
-
     /// Decide without granting (dry run). Only the audit record is stored;
     /// if it cannot be, the answer is an error, never a decision. Blocks
     /// until the record is committed: call it from a blocking thread, or use
     /// [`Service::dry_run_async`].
     pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
-        let (draft, result) = self.dry_run_decide(actor, body.clone())?;
+        let (req, now) = self.dry_run_parse(actor, body.clone())?;
+        let (req, result) = self.decide(req)?;
+        let (draft, result) = dry_run_record(
+            &req,
+            now,
+            actor,
+            result,
+            self.config.invalid_body_excerpt_bytes,
+        );
         self.append_one(draft)?;
         Ok(result?)
     }
 
     /// [`Service::dry_run`] for async callers: the decision runs on the
-    /// calling thread (CPU only, bounded by the sandbox's deadlines), and the
-    /// wait for the group-committed record holds no thread. This is the HTTP
-    /// layer's path: handing each decision to the blocking pool cost more
-    /// than the decision itself (a thread wake-up and two context switches).
+    /// evaluator's threads (never on the async workers: a hostile policy's
+    /// budget is milliseconds, enough to stall every other endpoint), and
+    /// neither that wait nor the one for the group-committed record holds
+    /// a thread.
     pub async fn dry_run_async(
         self: &Arc<Self>,
         actor: &Principal,
         body: Value,
     ) -> Result<Decision, ServiceError> {
-        let (draft, result) = self.dry_run_decide(actor, body)?;
+        let (req, now) = self.dry_run_parse(actor, body)?;
+        let (req, result) = self.decide_async(req).await?;
+        let (draft, result) = dry_run_record(
+            &req,
+            now,
+            actor,
+            result,
+            self.config.invalid_body_excerpt_bytes,
+        );
         self.append_async(draft).await?;
         Ok(result?)
     }
@@ -292,28 +309,15 @@ impl Service {
         Ok(())
     }
 
-    /// The dry run's decision and the record that must be stored before it
-    /// may be given.
-    fn dry_run_decide(
+    /// A dry run's request, once its sender may ask.
+    fn dry_run_parse(
         &self,
         actor: &Principal,
         body: Value,
-    ) -> Result<(AuditDraft, Result<Decision, RequestError>), ServiceError> {
+    ) -> Result<(Request, Millis), ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
         let now = now_millis();
-        let req = self.parse(actor, body, now)?;
-        let result = self.decide(&req);
-        let data = match &result {
-            Ok(d) => json!({"request": req, "decision": d}),
-            Err(e) => {
-                json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}})
-            }
-        };
-        let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
-        if storable_id(&req.id) {
-            draft = draft.request(&req.id);
-        }
-        Ok((draft, result))
+        Ok((self.parse(actor, body, now)?, now))
     }
 
     /// Request access: decide, and store the resulting grant (active,
@@ -343,7 +347,8 @@ impl Service {
         {
             return self.replay(existing, &hash);
         }
-        let decision = match self.decide(&req) {
+        let (req, decided) = self.decide(req)?;
+        let decision = match decided {
             Ok(d) => d,
             Err(e) => {
                 let mut draft = AuditDraft::new(
@@ -757,6 +762,28 @@ pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>,
 /// batch, refusing other clients' decisions.
 fn storable_id(id: &str) -> bool {
     !id.chars().any(char::is_control)
+}
+
+/// The dry run's record, which must be stored before its decision may be
+/// given.
+fn dry_run_record(
+    req: &Request,
+    now: Millis,
+    actor: &Principal,
+    result: Result<Decision, RequestError>,
+    excerpt_bytes: usize,
+) -> (AuditDraft, Result<Decision, RequestError>) {
+    let data = match &result {
+        Ok(d) => json!({"request": req, "decision": d}),
+        Err(e) => {
+            json!({"request": bounded::body_evidence(&json!(req), excerpt_bytes), "invalid": {"field": e.field, "message": e.message}})
+        }
+    };
+    let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
+    if storable_id(&req.id) {
+        draft = draft.request(&req.id);
+    }
+    (draft, result)
 }
 
 fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), ServiceError> {

@@ -1,0 +1,9 @@
+  ;; A well-behaved allow for 60 s: a baseline, a squatter, a wildcard.
+  (func (export "jitgate:policy/policy@0.1.0#evaluate") (param i32) (result i32)
+    (local $ret i32)
+    (local.set $ret (call $alloc (i32.const 4) (i32.const 20)))
+    (i32.store8 (local.get $ret) (i32.const 0))
+    (i32.store offset=4 (local.get $ret) (i32.const 60))
+    (call $pair (i32.add (local.get $ret) (i32.const 8)) (i32.const 1296) (i32.const 13))
+    (i32.store8 offset=16 (local.get $ret) (i32.const 0))
+    (local.get $ret))

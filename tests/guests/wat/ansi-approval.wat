@@ -1,0 +1,12 @@
+  ;; A require-approval whose approver group carries an ANSI sequence.
+  (data (i32.const 2048) "ops\1b[8m")
+  (func (export "jitgate:policy/policy@0.1.0#evaluate") (param i32) (result i32)
+    (local $ret i32)
+    (call $pair (i32.const 2100) (i32.const 2048) (i32.const 7))
+    (local.set $ret (call $alloc (i32.const 4) (i32.const 28)))
+    (i32.store8 (local.get $ret) (i32.const 2))
+    (call $pair (i32.add (local.get $ret) (i32.const 4)) (i32.const 2100) (i32.const 1))
+    (i32.store8 offset=12 (local.get $ret) (i32.const 1))
+    (i32.store offset=16 (local.get $ret) (i32.const 60))
+    (call $pair (i32.add (local.get $ret) (i32.const 20)) (i32.const 1296) (i32.const 13))
+    (local.get $ret))

@@ -1,0 +1,8 @@
+  (func (export "jitgate:policy/policy@0.1.0#info") (result i32)
+    (call $pair (i32.const 512) (i32.const 1024) (i32.const {NAME_LEN}))
+    (call $pair (i32.const 520) (i32.const 1280) (i32.const 5))
+    (call $pair (i32.const 528) (i32.const 1296) (i32.const 13))
+    (call $pair (i32.const 600) (i32.const 1536) (i32.const {TASK_LEN}))
+    (call $pair (i32.const 536) (i32.const 600) (i32.const 1))
+    (i32.store (i32.const 544) (i32.const 3600))
+    (i32.const 512))
