@@ -8,6 +8,7 @@
 # same round.
 # Usage: bench/http/ab.sh BASE_REV [seconds, default 10] [threads, default 2]
 #                         [connections, default 64] [rounds, default 3]
+# AB_BUILD_ONLY=1 builds both and stops; AB_SKIP_BUILD=1 measures what was built.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
@@ -30,14 +31,21 @@ build() { # checkout-dir out-name
         -p jitgate -p jitgate-bench
     cp "$TARGET/bench/release/jitgate" "$AB/$2"
 }
-SRC="$AB/base-src"
-rm -rf "$SRC"
-git worktree prune
-git worktree add --quiet --detach "$SRC" "$BASE"
-build "$SRC" jitgate-base
-git worktree remove --force "$SRC"
-build "$ROOT" jitgate-new
+if [ -z "${AB_SKIP_BUILD:-}" ]; then
+    SRC="$AB/base-src"
+    rm -rf "$SRC"
+    git worktree prune
+    git worktree add --quiet --detach "$SRC" "$BASE"
+    build "$SRC" jitgate-base
+    git worktree remove --force "$SRC"
+    build "$ROOT" jitgate-new
+fi
 FLOOR="$TARGET/bench/release/http_floor"
+# AB_BUILD_ONLY=1: build now (say, niced beside other work), measure later.
+if [ -n "${AB_BUILD_ONLY:-}" ]; then
+    echo "built $AB/jitgate-base and $AB/jitgate-new"
+    exit 0
+fi
 
 WORK="$(mktemp -d)"
 PIDS=()
