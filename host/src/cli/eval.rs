@@ -47,7 +47,7 @@ pub struct EvalArgs {
     json: bool,
 }
 
-/// Decide and print; the exit status is the outcome (see [`EXIT_CODES`]).
+/// Decide and print; the exit status is the outcome (`EXIT_*`).
 pub fn run(args: EvalArgs, config: EngineConfig) -> Result<ExitCode> {
     let mut engine = Engine::new(config)?;
     for p in &args.policies {
