@@ -290,3 +290,19 @@ fn inspect_shows_info_digest_and_imports() {
         "{out}"
     );
 }
+
+/// The README's `jitgate audit verify --store …` failed with `unexpected
+/// argument '--store'`: the store is now taken before or after the
+/// subcommand, and both forms mean the same.
+#[test]
+fn audit_store_is_accepted_after_the_subcommand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("none.db");
+    let m = missing.to_str().unwrap_or(".");
+    let (before, _, err_before) = jitgate(&["audit", "--store", m, "verify"]);
+    let (after, _, err_after) = jitgate(&["audit", "verify", "--store", m]);
+    assert!(err_after.contains("no such store"), "{err_after}");
+    assert!(!err_after.contains("unexpected argument"), "{err_after}");
+    assert_eq!((before, err_before), (after, err_after));
+    assert!(!missing.exists(), "reading must not create a store");
+}
