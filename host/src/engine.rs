@@ -23,7 +23,7 @@ use std::time::Instant;
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::decision::combine::{self, Caps};
-use crate::decision::{Decision, PolicyTrace};
+use crate::decision::{Decision, PolicyTrace, TraceVerdict};
 use crate::policy::bindings::{self, PolicyModule};
 use crate::policy::cache::{CacheOutcome, ComponentCache};
 use crate::policy::loader::{self, LoadError, LoadErrorKind};
@@ -429,13 +429,15 @@ impl Engine {
 
 fn trace(meta: &PolicyMeta, e: crate::policy::Evaluation) -> PolicyTrace {
     let (verdict, reason, ttl, failure) = match e.result {
-        Ok(Verdict::Allow { ttl, reason, .. }) => ("allow", Some(reason), Some(ttl), None),
-        Ok(Verdict::Deny { reason }) => ("deny", Some(reason), None, None),
-        Ok(Verdict::RequireApproval { ttl, reason, .. }) => {
-            ("require-approval", Some(reason), Some(ttl), None)
+        Ok(Verdict::Allow { ttl, reason, .. }) => {
+            (TraceVerdict::Allow, Some(reason), Some(ttl), None)
         }
-        Ok(Verdict::NotApplicable) => ("not-applicable", None, None, None),
-        Err(f) => ("error", Some(f.to_string()), None, Some(f)),
+        Ok(Verdict::Deny { reason }) => (TraceVerdict::Deny, Some(reason), None, None),
+        Ok(Verdict::RequireApproval { ttl, reason, .. }) => {
+            (TraceVerdict::RequireApproval, Some(reason), Some(ttl), None)
+        }
+        Ok(Verdict::NotApplicable) => (TraceVerdict::NotApplicable, None, None, None),
+        Err(f) => (TraceVerdict::Error, Some(f.to_string()), None, Some(f)),
     };
     PolicyTrace {
         name: meta.name.clone(),

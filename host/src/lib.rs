@@ -36,7 +36,7 @@ pub mod service;
 pub mod store;
 pub mod text;
 
-pub use decision::{ApprovalRequirement, Decision, Outcome, PolicyTrace};
+pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace, TraceVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
 pub use policy::sandbox::{PolicyFailure, SandboxLimits};
 pub use policy::{LoadError, PolicyMeta};

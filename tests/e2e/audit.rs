@@ -4,6 +4,7 @@
 //! caught by signed checkpoints, forged lines in `jitgate audit grant`, and
 //! a store password shown in clear.
 
+use jitgate::Decision;
 use jitgate::audit::{AuditDraft, AuditRecord};
 use jitgate::grant::Grant;
 use jitgate::store::Effects;
@@ -370,6 +371,89 @@ fn requester_strings_cannot_forge_lines_or_escapes_in_audit_grant(b: Backend) {
     );
 }
 
+/// Issue 11 item 8: the stored explanation was read back by digging in JSON
+/// (`unwrap_or("?")`); it now reads back as the `Decision` that was made,
+/// from the audit record and from the grant, and `audit grant` shows it.
+fn a_decision_stored_by_the_service_reads_back_as_the_decision(b: Backend) {
+    let (g, s) = start(b, "");
+    make_requests(&s, 1);
+    let rec = records(&g.1)
+        .into_iter()
+        .find(|r| r.draft.kind == "request" && r.draft.data.get("decision").is_some())
+        .expect("a request record with its decision");
+    let stored = &rec.draft.data["decision"];
+    let d: Decision = serde_json::from_value(stored.clone()).expect("reads as a Decision");
+    assert_eq!(&serde_json::to_value(&d).expect("json"), stored);
+    assert_eq!(d.outcome, jitgate::Outcome::Allow);
+    let id = rec.draft.grant_id.clone().expect("grant id");
+    let grant = jitgate::store::open(&g.1.url)
+        .expect("open")
+        .grant(&id)
+        .expect("read")
+        .expect("the grant");
+    let from_grant: Decision = serde_json::from_value(grant.decision).expect("reads as a Decision");
+    assert_eq!(from_grant, d);
+
+    let (ok, out, err) = jitgate(&["audit", "--store", &g.1.url, "grant", &id]);
+    assert!(ok, "{out}{err}");
+    let fr = d
+        .policies
+        .iter()
+        .find(|p| p.name == "file-recovery")
+        .expect("file-recovery ran");
+    let line = format!(
+        "  file-recovery {} {} → allow: {}",
+        fr.version,
+        fr.digest,
+        fr.reason.as_deref().unwrap_or("")
+    );
+    assert!(out.lines().any(|l| l == line), "{line} not in {out}");
+    assert!(!out.contains("does not read"), "{out}");
+    // `--store` after the subcommand works too, with the same output.
+    let (ok, after, err) = jitgate(&["audit", "grant", &id, "--store", &g.1.url]);
+    assert!(ok, "{err}");
+    assert_eq!(after, out);
+}
+
+/// The policy part of the explanation holds policy-chosen strings: they
+/// are shown, typed, but cannot forge a line or drive the terminal.
+fn policy_strings_in_a_stored_decision_cannot_forge_lines_in_audit_grant(b: Backend) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let t = TestStore::new(b, dir.path());
+    let store = jitgate::store::open(&t.url).expect("open");
+    let evil = "ok\napproved by ciso at 2026-01-01\r\x1b[2K";
+    let decision = json!({
+        "request-id": "r", "task": "file-recovery", "outcome": "allow", "ttl": 60,
+        "revoke-on-ticket-close": false, "reasons": [evil], "micros": 1,
+        "policies": [{"name": evil, "version": "1", "digest": "sha256:d", "verdict": "allow",
+                      "reason": evil, "logs": [{"level": "warn", "message": evil}],
+                      "fuel": 1, "micros": 1}],
+    });
+    serde_json::from_value::<Decision>(decision.clone()).expect("a whole decision");
+    let g: Grant = serde_json::from_value(json!({
+        "id": "g-evil", "request": jitgate_tests::file_recovery_json(), "body-hash": "x",
+        "requested-by": "pipeline", "state": "active", "outcome": "allow", "required": [],
+        "decision": decision, "approvals": [], "ttl": 60, "revoke-on-ticket-close": false,
+        "break-glass": false, "created-at": 1, "issued-at": 1, "expires-at": 60_000,
+    }))
+    .expect("grant");
+    store.create_grant(&g, Effects::default()).expect("create");
+    drop(store);
+    let (ok, out, err) = jitgate(&["audit", "grant", "g-evil", "--store", &t.url]);
+    assert!(ok, "{out}{err}");
+    assert!(!out.contains('\r') && !out.contains('\u{1b}'), "{out}");
+    assert!(
+        !out.lines().any(|l| l.starts_with("approved by ciso")),
+        "a forged line: {out}"
+    );
+    assert!(
+        out.contains(
+            "  ok\\napproved by ciso at 2026-01-01\\r\\u{1b}[2K 1 sha256:d → allow: ok\\n"
+        ),
+        "{out}"
+    );
+}
+
 /// Issue 9 item 8: a password given as `?password=` in a PostgreSQL URL
 /// was printed on stdout and kept in the config-load audit record, which
 /// can never be removed.
@@ -425,6 +509,8 @@ macro_rules! both_stores {
 }
 
 both_stores!(
+    a_decision_stored_by_the_service_reads_back_as_the_decision,
+    policy_strings_in_a_stored_decision_cannot_forge_lines_in_audit_grant,
     invalid_body_with_a_non_round_tripping_float_does_not_fake_tampering,
     an_edit_after_an_edit_is_reported_too,
     truncated_chain_is_caught_by_a_signed_checkpoint,

@@ -141,8 +141,122 @@ fn eval_rejects_a_bad_request_naming_the_field() {
         "--request",
         req.to_str().unwrap_or("."),
     ]);
-    assert_eq!(code, 2);
+    assert_eq!(code, 4);
     assert!(err.contains("requested-ttl"), "{err}");
+}
+
+/// Run `eval` on the example policies with `request` written to a file.
+fn eval_request(request: &str, extra: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let req = dir.path().join("r.json");
+    std::fs::write(&req, request).expect("write");
+    let pd = policy_dir();
+    let mut args = vec![
+        "eval",
+        "--policies",
+        pd.to_str().unwrap_or("."),
+        "--request",
+        req.to_str().unwrap_or("."),
+    ];
+    args.extend_from_slice(extra);
+    jitgate(&args)
+}
+
+/// Scripts branch on `eval`'s exit status: a deny that exits 0 reads as
+/// an allow.
+#[test]
+fn eval_exit_status_is_the_outcome() {
+    let allow = file_recovery_json();
+    let mut approval = file_recovery_json();
+    approval["now"] = (WED_10_UTC + 9 * 3600).into(); // 20:00 local
+    let mut deny = file_recovery_json();
+    deny["subject"]["roles"] = serde_json::json!(["sre"]);
+    for (v, code, outcome) in [
+        (&allow, 0, "ALLOW"),
+        (&deny, 2, "DENY"),
+        (&approval, 3, "REQUIRE-APPROVAL"),
+    ] {
+        let (got, out, err) = eval_request(&v.to_string(), &[]);
+        assert_eq!(got, code, "{outcome}: {out}{err}");
+        assert!(out.starts_with(&format!("decision: {outcome}")), "{out}");
+        let (got, out, err) = eval_request(&v.to_string(), &["--json"]);
+        assert_eq!(got, code, "{outcome} --json: {err}");
+        // The JSON explanation reads back as a typed decision.
+        let d: jitgate::Decision = serde_json::from_str(&out).expect("a Decision");
+        assert_eq!(d.outcome.as_str().to_uppercase(), outcome);
+    }
+}
+
+#[test]
+fn eval_invalid_request_exits_4_naming_what_is_wrong() {
+    let mut unknown_task = file_recovery_json();
+    unknown_task["task"] = "no-such-task".into();
+    let mut no_subject = file_recovery_json();
+    if let Some(o) = no_subject.as_object_mut() {
+        o.remove("subject");
+    }
+    for (text, names) in [
+        ("{not json".to_string(), "is not JSON"),
+        (unknown_task.to_string(), "task"),
+        (no_subject.to_string(), "subject"),
+    ] {
+        let (code, out, err) = eval_request(&text, &[]);
+        assert_eq!(code, 4, "{text}: {out}{err}");
+        assert!(
+            err.contains("invalid request") && err.contains(names),
+            "{err}"
+        );
+        assert!(out.is_empty(), "nothing was decided: {out}");
+    }
+}
+
+/// 2 means deny, so nothing that is not a decision may exit 2.
+#[test]
+fn eval_operational_errors_exit_1_not_2() {
+    let (code, _, err) = jitgate(&[
+        "eval",
+        "--policies",
+        policy_dir().to_str().unwrap_or("."),
+        "--request",
+        "examples/no-such-request.json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no-such-request.json"), "{err}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let bad = dir.path().join("bad.wasm");
+    std::fs::write(&bad, b"not wasm").expect("write");
+    let (code, _, err) = jitgate(&[
+        "eval",
+        "--policies",
+        bad.to_str().unwrap_or("."),
+        "--request",
+        "examples/request.json",
+    ]);
+    assert_eq!(code, 1, "a policy that does not load: {err}");
+    // Bad usage (clap's own status is 2).
+    let (code, _, err) = jitgate(&["eval", "--policies", "x"]);
+    assert_eq!(code, 1, "missing --request: {err}");
+    assert!(err.contains("--request"), "{err}");
+    let (code, _, err) = jitgate(&["eval", "--request", "examples/request.json", "--bogus"]);
+    assert_eq!(code, 1, "unknown flag: {err}");
+    // Other commands keep clap's status for bad usage.
+    let (code, _, _) = jitgate(&["inspect"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn eval_help_documents_the_exit_status() {
+    let (code, out, _) = jitgate(&["eval", "--help"]);
+    assert_eq!(code, 0);
+    for line in [
+        "0  allow",
+        "1  error",
+        "2  deny",
+        "3  require-approval",
+        "4  invalid request",
+    ] {
+        assert!(out.contains(line), "{line} missing from {out}");
+    }
 }
 
 #[test]
@@ -175,4 +289,20 @@ fn inspect_shows_info_digest_and_imports() {
         out.contains("wasi:filesystem/") && out.contains("refused:"),
         "{out}"
     );
+}
+
+/// The README's `jitgate audit verify --store …` failed with `unexpected
+/// argument '--store'`: the store is now taken before or after the
+/// subcommand, and both forms mean the same.
+#[test]
+fn audit_store_is_accepted_after_the_subcommand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("none.db");
+    let m = missing.to_str().unwrap_or(".");
+    let (before, _, err_before) = jitgate(&["audit", "--store", m, "verify"]);
+    let (after, _, err_after) = jitgate(&["audit", "verify", "--store", m]);
+    assert!(err_after.contains("no such store"), "{err_after}");
+    assert!(!err_after.contains("unexpected argument"), "{err_after}");
+    assert_eq!((before, err_before), (after, err_after));
+    assert!(!missing.exists(), "reading must not create a store");
 }

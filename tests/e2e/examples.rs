@@ -22,7 +22,7 @@ fn composed_file_recovery_is_explained_policy_by_policy() {
     assert!(d.revoke_on_ticket_close);
     let names: Vec<&str> = d.policies.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, ["baseline", "business-hours", "file-recovery"]);
-    let verdicts: Vec<&str> = d.policies.iter().map(|p| p.verdict).collect();
+    let verdicts: Vec<&str> = d.policies.iter().map(|p| p.verdict.as_str()).collect();
     assert_eq!(verdicts, ["not-applicable", "not-applicable", "allow"]);
     for p in &d.policies {
         let bytes = std::fs::read(policy(&p.name)).expect("module file");

@@ -5,13 +5,90 @@
 //! forge lines or drive the auditor's terminal.
 
 use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use jitgate::audit;
 use jitgate::store::Store;
 use jitgate::text::terminal_safe;
+use jitgate::{Decision, PolicyTrace};
+
+/// Read the audit log of a store.
+#[derive(Args)]
+pub struct AuditArgs {
+    /// The store: a SQLite file or a `postgres://` URL (as in the config).
+    /// Given before or after the subcommand.
+    #[arg(long, global = true, default_value = "jitgate.db")]
+    store: String,
+    #[command(subcommand)]
+    what: AuditCommand,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; names every bad record and exits non-zero if any.
+    Verify {
+        /// Folder of signed checkpoints the chain must still match
+        /// (catches truncation and a rewritten, re-hashed chain).
+        #[arg(long, requires = "pubkey")]
+        checkpoints: Option<PathBuf>,
+        /// Public key the checkpoints were signed with.
+        #[arg(long, requires = "checkpoints")]
+        pubkey: Option<PathBuf>,
+    },
+    /// Sign the chain head (seq, hash, time) into a checkpoint file kept
+    /// outside the store.
+    Checkpoint {
+        /// Secret key (from `jitgate keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Folder to write the checkpoint into.
+        #[arg(long, default_value = "checkpoints")]
+        out: PathBuf,
+    },
+    /// Write every record as JSON lines to stdout.
+    Export,
+    /// Print the evidence view of one grant.
+    Grant {
+        /// Grant id.
+        id: String,
+    },
+    /// List grant rows whose stored document did not parse (one JSON line
+    /// each, with the original text); exits non-zero when there are any.
+    Quarantine,
+}
+
+/// Run one audit subcommand.
+pub fn run(args: AuditArgs) -> Result<ExitCode> {
+    let store = &args.store;
+    let ok = match args.what {
+        AuditCommand::Verify {
+            checkpoints,
+            pubkey,
+        } => verify(store, checkpoints.as_deref().zip(pubkey.as_deref()))?,
+        AuditCommand::Checkpoint { key, out } => {
+            checkpoint(store, &key, &out)?;
+            true
+        }
+        AuditCommand::Export => {
+            export(store, &mut std::io::stdout().lock())?;
+            true
+        }
+        AuditCommand::Grant { id } => {
+            grant(store, &id)?;
+            true
+        }
+        AuditCommand::Quarantine => quarantine(store, &mut std::io::stdout().lock())? == 0,
+    };
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
 
 /// Open a SQLite path (which must exist: reading must not create one) or a
 /// PostgreSQL URL.
@@ -156,17 +233,19 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
         g.ttl,
         g.revoke_on_ticket_close
     );
-    if let Some(ps) = g.decision.get("policies").and_then(|p| p.as_array()) {
-        for p in ps {
+    match serde_json::from_value::<Decision>(g.decision.clone()) {
+        Ok(d) => d.policies.iter().for_each(|p: &PolicyTrace| {
             say!(
                 "  {} {} {} → {}: {}",
-                p["name"].as_str().unwrap_or("?"),
-                p["version"].as_str().unwrap_or("?"),
-                p["digest"].as_str().unwrap_or("?"),
-                p["verdict"].as_str().unwrap_or("?"),
-                p["reason"].as_str().unwrap_or("")
-            );
-        }
+                p.name,
+                p.version,
+                p.digest,
+                p.verdict,
+                p.reason.as_deref().unwrap_or("")
+            )
+        }),
+        // Shown, not fatal: the rest of the evidence is still worth reading.
+        Err(e) => say!("  (the stored explanation does not read as a decision: {e})"),
     }
     for r in &g.required {
         say!(

@@ -22,13 +22,18 @@ use jitgate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
 use jitgate::service::{Principal, Role, Service, now_millis};
 use jitgate::{Engine, audit};
 
-/// Options from the command line.
+/// Run the HTTP service (with no config: example policies, ./jitgate.db, loopback).
+#[derive(clap::Args)]
 pub struct ServeArgs {
-    /// Config file, if any.
+    /// Config file (jitgate.toml).
+    #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Overrides `listen`.
+    /// Listen address, overriding the config (port 0 picks a free port).
+    #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Default cache dir when the config names none.
+    /// Default cache dir when the config names none (from the global
+    /// `--cache-dir`, not a flag of its own).
+    #[arg(skip)]
     pub cache_dir: Option<PathBuf>,
 }
 

@@ -6,7 +6,7 @@
 
 pub mod combine;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::policy::sandbox::{LogLine, PolicyFailure};
 
@@ -51,8 +51,92 @@ pub struct ApprovalRequirement {
     pub min: u8,
 }
 
+/// What one policy answered, as its trace records it: the verdict's kind,
+/// or `error` when the policy gave none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceVerdict {
+    /// Grant now.
+    Allow,
+    /// Refuse.
+    Deny,
+    /// Grant once the policy's approval requirement is met.
+    RequireApproval,
+    /// The policy has no opinion on this request.
+    NotApplicable,
+    /// The policy failed (trap, timeout, limits, malformed answer): a deny.
+    Error,
+}
+
+impl TraceVerdict {
+    /// The contract's spelling, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceVerdict::Allow => "allow",
+            TraceVerdict::Deny => "deny",
+            TraceVerdict::RequireApproval => "require-approval",
+            TraceVerdict::NotApplicable => "not-applicable",
+            TraceVerdict::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for TraceVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so width and alignment in format strings apply.
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for TraceVerdict {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Severity of a line a policy logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogLevel {
+    /// Finest detail.
+    Trace,
+    /// Detail for policy authors.
+    Debug,
+    /// Informational.
+    Info,
+    /// Something looked wrong.
+    Warn,
+    /// The policy failed; the last such line is quoted in a trap's reason.
+    Error,
+}
+
+impl LogLevel {
+    /// The contract's spelling, as in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for LogLevel {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// What one policy said, as shown to requesters and auditors.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PolicyTrace {
     /// Policy name.
@@ -61,8 +145,8 @@ pub struct PolicyTrace {
     pub version: String,
     /// `sha256:` digest of the module that ran.
     pub digest: String,
-    /// `allow`, `deny`, `require-approval`, `not-applicable` or `error`.
-    pub verdict: &'static str,
+    /// What it answered, or `error`.
+    pub verdict: TraceVerdict,
     /// The policy's reason, or the failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -73,7 +157,7 @@ pub struct PolicyTrace {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failure: Option<PolicyFailure>,
     /// Lines the policy logged.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogLine>,
     /// Fuel consumed.
     pub fuel: u64,
@@ -82,7 +166,9 @@ pub struct PolicyTrace {
 }
 
 /// The engine's answer to one request, with everything needed to explain it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Stored as JSON with the grant and its audit record, and read back from
+/// there as it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Decision {
     /// The request's id.
@@ -99,7 +185,7 @@ pub struct Decision {
     /// End the grant when its ticket is resolved or closed.
     pub revoke_on_ticket_close: bool,
     /// Approval requirements (require-approval only).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovalRequirement>,
     /// Why, one line per contributing policy, `name: reason`.
     pub reasons: Vec<String>,
@@ -107,4 +193,123 @@ pub struct Decision {
     pub policies: Vec<PolicyTrace>,
     /// Total wall time, microseconds.
     pub micros: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trace(name: &str, verdict: TraceVerdict) -> PolicyTrace {
+        PolicyTrace {
+            name: name.into(),
+            version: "1.0.0".into(),
+            digest: "sha256:00ff".into(),
+            verdict,
+            reason: None,
+            ttl: None,
+            failure: None,
+            logs: Vec::new(),
+            fuel: 1234,
+            micros: 56,
+        }
+    }
+
+    /// A decision with every optional part filled and one without: the
+    /// explanation stored with a grant must read back as what was decided.
+    #[test]
+    fn a_stored_decision_reads_back_as_the_decision() {
+        let mut traces = vec![
+            trace("a", TraceVerdict::Allow),
+            trace("b", TraceVerdict::Deny),
+            trace("c", TraceVerdict::RequireApproval),
+            trace("d", TraceVerdict::NotApplicable),
+            trace("e", TraceVerdict::Error),
+        ];
+        traces[0].ttl = Some(600);
+        traces[0].reason = Some("ok\nfine".into());
+        traces[0].logs = [
+            LogLevel::Trace,
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+        ]
+        .into_iter()
+        .map(|level| LogLine {
+            level,
+            message: format!("{level} line"),
+        })
+        .collect();
+        traces[4].failure = Some(PolicyFailure::OutOfFuel { fuel: 7 });
+        traces[4].reason = Some("ran out of fuel (7 units)".into());
+        let full = Decision {
+            request_id: "r-1".into(),
+            task: "file-recovery".into(),
+            outcome: Outcome::RequireApproval,
+            ttl: 600,
+            ttl_bound: Some("policy a ttl".into()),
+            revoke_on_ticket_close: true,
+            approvals: vec![ApprovalRequirement {
+                policy: "c".into(),
+                groups: vec!["leads".into()],
+                min: 2,
+            }],
+            reasons: vec!["c: needs a lead".into()],
+            policies: traces,
+            micros: 99,
+        };
+        let bare = Decision {
+            outcome: Outcome::Deny,
+            ttl: 0,
+            ttl_bound: None,
+            revoke_on_ticket_close: false,
+            approvals: Vec::new(),
+            policies: vec![trace("d", TraceVerdict::NotApplicable)],
+            ..full.clone()
+        };
+        for d in [full, bare] {
+            let stored = serde_json::to_value(&d).expect("serialise");
+            let back: Decision = serde_json::from_value(stored.clone()).expect("parse back");
+            assert_eq!(back, d, "{stored}");
+        }
+    }
+
+    /// Stored records and fixtures keep their meaning: the enums spell
+    /// exactly the strings the explanation used before they were typed.
+    #[test]
+    fn verdicts_and_log_levels_keep_their_json_spelling() {
+        let verdicts = [
+            (TraceVerdict::Allow, "allow"),
+            (TraceVerdict::Deny, "deny"),
+            (TraceVerdict::RequireApproval, "require-approval"),
+            (TraceVerdict::NotApplicable, "not-applicable"),
+            (TraceVerdict::Error, "error"),
+        ];
+        for (v, s) in verdicts {
+            assert_eq!(serde_json::to_value(v).ok(), Some(s.into()));
+            assert_eq!((v.as_str(), v.to_string()), (s, s.to_string()));
+            assert_eq!(v, s);
+        }
+        let levels = [
+            (LogLevel::Trace, "trace"),
+            (LogLevel::Debug, "debug"),
+            (LogLevel::Info, "info"),
+            (LogLevel::Warn, "warn"),
+            (LogLevel::Error, "error"),
+        ];
+        for (l, s) in levels {
+            assert_eq!(serde_json::to_value(l).ok(), Some(s.into()));
+            assert_eq!((l.as_str(), l.to_string()), (s, s.to_string()));
+        }
+        // Width applies, as the `eval` table relies on.
+        assert_eq!(format!("[{:<8}]", TraceVerdict::Deny), "[deny    ]");
+    }
+
+    #[test]
+    fn an_unknown_verdict_is_refused_naming_it() {
+        let mut v = serde_json::to_value(trace("a", TraceVerdict::Allow)).expect("serialise");
+        v["verdict"] = "maybe".into();
+        let e = serde_json::from_value::<PolicyTrace>(v).expect_err("refused");
+        assert!(e.to_string().contains("maybe"), "{e}");
+    }
 }

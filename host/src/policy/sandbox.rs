@@ -39,6 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::bindings::host;
+use crate::decision::LogLevel;
 
 /// How often the epoch advances.
 pub const TICK: Duration = Duration::from_millis(1);
@@ -144,7 +145,7 @@ impl SandboxLimits {
 }
 
 /// Why a policy produced no usable verdict. Every variant denies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum PolicyFailure {
     /// The epoch deadline passed.
@@ -208,10 +209,10 @@ impl PolicyFailure {
 }
 
 /// One log line written by a policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct LogLine {
     /// Severity.
-    pub level: &'static str,
+    pub level: LogLevel,
     /// Text, truncated to `max_reason_bytes`.
     pub message: String,
 }
@@ -358,11 +359,11 @@ impl host::Host for StoreState {
             return Ok(());
         }
         let level = match level {
-            host::LogLevel::Trace => "trace",
-            host::LogLevel::Debug => "debug",
-            host::LogLevel::Info => "info",
-            host::LogLevel::Warn => "warn",
-            host::LogLevel::Error => "error",
+            host::LogLevel::Trace => LogLevel::Trace,
+            host::LogLevel::Debug => LogLevel::Debug,
+            host::LogLevel::Info => LogLevel::Info,
+            host::LogLevel::Warn => LogLevel::Warn,
+            host::LogLevel::Error => LogLevel::Error,
         };
         // A fresh buffer of the kept size: truncating `message` in place
         // would keep its whole allocation alive with the line.
@@ -493,7 +494,7 @@ pub fn classify(
                 .logs
                 .iter()
                 .rev()
-                .find(|l| l.level == "error")
+                .find(|l| l.level == LogLevel::Error)
                 .map(|l| format!(" (policy logged: {})", l.message))
                 .unwrap_or_default();
             PolicyFailure::Trap {

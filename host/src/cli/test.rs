@@ -1,0 +1,62 @@
+//! `jitgate test`: run policy fixture files and report every failing case.
+
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use jitgate::EngineConfig;
+use jitgate::fixture::RunOptions;
+
+/// Run policy fixture files and report every failing case.
+#[derive(Args)]
+pub struct TestArgs {
+    /// Fixture files, or folders searched for `fixtures/*.yaml`.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Where bare policy names in fixtures resolve.
+    #[arg(long, env = "JITGATE_POLICY_DIR", default_value = "target/policies")]
+    policy_dir: PathBuf,
+    /// Only run cases whose name contains this text.
+    #[arg(long)]
+    filter: Option<String>,
+    /// Also list passing cases.
+    #[arg(long, short)]
+    verbose: bool,
+}
+
+/// Exits 1 on any failing case or unreadable file, or when nothing ran.
+pub fn run(args: TestArgs, engine: EngineConfig) -> Result<ExitCode> {
+    let opts = RunOptions {
+        policy_dir: args.policy_dir,
+        filter: args.filter,
+        engine,
+    };
+    let report = jitgate::fixture::run(&args.paths, &opts);
+    for e in &report.file_errors {
+        println!("ERROR {e}");
+    }
+    for c in &report.cases {
+        if c.passed() {
+            if args.verbose {
+                println!("ok    {}:{}: {}", c.file.display(), c.line, c.name);
+            }
+        } else {
+            println!(
+                "FAIL  {}:{}: {}: expected {}, got {} (differs in: {})",
+                c.file.display(),
+                c.line,
+                c.name,
+                c.expected,
+                c.actual,
+                c.mismatches.join(", ")
+            );
+        }
+    }
+    println!("{} passed, {} failed", report.passed(), report.failed());
+    Ok(if report.failed() == 0 && !report.cases.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
