@@ -6,8 +6,9 @@
 //! `jitgate:policy/policy`. No WASI interface is linked at all, so a module
 //! that wants files, sockets, clocks or randomness fails here, at load, with
 //! the offending import named — not later at a decision.
-//! `info` is then called once, under the same sandbox budget as a decision,
-//! and its answer checked.
+//! `info` is then called once, under the same sandbox budget as a decision
+//! (fuel, memory, output) except that its wall-clock deadline is at least
+//! one second, and its answer checked.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

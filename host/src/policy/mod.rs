@@ -401,6 +401,15 @@ pub(crate) fn call_info(
     pre: &PolicyModulePre<StoreState>,
     limits: &SandboxLimits,
 ) -> Result<wit::PolicyInfo, PolicyFailure> {
+    // `info` runs once, at load, under the decision's fuel and memory
+    // budget but with at least a second of wall time: a host busy at
+    // start-up (or a debug build on a loaded machine) must not fail to load
+    // an honest policy because a 50 ms decision deadline passed while it
+    // waited for a core. Fuel still bounds what the module can do.
+    let limits = &SandboxLimits {
+        timeout: limits.timeout.max(INFO_MIN_TIMEOUT),
+        ..*limits
+    };
     let mut store = LoadedPolicy::new_store(pre.engine(), limits)?;
     store.set_hostcall_fuel(limits.info_copy_bytes());
     pre.instantiate(&mut store)
@@ -410,3 +419,6 @@ pub(crate) fn call_info(
         })
         .map_err(|e| sandbox::classify(&e, store.data(), limits))
 }
+
+/// The least wall time `info` gets at load (see [`call_info`]).
+pub const INFO_MIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
