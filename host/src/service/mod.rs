@@ -12,6 +12,7 @@
 //!   different body it is a conflict.
 
 pub mod bounded;
+pub mod clock;
 pub mod evaluator;
 pub mod group_commit;
 pub mod principal;
@@ -22,13 +23,16 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
+pub use clock::{Clock, ManualClock, SystemClock};
+
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::decision::{Decision, Outcome};
 use crate::engine::Engine;
-use crate::grant::{Approval, Grant, GrantState, Millis};
+pub use crate::grant::identity_key;
+use crate::grant::{Grant, GrantEvent, GrantState, IllegalTransition, Millis};
 use crate::metrics::Metrics;
 use crate::request::{Request, RequestError, TicketState};
-use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use crate::store::{Effects, GrantFilter, Review, Store, StoreError};
 pub use principal::{Principal, Role};
 
 /// Why a service call failed; each maps to one HTTP status.
@@ -81,6 +85,19 @@ impl From<StoreError> for ServiceError {
                 ServiceError::Conflict(format!("request id already used by grant {id}"))
             }
             other => ServiceError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+impl From<IllegalTransition> for ServiceError {
+    fn from(e: IllegalTransition) -> Self {
+        match e {
+            IllegalTransition::State { id, from, to } => {
+                ServiceError::IllegalTransition { id, from, to }
+            }
+            IllegalTransition::NotEligible(why) => ServiceError::Forbidden(why),
+            e @ (IllegalTransition::Quarantined { .. }
+            | IllegalTransition::AlreadyApproved { .. }) => ServiceError::Conflict(e.to_string()),
         }
     }
 }
@@ -150,11 +167,24 @@ pub struct Service {
     group_commit: Option<group_commit::GroupCommit>,
     /// Runs decisions off the async workers, bounded.
     evaluator: evaluator::Evaluator,
+    /// Where every time the service records or compares comes from.
+    clock: Arc<dyn Clock>,
 }
 
 impl Service {
     /// A service over `engine` and `store`.
     pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        Self::with_clock(engine, store, config, Arc::new(SystemClock))
+    }
+
+    /// A service that reads the time from `clock` (a [`ManualClock`] in
+    /// tests).
+    pub fn with_clock(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        config: ServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let (workers, queue) = evaluator::size(engine.config(), engine.policies().count());
         Service {
             evaluator: evaluator::Evaluator::start(workers, queue),
@@ -169,7 +199,13 @@ impl Service {
                 )
                 .ok(),
             store,
+            clock,
         }
+    }
+
+    /// The service's current time, Unix milliseconds.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
     }
 
     /// Append one record that changes no grant, through group commit.
@@ -211,7 +247,7 @@ impl Service {
     pub fn replace_engine(&self, engine: Engine, actor: &str) -> Result<(), ServiceError> {
         let drafts = engine
             .policies()
-            .map(|p| AuditDraft::new(now_millis(), audit::kind::POLICY_LOAD, actor, json!(p)))
+            .map(|p| AuditDraft::new(self.now(), audit::kind::POLICY_LOAD, actor, json!(p)))
             .collect();
         self.store.append_audit(drafts)?;
         match self.engine.write() {
@@ -230,7 +266,7 @@ impl Service {
     pub fn audit(&self, kind: &str, actor: &str, data: Value) -> Result<(), ServiceError> {
         Ok(self
             .store
-            .append_audit(vec![AuditDraft::new(now_millis(), kind, actor, data)])?)
+            .append_audit(vec![AuditDraft::new(self.now(), kind, actor, data)])?)
     }
 
     /// Parse a request body sent by `actor`, with the server's `now`, after
@@ -316,7 +352,7 @@ impl Service {
         body: Value,
     ) -> Result<(Request, Millis), ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
-        let now = now_millis();
+        let now = self.now();
         Ok((self.parse(actor, body, now)?, now))
     }
 
@@ -324,7 +360,7 @@ impl Service {
     /// pending or denied). Returns the grant and whether it was new.
     pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
-        let now = now_millis();
+        let now = self.now();
         let hash = body_hash(body);
         let req = match self.parse(actor, body.clone(), now) {
             Ok(r) => r,
@@ -372,7 +408,7 @@ impl Service {
             state: GrantState::Denied,
             outcome: decision.outcome,
             required: decision.approvals.clone(),
-            decision: json!(decision),
+            decision: Value::Null,
             approvals: Vec::new(),
             ttl: decision.ttl,
             revoke_on_ticket_close: decision.revoke_on_ticket_close,
@@ -399,21 +435,19 @@ impl Service {
             .grant(&grant.id)
             .request(&grant.request.id),
         );
-        match decision.outcome {
-            Outcome::Deny => {}
-            Outcome::RequireApproval => {
-                grant.state = GrantState::Pending;
-                grant.lapses_at = Some(now + self.config.approval_timeout_secs as i64 * 1000);
-                effects.audit.push(transition_record(
-                    &grant,
-                    "created",
-                    &actor.name,
-                    "awaiting approval",
-                    now,
-                ));
-            }
-            Outcome::Allow => activate(&mut grant, &mut effects, &actor.name, now),
-        }
+        let review_id = (break_glass && decision.outcome == Outcome::Allow).then(|| new_id("rv"));
+        let decided = grant.apply(
+            GrantEvent::Decided {
+                decision: json!(decision),
+                approval_timeout_ms: self.config.approval_timeout_secs as i64 * 1000,
+                review_id,
+            },
+            &actor.name,
+            now,
+        )?;
+        effects.audit.extend(decided.audit);
+        effects.outbox.extend(decided.outbox);
+        effects.review = decided.review;
         match self.store.create_grant(&grant, effects) {
             Ok(()) => {}
             Err(StoreError::DuplicateRequest(_)) => {
@@ -478,43 +512,17 @@ impl Service {
     /// Approve a pending grant.
     pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
-        let now = now_millis();
-        let mut lapsed = false;
+        let now = self.now();
         let g = self.store.update_grant(id, &mut |g| {
-            require_state(g, &[GrantState::Pending], GrantState::Active)?;
-            if let Some(fx) = lapse_if_due(g, now) {
-                lapsed = true;
-                return Ok(Some(fx));
-            }
-            not_quarantined(g)?;
-            eligible_approver(actor, g)?;
-            if g.approvals
-                .iter()
-                .any(|a| identity_key(&a.approver) == identity_key(&actor.name))
-            {
-                return Err(ServiceError::Conflict(format!(
-                    "{} has already approved grant {}",
-                    actor.name, g.id
-                )));
-            }
-            let approval = Approval {
-                approver: actor.name.clone(),
+            let review_id = g.break_glass.then(|| new_id("rv"));
+            let event = GrantEvent::Approve {
                 groups: actor.groups.clone(),
-                at: now,
+                review_id,
             };
-            let mut effects = Effects::default();
-            effects.audit.push(
-                AuditDraft::new(now, audit::kind::APPROVAL, &actor.name, json!(approval))
-                    .grant(&g.id)
-                    .request(&g.request.id),
-            );
-            g.approvals.push(approval);
-            if g.unmet().is_empty() {
-                g.lapses_at = None;
-                activate(g, &mut effects, &actor.name, now);
-            }
-            Ok(Some(effects))
+            Ok(Some(g.apply(event, &actor.name, now)?))
         })?;
+        // Applied after `lapses-at`: the grant lapsed instead.
+        let lapsed = g.state == GrantState::Lapsed;
         if lapsed {
             return Err(lapsed_error(&g));
         }
@@ -528,17 +536,16 @@ impl Service {
     /// Reject a pending grant (any eligible approver).
     pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
-        let now = now_millis();
-        let mut lapsed = false;
+        let now = self.now();
         let g = self.store.update_grant(id, &mut |g| {
-            require_state(g, &[GrantState::Pending], GrantState::Rejected)?;
-            if let Some(fx) = lapse_if_due(g, now) {
-                lapsed = true;
-                return Ok(Some(fx));
-            }
-            eligible_approver(actor, g)?;
-            Ok(Some(end(g, GrantState::Rejected, &actor.name, reason, now)))
+            let event = GrantEvent::Reject {
+                groups: actor.groups.clone(),
+                reason: reason.to_string(),
+            };
+            Ok(Some(g.apply(event, &actor.name, now)?))
         })?;
+        // Applied after `lapses-at`: the grant lapsed instead.
+        let lapsed = g.state == GrantState::Lapsed;
         if lapsed {
             return Err(lapsed_error(&g));
         }
@@ -548,14 +555,12 @@ impl Service {
     /// Revoke an active or pending grant (admin).
     pub fn revoke(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Admin])?;
-        let now = now_millis();
+        let now = self.now();
         let g = self.store.update_grant(id, &mut |g| {
-            require_state(
-                g,
-                &[GrantState::Active, GrantState::Pending],
-                GrantState::Revoked,
-            )?;
-            Ok(Some(end(g, GrantState::Revoked, &actor.name, reason, now)))
+            let event = GrantEvent::Revoke {
+                reason: reason.to_string(),
+            };
+            Ok(Some(g.apply(event, &actor.name, now)?))
         })?;
         self.outbox_changed.notify_one();
         Ok(g)
@@ -564,21 +569,14 @@ impl Service {
     /// Release an active grant early (its holder, or a pipeline for them).
     pub fn release(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline])?;
-        let now = now_millis();
+        let now = self.now();
         let g = self.store.update_grant(id, &mut |g| {
             if !actor.has(Role::Pipeline) && g.request.subject.id != actor.name {
                 return Err(ServiceError::Forbidden(
                     "only the grant's holder may release it".into(),
                 ));
             }
-            require_state(g, &[GrantState::Active], GrantState::Released)?;
-            Ok(Some(end(
-                g,
-                GrantState::Released,
-                &actor.name,
-                "released early by its holder",
-                now,
-            )))
+            Ok(Some(g.apply(GrantEvent::Release, &actor.name, now)?))
         })?;
         self.outbox_changed.notify_one();
         Ok(g)
@@ -593,7 +591,7 @@ impl Service {
         state: TicketState,
     ) -> Result<Vec<String>, ServiceError> {
         actor.require_any(&[Role::Pipeline, Role::Admin])?;
-        let now = now_millis();
+        let now = self.now();
         self.store.append_audit(vec![AuditDraft::new(
             now,
             audit::kind::TICKET_EVENT,
@@ -607,17 +605,12 @@ impl Service {
         let mut revoked = Vec::new();
         for id in self.store.open_grants_of_ticket(ticket)? {
             let g = self.store.update_grant(&id, &mut |g| {
-                if g.state.is_final() || !g.revoke_on_ticket_close {
-                    return Ok(None);
-                }
-                let why = format!(
-                    "ticket {ticket} is {}",
-                    serde_json::to_value(state)
-                        .unwrap_or_default()
-                        .as_str()
-                        .unwrap_or("closed")
-                );
-                Ok(Some(end(g, GrantState::Revoked, &by, &why, now)))
+                let event = GrantEvent::TicketEnd {
+                    ticket: ticket.to_string(),
+                    state,
+                };
+                // Ended already, or not tied to its ticket: left alone.
+                Ok(g.apply(event, &by, now).ok())
             })?;
             if g.state == GrantState::Revoked && g.ended_by.as_deref() == Some(by.as_str()) {
                 revoked.push(id);
@@ -643,31 +636,23 @@ impl Service {
             let mut lags = Vec::new();
             let mut changed = 0;
             self.store.update_grants(&ids, &mut |g| {
-                let t = now_millis();
-                match g.state {
-                    GrantState::Active if g.expires_at.is_some_and(|e| e <= now) => {
-                        let mut fx = end(g, GrantState::Expired, "scheduler", "expired", t);
-                        g.revocation_lag_ms = g.expires_at.map(|e| t - e);
-                        lags.extend(g.revocation_lag_ms);
-                        if let Some(d) = fx.audit.last_mut() {
-                            d.data["revocation-lag-ms"] = json!(g.revocation_lag_ms);
-                        }
-                        changed += 1;
-                        Ok(Some(fx))
-                    }
-                    GrantState::Pending if g.lapses_at.is_some_and(|l| l <= now) => {
-                        changed += 1;
-                        Ok(Some(end(
-                            g,
-                            GrantState::Lapsed,
-                            "scheduler",
-                            "no approval before the deadline",
-                            t,
-                        )))
-                    }
+                let t = self.now();
+                let event = match g.state {
+                    GrantState::Active => GrantEvent::Expire { due_by: now },
+                    GrantState::Pending => GrantEvent::Lapse { due_by: now },
                     // Someone else ended it first: nothing to do.
-                    _ => Ok(None),
-                }
+                    _ => return Ok(None),
+                };
+                // Not due (changed since listed): nothing to do.
+                let Ok(fx) = g.apply(event, "scheduler", t) else {
+                    return Ok(None);
+                };
+                lags.extend(
+                    g.revocation_lag_ms
+                        .filter(|_| g.state == GrantState::Expired),
+                );
+                changed += 1;
+                Ok(Some(fx))
             })?;
             // Lags count only once the batch committed.
             for lag in lags {
@@ -704,7 +689,7 @@ impl Service {
                 message: "must not be empty".into(),
             });
         }
-        let now = now_millis();
+        let now = self.now();
         let d = AuditDraft::new(
             now,
             audit::kind::REVIEW,
@@ -786,166 +771,12 @@ fn dry_run_record(
     (draft, result)
 }
 
-fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), ServiceError> {
-    if from.contains(&g.state) && g.state.can_become(to) {
-        Ok(())
-    } else {
-        Err(ServiceError::IllegalTransition {
-            id: g.id.clone(),
-            from: g.state.as_str(),
-            to: to.as_str(),
-        })
-    }
-}
-
-/// A pending grant whose approval deadline has passed lapses now, whether
-/// or not the sweep has come by yet: an approval that arrives after
-/// `lapses-at` must not activate it.
-fn lapse_if_due(g: &mut Grant, now: Millis) -> Option<Effects> {
-    let due = g.state == GrantState::Pending && g.lapses_at.is_some_and(|l| l <= now);
-    due.then(|| {
-        end(
-            g,
-            GrantState::Lapsed,
-            "scheduler",
-            "no approval before the deadline",
-            now,
-        )
-    })
-}
-
 fn lapsed_error(g: &Grant) -> ServiceError {
     ServiceError::IllegalTransition {
         id: g.id.clone(),
         from: g.state.as_str(),
         to: GrantState::Active.as_str(),
     }
-}
-
-/// A grant salvaged from a damaged row may be ended, never approved: its
-/// approval requirements may be among what was lost.
-fn not_quarantined(g: &Grant) -> Result<(), ServiceError> {
-    match &g.quarantined {
-        Some(why) => Err(ServiceError::Conflict(format!(
-            "grant {} is quarantined (its stored document is damaged: {why}); it can only be ended",
-            g.id
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// A name compared for identity: Unicode-compatibility-normalised (NFKC),
-/// case-folded and trimmed, so `Alice`, ` alice ` and the full-width
-/// `ａｌｉｃｅ` are one person.
-pub fn identity_key(name: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    name.trim().nfkc().collect::<String>().to_lowercase()
-}
-
-fn eligible_approver(actor: &Principal, g: &Grant) -> Result<(), ServiceError> {
-    let me = identity_key(&actor.name);
-    if me == identity_key(&g.request.subject.id) || me == identity_key(&g.requested_by) {
-        return Err(ServiceError::Forbidden(
-            "nobody may approve their own request (made by them or for them)".into(),
-        ));
-    }
-    let groups: BTreeSet<&String> = g.required.iter().flat_map(|r| &r.groups).collect();
-    if !actor.groups.iter().any(|ag| groups.contains(ag)) {
-        let want: Vec<&str> = groups.iter().map(|s| s.as_str()).collect();
-        return Err(ServiceError::Forbidden(format!(
-            "{} is in none of the approver groups [{}]",
-            actor.name,
-            want.join(", ")
-        )));
-    }
-    Ok(())
-}
-
-fn transition_record(g: &Grant, from: &str, actor: &str, why: &str, now: Millis) -> AuditDraft {
-    AuditDraft::new(
-        now,
-        audit::kind::TRANSITION,
-        actor,
-        json!({"from": from, "to": g.state.as_str(), "reason": why, "expires-at": g.expires_at}),
-    )
-    .grant(&g.id)
-    .request(&g.request.id)
-}
-
-fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
-    let id = format!("{}:{kind}", g.id);
-    OutboxEvent {
-        payload: json!({
-            "event-id": id,
-            "kind": kind,
-            "grant-id": g.id,
-            "state": g.state.as_str(),
-            "subject": g.request.subject.id,
-            "task": g.request.task,
-            "resource": g.request.resource,
-            "entitlement": g.request.entitlement,
-            "ticket": g.ticket_id(),
-            "issued-at": g.issued_at,
-            "expires-at": g.expires_at,
-            "ended-at": g.ended_at,
-            "end-reason": g.end_reason,
-        }),
-        id,
-        grant_id: g.id.clone(),
-        kind: kind.to_string(),
-        created_at: now,
-        attempts: 0,
-        sequence: 0,
-    }
-}
-
-fn activate(g: &mut Grant, fx: &mut Effects, actor: &str, now: Millis) {
-    let from = g.state.as_str();
-    let from = if g.issued_at.is_none() && g.approvals.is_empty() {
-        "created"
-    } else {
-        from
-    };
-    g.state = GrantState::Active;
-    g.issued_at = Some(now);
-    g.expires_at = Some(now + g.ttl as i64 * 1000);
-    fx.audit
-        .push(transition_record(g, from, actor, "granted", now));
-    fx.outbox.push(event(g, "grant-activated", now));
-    if g.break_glass {
-        fx.review = Some(Review {
-            id: new_id("rv"),
-            grant_id: g.id.clone(),
-            opened_at: now,
-            closed_at: None,
-            closed_by: None,
-            note: None,
-        });
-        fx.audit.push(
-            AuditDraft::new(
-                now,
-                audit::kind::REVIEW,
-                actor,
-                json!({"opened": true, "reason": "break-glass grant"}),
-            )
-            .grant(&g.id),
-        );
-    }
-}
-
-fn end(g: &mut Grant, to: GrantState, actor: &str, why: &str, now: Millis) -> Effects {
-    let was_active = g.state == GrantState::Active;
-    let from = g.state.as_str();
-    g.state = to;
-    g.ended_at = Some(now);
-    g.ended_by = Some(actor.to_string());
-    g.end_reason = Some(why.to_string());
-    let mut fx = Effects::default();
-    fx.audit.push(transition_record(g, from, actor, why, now));
-    if was_active {
-        fx.outbox.push(event(g, "grant-ended", now));
-    }
-    fx
 }
 
 #[cfg(test)]
