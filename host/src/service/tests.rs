@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::audit::AuditRecord;
+use crate::decision::Outcome;
+use crate::grant::{Grant, GrantState};
+use crate::request::TicketState;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
 
