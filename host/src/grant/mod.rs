@@ -6,13 +6,17 @@
 //!    └──▶ rejected | lapsed | revoked
 //! denied (terminal: a refused request, kept for idempotency and evidence)
 //! ```
-//! Every change goes through [`GrantState::can_become`]; an illegal one is a
-//! typed error, never a silent no-op.
+//! Every change goes through [`Grant::apply`], whose edges are
+//! [`GrantState::can_become`]; an illegal one is a typed error, never a
+//! silent no-op.
 
 use serde::{Deserialize, Serialize};
 
 use crate::decision::ApprovalRequirement;
 use crate::request::Request;
+
+mod lifecycle;
+pub use lifecycle::{GrantEvent, IllegalTransition, identity_key};
 
 /// Unix milliseconds.
 pub type Millis = i64;

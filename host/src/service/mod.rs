@@ -12,78 +12,34 @@
 //!   different body it is a conflict.
 
 pub mod bounded;
+pub mod clock;
+mod errors;
 pub mod evaluator;
+mod evidence;
 pub mod group_commit;
+mod intake;
 pub mod principal;
 pub mod scheduler;
+mod sweep;
+mod workflow;
 
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
-use crate::audit::{self, AuditDraft, AuditRecord};
-use crate::decision::{Decision, Outcome};
+pub use clock::{Clock, ManualClock, SystemClock};
+
+use crate::audit::{self, AuditDraft};
 use crate::engine::Engine;
-use crate::grant::{Approval, Grant, GrantState, Millis};
+use crate::grant::Millis;
+pub use crate::grant::identity_key;
 use crate::metrics::Metrics;
-use crate::request::{Request, RequestError, TicketState};
-use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use crate::store::{Store, StoreError};
+pub use errors::ServiceError;
+pub use evidence::verify_store;
 pub use principal::{Principal, Role};
-
-/// Why a service call failed; each maps to one HTTP status.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    /// The request failed validation (422), naming the field.
-    #[error("{0}")]
-    Invalid(#[from] RequestError),
-    /// Malformed input (400), naming the field.
-    #[error("{field}: {message}")]
-    BadRequest {
-        /// The field.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The caller may not do this (403).
-    #[error("forbidden: {0}")]
-    Forbidden(String),
-    /// No such thing (404).
-    #[error("not found: {0}")]
-    NotFound(String),
-    /// Conflicts with stored state (409).
-    #[error("conflict: {0}")]
-    Conflict(String),
-    /// The lifecycle does not allow this change (409).
-    #[error("grant {id} is {from}; it cannot become {to}")]
-    IllegalTransition {
-        /// The grant.
-        id: String,
-        /// Its state.
-        from: &'static str,
-        /// The refused target.
-        to: &'static str,
-    },
-    /// The store (and so the audit log) is unavailable (503): fail closed.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    /// Too many decisions in flight (503 with `Retry-After`); nothing was
-    /// decided and nothing stored.
-    #[error("busy: {0}")]
-    Busy(String),
-}
-
-impl From<StoreError> for ServiceError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(id) => ServiceError::NotFound(format!("grant {id}")),
-            StoreError::DuplicateRequest(id) => {
-                ServiceError::Conflict(format!("request id already used by grant {id}"))
-            }
-            other => ServiceError::Unavailable(other.to_string()),
-        }
-    }
-}
+pub use sweep::SWEEP_BATCH;
 
 /// Service settings (from `jitgate.toml`).
 #[derive(Debug, Clone)]
@@ -106,10 +62,6 @@ impl Default for ServiceConfig {
         }
     }
 }
-
-/// Grants ended per transaction by a sweep: one fsync for the batch. Larger
-/// batches cut commit overhead in bursts (10,000 expiring in one second).
-pub const SWEEP_BATCH: usize = 2000;
 
 /// Current time, Unix milliseconds.
 pub fn now_millis() -> Millis {
@@ -150,11 +102,24 @@ pub struct Service {
     group_commit: Option<group_commit::GroupCommit>,
     /// Runs decisions off the async workers, bounded.
     evaluator: evaluator::Evaluator,
+    /// Where every time the service records or compares comes from.
+    clock: Arc<dyn Clock>,
 }
 
 impl Service {
     /// A service over `engine` and `store`.
     pub fn new(engine: Engine, store: Arc<dyn Store>, config: ServiceConfig) -> Self {
+        Self::with_clock(engine, store, config, Arc::new(SystemClock))
+    }
+
+    /// A service that reads the time from `clock` (a [`ManualClock`] in
+    /// tests).
+    pub fn with_clock(
+        engine: Engine,
+        store: Arc<dyn Store>,
+        config: ServiceConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         let (workers, queue) = evaluator::size(engine.config(), engine.policies().count());
         Service {
             evaluator: evaluator::Evaluator::start(workers, queue),
@@ -169,7 +134,13 @@ impl Service {
                 )
                 .ok(),
             store,
+            clock,
         }
+    }
+
+    /// The service's current time, Unix milliseconds.
+    pub fn now(&self) -> Millis {
+        self.clock.now()
     }
 
     /// Append one record that changes no grant, through group commit.
@@ -211,7 +182,7 @@ impl Service {
     pub fn replace_engine(&self, engine: Engine, actor: &str) -> Result<(), ServiceError> {
         let drafts = engine
             .policies()
-            .map(|p| AuditDraft::new(now_millis(), audit::kind::POLICY_LOAD, actor, json!(p)))
+            .map(|p| AuditDraft::new(self.now(), audit::kind::POLICY_LOAD, actor, json!(p)))
             .collect();
         self.store.append_audit(drafts)?;
         match self.engine.write() {
@@ -230,722 +201,8 @@ impl Service {
     pub fn audit(&self, kind: &str, actor: &str, data: Value) -> Result<(), ServiceError> {
         Ok(self
             .store
-            .append_audit(vec![AuditDraft::new(now_millis(), kind, actor, data)])?)
+            .append_audit(vec![AuditDraft::new(self.now(), kind, actor, data)])?)
     }
-
-    /// Parse a request body sent by `actor`, with the server's `now`, after
-    /// checking who may ask for whom.
-    fn parse(&self, actor: &Principal, body: Value, now: Millis) -> Result<Request, ServiceError> {
-        let obj = body.as_object().ok_or_else(|| ServiceError::BadRequest {
-            field: "request".into(),
-            message: "must be a JSON object".into(),
-        })?;
-        if obj.contains_key("now") {
-            return Err(ServiceError::BadRequest {
-                field: "now".into(),
-                message: "is set by the server; remove it".into(),
-            });
-        }
-        let mut with_now = body;
-        with_now["now"] = json!(now / 1000);
-        let mut req = crate::request::from_value(with_now)?;
-        actor.authorize_subject(&mut req)?;
-        Ok(req)
-    }
-
-    /// Decide without granting (dry run). Only the audit record is stored;
-    /// if it cannot be, the answer is an error, never a decision. Blocks
-    /// until the record is committed: call it from a blocking thread, or use
-    /// [`Service::dry_run_async`].
-    pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
-        let (req, now) = self.dry_run_parse(actor, body.clone())?;
-        let (req, result) = self.decide(req)?;
-        let (draft, result) = dry_run_record(
-            &req,
-            now,
-            actor,
-            result,
-            self.config.invalid_body_excerpt_bytes,
-        );
-        self.append_one(draft)?;
-        Ok(result?)
-    }
-
-    /// [`Service::dry_run`] for async callers: the decision runs on the
-    /// evaluator's threads (never on the async workers: a hostile policy's
-    /// budget is milliseconds, enough to stall every other endpoint), and
-    /// neither that wait nor the one for the group-committed record holds
-    /// a thread.
-    pub async fn dry_run_async(
-        self: &Arc<Self>,
-        actor: &Principal,
-        body: Value,
-    ) -> Result<Decision, ServiceError> {
-        let (req, now) = self.dry_run_parse(actor, body)?;
-        let (req, result) = self.decide_async(req).await?;
-        let (draft, result) = dry_run_record(
-            &req,
-            now,
-            actor,
-            result,
-            self.config.invalid_body_excerpt_bytes,
-        );
-        self.append_async(draft).await?;
-        Ok(result?)
-    }
-
-    /// Append one record that changes no grant, through group commit,
-    /// without holding a thread while it waits.
-    pub async fn append_async(self: &Arc<Self>, draft: AuditDraft) -> Result<(), ServiceError> {
-        match &self.group_commit {
-            Some(gc) => gc.submit(draft).await?,
-            None => {
-                let svc = self.clone();
-                tokio::task::spawn_blocking(move || svc.store.append_audit(vec![draft]))
-                    .await
-                    .map_err(|e| StoreError::Backend(format!("audit append: {e}")))??
-            }
-        }
-        Ok(())
-    }
-
-    /// A dry run's request, once its sender may ask.
-    fn dry_run_parse(
-        &self,
-        actor: &Principal,
-        body: Value,
-    ) -> Result<(Request, Millis), ServiceError> {
-        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
-        let now = now_millis();
-        Ok((self.parse(actor, body, now)?, now))
-    }
-
-    /// Request access: decide, and store the resulting grant (active,
-    /// pending or denied). Returns the grant and whether it was new.
-    pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
-        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
-        let now = now_millis();
-        let hash = body_hash(body);
-        let req = match self.parse(actor, body.clone(), now) {
-            Ok(r) => r,
-            Err(ServiceError::Invalid(e)) => {
-                self.store.append_audit(vec![AuditDraft::new(
-                    now,
-                    audit::kind::REQUEST,
-                    &actor.name,
-                    json!({"body": bounded::body_evidence(body, self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
-                )])?;
-                return Err(e.into());
-            }
-            Err(other) => return Err(other),
-        };
-        // An id that cannot be stored cannot have been: no look-up (a NUL
-        // in a PostgreSQL query parameter fails the query); the decision
-        // below refuses it naming `id`.
-        if storable_id(&req.id)
-            && let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)?
-        {
-            return self.replay(existing, &hash);
-        }
-        let (req, decided) = self.decide(req)?;
-        let decision = match decided {
-            Ok(d) => d,
-            Err(e) => {
-                let mut draft = AuditDraft::new(
-                    now,
-                    audit::kind::REQUEST,
-                    &actor.name,
-                    json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
-                );
-                if storable_id(&req.id) {
-                    draft = draft.request(&req.id);
-                }
-                self.store.append_audit(vec![draft])?;
-                return Err(e.into());
-            }
-        };
-        let break_glass = self.config.break_glass_tasks.contains(&req.task);
-        let mut grant = Grant {
-            id: new_id("g"),
-            body_hash: hash.clone(),
-            requested_by: actor.name.clone(),
-            state: GrantState::Denied,
-            outcome: decision.outcome,
-            required: decision.approvals.clone(),
-            decision: json!(decision),
-            approvals: Vec::new(),
-            ttl: decision.ttl,
-            revoke_on_ticket_close: decision.revoke_on_ticket_close,
-            break_glass,
-            created_at: now,
-            issued_at: None,
-            expires_at: None,
-            lapses_at: None,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            revocation_lag_ms: None,
-            quarantined: None,
-            request: req,
-        };
-        let mut effects = Effects::default();
-        effects.audit.push(
-            AuditDraft::new(
-                now,
-                audit::kind::REQUEST,
-                &actor.name,
-                json!({"request": grant.request, "decision": decision}),
-            )
-            .grant(&grant.id)
-            .request(&grant.request.id),
-        );
-        match decision.outcome {
-            Outcome::Deny => {}
-            Outcome::RequireApproval => {
-                grant.state = GrantState::Pending;
-                grant.lapses_at = Some(now + self.config.approval_timeout_secs as i64 * 1000);
-                effects.audit.push(transition_record(
-                    &grant,
-                    "created",
-                    &actor.name,
-                    "awaiting approval",
-                    now,
-                ));
-            }
-            Outcome::Allow => activate(&mut grant, &mut effects, &actor.name, now),
-        }
-        match self.store.create_grant(&grant, effects) {
-            Ok(()) => {}
-            Err(StoreError::DuplicateRequest(_)) => {
-                // Lost a race with the same id: answer as a replay.
-                let existing = self
-                    .store
-                    .grant_by_request(&actor.name, &grant.request.id)?
-                    .ok_or_else(|| ServiceError::Unavailable("grant vanished".into()))?;
-                return self.replay(existing, &hash);
-            }
-            Err(e) => return Err(e.into()),
-        }
-        if grant.state == GrantState::Active {
-            self.outbox_changed.notify_one();
-        }
-        if !grant.state.is_final() {
-            self.deadline_changed.notify_one();
-        }
-        Ok((grant, true))
-    }
-
-    fn replay(&self, existing: Grant, hash: &str) -> Result<(Grant, bool), ServiceError> {
-        if existing.body_hash == hash {
-            Ok((existing, false))
-        } else {
-            Err(ServiceError::Conflict(format!(
-                "request id `{}` was already used with a different body (grant {})",
-                existing.request.id, existing.id
-            )))
-        }
-    }
-
-    /// One grant, if `actor` may see it.
-    pub fn grant(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
-        let g = self
-            .store
-            .grant(id)?
-            .ok_or_else(|| ServiceError::NotFound(format!("grant {id}")))?;
-        actor.may_see(&g)?;
-        Ok(g)
-    }
-
-    /// Grants matching `filter` that `actor` may see (requesters: their own).
-    pub fn grants(
-        &self,
-        actor: &Principal,
-        mut filter: GrantFilter,
-    ) -> Result<Vec<Grant>, ServiceError> {
-        if actor.sees_only_own() {
-            match &filter.subject {
-                Some(s) if *s != actor.name => {
-                    return Err(ServiceError::Forbidden(
-                        "a requester may only list their own grants".into(),
-                    ));
-                }
-                _ => filter.subject = Some(actor.name.clone()),
-            }
-        }
-        Ok(self.store.grants(&filter)?)
-    }
-
-    /// Approve a pending grant.
-    pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
-        actor.require_any(&[Role::Approver])?;
-        let now = now_millis();
-        let mut lapsed = false;
-        let g = self.store.update_grant(id, &mut |g| {
-            require_state(g, &[GrantState::Pending], GrantState::Active)?;
-            if let Some(fx) = lapse_if_due(g, now) {
-                lapsed = true;
-                return Ok(Some(fx));
-            }
-            not_quarantined(g)?;
-            eligible_approver(actor, g)?;
-            if g.approvals
-                .iter()
-                .any(|a| identity_key(&a.approver) == identity_key(&actor.name))
-            {
-                return Err(ServiceError::Conflict(format!(
-                    "{} has already approved grant {}",
-                    actor.name, g.id
-                )));
-            }
-            let approval = Approval {
-                approver: actor.name.clone(),
-                groups: actor.groups.clone(),
-                at: now,
-            };
-            let mut effects = Effects::default();
-            effects.audit.push(
-                AuditDraft::new(now, audit::kind::APPROVAL, &actor.name, json!(approval))
-                    .grant(&g.id)
-                    .request(&g.request.id),
-            );
-            g.approvals.push(approval);
-            if g.unmet().is_empty() {
-                g.lapses_at = None;
-                activate(g, &mut effects, &actor.name, now);
-            }
-            Ok(Some(effects))
-        })?;
-        if lapsed {
-            return Err(lapsed_error(&g));
-        }
-        if g.state == GrantState::Active {
-            self.outbox_changed.notify_one();
-            self.deadline_changed.notify_one();
-        }
-        Ok(g)
-    }
-
-    /// Reject a pending grant (any eligible approver).
-    pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
-        actor.require_any(&[Role::Approver])?;
-        let now = now_millis();
-        let mut lapsed = false;
-        let g = self.store.update_grant(id, &mut |g| {
-            require_state(g, &[GrantState::Pending], GrantState::Rejected)?;
-            if let Some(fx) = lapse_if_due(g, now) {
-                lapsed = true;
-                return Ok(Some(fx));
-            }
-            eligible_approver(actor, g)?;
-            Ok(Some(end(g, GrantState::Rejected, &actor.name, reason, now)))
-        })?;
-        if lapsed {
-            return Err(lapsed_error(&g));
-        }
-        Ok(g)
-    }
-
-    /// Revoke an active or pending grant (admin).
-    pub fn revoke(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
-        actor.require_any(&[Role::Admin])?;
-        let now = now_millis();
-        let g = self.store.update_grant(id, &mut |g| {
-            require_state(
-                g,
-                &[GrantState::Active, GrantState::Pending],
-                GrantState::Revoked,
-            )?;
-            Ok(Some(end(g, GrantState::Revoked, &actor.name, reason, now)))
-        })?;
-        self.outbox_changed.notify_one();
-        Ok(g)
-    }
-
-    /// Release an active grant early (its holder, or a pipeline for them).
-    pub fn release(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
-        actor.require_any(&[Role::Requester, Role::Pipeline])?;
-        let now = now_millis();
-        let g = self.store.update_grant(id, &mut |g| {
-            if !actor.has(Role::Pipeline) && g.request.subject.id != actor.name {
-                return Err(ServiceError::Forbidden(
-                    "only the grant's holder may release it".into(),
-                ));
-            }
-            require_state(g, &[GrantState::Active], GrantState::Released)?;
-            Ok(Some(end(
-                g,
-                GrantState::Released,
-                &actor.name,
-                "released early by its holder",
-                now,
-            )))
-        })?;
-        self.outbox_changed.notify_one();
-        Ok(g)
-    }
-
-    /// A ticket changed state; `resolved`/`closed` revokes its grants that
-    /// asked for it. Returns the ids revoked.
-    pub fn ticket_event(
-        &self,
-        actor: &Principal,
-        ticket: &str,
-        state: TicketState,
-    ) -> Result<Vec<String>, ServiceError> {
-        actor.require_any(&[Role::Pipeline, Role::Admin])?;
-        let now = now_millis();
-        self.store.append_audit(vec![AuditDraft::new(
-            now,
-            audit::kind::TICKET_EVENT,
-            &actor.name,
-            json!({"ticket": ticket, "state": state}),
-        )])?;
-        if !state.is_finished() {
-            return Ok(Vec::new());
-        }
-        let by = format!("ticket {ticket}");
-        let mut revoked = Vec::new();
-        for id in self.store.open_grants_of_ticket(ticket)? {
-            let g = self.store.update_grant(&id, &mut |g| {
-                if g.state.is_final() || !g.revoke_on_ticket_close {
-                    return Ok(None);
-                }
-                let why = format!(
-                    "ticket {ticket} is {}",
-                    serde_json::to_value(state)
-                        .unwrap_or_default()
-                        .as_str()
-                        .unwrap_or("closed")
-                );
-                Ok(Some(end(g, GrantState::Revoked, &by, &why, now)))
-            })?;
-            if g.state == GrantState::Revoked && g.ended_by.as_deref() == Some(by.as_str()) {
-                revoked.push(id);
-            }
-        }
-        if !revoked.is_empty() {
-            self.outbox_changed.notify_one();
-        }
-        Ok(revoked)
-    }
-
-    /// End every grant whose expiry or approval deadline is at or before
-    /// `now`; returns how many ended. Safe to run concurrently: each grant is
-    /// re-checked under the store's lock.
-    pub fn end_due(&self, now: Millis) -> Result<usize, ServiceError> {
-        let mut ended = 0;
-        loop {
-            let ids = self.store.due(now, SWEEP_BATCH)?;
-            if ids.is_empty() {
-                break;
-            }
-            let batch = ids.len();
-            let mut lags = Vec::new();
-            let mut changed = 0;
-            self.store.update_grants(&ids, &mut |g| {
-                let t = now_millis();
-                match g.state {
-                    GrantState::Active if g.expires_at.is_some_and(|e| e <= now) => {
-                        let mut fx = end(g, GrantState::Expired, "scheduler", "expired", t);
-                        g.revocation_lag_ms = g.expires_at.map(|e| t - e);
-                        lags.extend(g.revocation_lag_ms);
-                        if let Some(d) = fx.audit.last_mut() {
-                            d.data["revocation-lag-ms"] = json!(g.revocation_lag_ms);
-                        }
-                        changed += 1;
-                        Ok(Some(fx))
-                    }
-                    GrantState::Pending if g.lapses_at.is_some_and(|l| l <= now) => {
-                        changed += 1;
-                        Ok(Some(end(
-                            g,
-                            GrantState::Lapsed,
-                            "scheduler",
-                            "no approval before the deadline",
-                            t,
-                        )))
-                    }
-                    // Someone else ended it first: nothing to do.
-                    _ => Ok(None),
-                }
-            })?;
-            // Lags count only once the batch committed.
-            for lag in lags {
-                self.metrics.revocation_lag(lag);
-            }
-            ended += changed;
-            if batch < SWEEP_BATCH {
-                break;
-            }
-        }
-        if ended > 0 {
-            self.outbox_changed.notify_one();
-        }
-        Ok(ended)
-    }
-
-    /// Break-glass reviews (auditor, admin).
-    pub fn reviews(&self, actor: &Principal, open_only: bool) -> Result<Vec<Review>, ServiceError> {
-        actor.require_any(&[Role::Auditor, Role::Admin])?;
-        Ok(self.store.reviews(open_only)?)
-    }
-
-    /// Close a review with a note (auditor).
-    pub fn close_review(
-        &self,
-        actor: &Principal,
-        id: &str,
-        note: &str,
-    ) -> Result<(), ServiceError> {
-        actor.require_any(&[Role::Auditor])?;
-        if note.trim().is_empty() {
-            return Err(ServiceError::BadRequest {
-                field: "note".into(),
-                message: "must not be empty".into(),
-            });
-        }
-        let now = now_millis();
-        let d = AuditDraft::new(
-            now,
-            audit::kind::REVIEW,
-            &actor.name,
-            json!({"review": id, "closed": true, "note": note}),
-        );
-        if self.store.close_review(id, &actor.name, note, now, d)? {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound(format!("open review {id}")))
-        }
-    }
-
-    /// The evidence view of one grant: the grant (request, decision with
-    /// every policy's verdict and digest, approvals, issuance, end) and
-    /// every audit record about it.
-    pub fn evidence(
-        &self,
-        actor: &Principal,
-        id: &str,
-    ) -> Result<(Grant, Vec<AuditRecord>), ServiceError> {
-        actor.require_any(&[Role::Auditor, Role::Admin])?;
-        let g = self
-            .store
-            .grant(id)?
-            .ok_or_else(|| ServiceError::NotFound(format!("grant {id}")))?;
-        let records = self.store.audit_of_grant(id)?;
-        Ok((g, records))
-    }
-
-    /// Walk the whole audit chain, reporting every bad record.
-    pub fn verify_audit(&self) -> Result<audit::Report, ServiceError> {
-        Ok(audit::verify_store(
-            self.store.as_ref(),
-            audit::Anchors::new(),
-            &mut |_| {},
-        )?)
-    }
-}
-
-/// Walk a store's whole audit chain page by page; the first bad record
-/// ([`audit::verify_store`] reports them all).
-pub fn verify_store(store: &dyn Store) -> Result<Result<u64, audit::ChainError>, ServiceError> {
-    let report = audit::verify_store(store, audit::Anchors::new(), &mut |_| {})?;
-    Ok(match report.bad.into_iter().next() {
-        Some(e) => Err(e),
-        None => Ok(report.checked),
-    })
-}
-
-/// Whether a request id may go into the audit record's indexed
-/// `request-id` column. An invalid request's id is still evidence (it stays
-/// in the record's JSON, escaped), but a control character in a column
-/// fails the write — with PostgreSQL, a NUL failed the whole group-commit
-/// batch, refusing other clients' decisions.
-fn storable_id(id: &str) -> bool {
-    !id.chars().any(char::is_control)
-}
-
-/// The dry run's record, which must be stored before its decision may be
-/// given.
-fn dry_run_record(
-    req: &Request,
-    now: Millis,
-    actor: &Principal,
-    result: Result<Decision, RequestError>,
-    excerpt_bytes: usize,
-) -> (AuditDraft, Result<Decision, RequestError>) {
-    let data = match &result {
-        Ok(d) => json!({"request": req, "decision": d}),
-        Err(e) => {
-            json!({"request": bounded::body_evidence(&json!(req), excerpt_bytes), "invalid": {"field": e.field, "message": e.message}})
-        }
-    };
-    let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
-    if storable_id(&req.id) {
-        draft = draft.request(&req.id);
-    }
-    (draft, result)
-}
-
-fn require_state(g: &Grant, from: &[GrantState], to: GrantState) -> Result<(), ServiceError> {
-    if from.contains(&g.state) && g.state.can_become(to) {
-        Ok(())
-    } else {
-        Err(ServiceError::IllegalTransition {
-            id: g.id.clone(),
-            from: g.state.as_str(),
-            to: to.as_str(),
-        })
-    }
-}
-
-/// A pending grant whose approval deadline has passed lapses now, whether
-/// or not the sweep has come by yet: an approval that arrives after
-/// `lapses-at` must not activate it.
-fn lapse_if_due(g: &mut Grant, now: Millis) -> Option<Effects> {
-    let due = g.state == GrantState::Pending && g.lapses_at.is_some_and(|l| l <= now);
-    due.then(|| {
-        end(
-            g,
-            GrantState::Lapsed,
-            "scheduler",
-            "no approval before the deadline",
-            now,
-        )
-    })
-}
-
-fn lapsed_error(g: &Grant) -> ServiceError {
-    ServiceError::IllegalTransition {
-        id: g.id.clone(),
-        from: g.state.as_str(),
-        to: GrantState::Active.as_str(),
-    }
-}
-
-/// A grant salvaged from a damaged row may be ended, never approved: its
-/// approval requirements may be among what was lost.
-fn not_quarantined(g: &Grant) -> Result<(), ServiceError> {
-    match &g.quarantined {
-        Some(why) => Err(ServiceError::Conflict(format!(
-            "grant {} is quarantined (its stored document is damaged: {why}); it can only be ended",
-            g.id
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// A name compared for identity: Unicode-compatibility-normalised (NFKC),
-/// case-folded and trimmed, so `Alice`, ` alice ` and the full-width
-/// `ａｌｉｃｅ` are one person.
-pub fn identity_key(name: &str) -> String {
-    use unicode_normalization::UnicodeNormalization;
-    name.trim().nfkc().collect::<String>().to_lowercase()
-}
-
-fn eligible_approver(actor: &Principal, g: &Grant) -> Result<(), ServiceError> {
-    let me = identity_key(&actor.name);
-    if me == identity_key(&g.request.subject.id) || me == identity_key(&g.requested_by) {
-        return Err(ServiceError::Forbidden(
-            "nobody may approve their own request (made by them or for them)".into(),
-        ));
-    }
-    let groups: BTreeSet<&String> = g.required.iter().flat_map(|r| &r.groups).collect();
-    if !actor.groups.iter().any(|ag| groups.contains(ag)) {
-        let want: Vec<&str> = groups.iter().map(|s| s.as_str()).collect();
-        return Err(ServiceError::Forbidden(format!(
-            "{} is in none of the approver groups [{}]",
-            actor.name,
-            want.join(", ")
-        )));
-    }
-    Ok(())
-}
-
-fn transition_record(g: &Grant, from: &str, actor: &str, why: &str, now: Millis) -> AuditDraft {
-    AuditDraft::new(
-        now,
-        audit::kind::TRANSITION,
-        actor,
-        json!({"from": from, "to": g.state.as_str(), "reason": why, "expires-at": g.expires_at}),
-    )
-    .grant(&g.id)
-    .request(&g.request.id)
-}
-
-fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
-    let id = format!("{}:{kind}", g.id);
-    OutboxEvent {
-        payload: json!({
-            "event-id": id,
-            "kind": kind,
-            "grant-id": g.id,
-            "state": g.state.as_str(),
-            "subject": g.request.subject.id,
-            "task": g.request.task,
-            "resource": g.request.resource,
-            "entitlement": g.request.entitlement,
-            "ticket": g.ticket_id(),
-            "issued-at": g.issued_at,
-            "expires-at": g.expires_at,
-            "ended-at": g.ended_at,
-            "end-reason": g.end_reason,
-        }),
-        id,
-        grant_id: g.id.clone(),
-        kind: kind.to_string(),
-        created_at: now,
-        attempts: 0,
-        sequence: 0,
-    }
-}
-
-fn activate(g: &mut Grant, fx: &mut Effects, actor: &str, now: Millis) {
-    let from = g.state.as_str();
-    let from = if g.issued_at.is_none() && g.approvals.is_empty() {
-        "created"
-    } else {
-        from
-    };
-    g.state = GrantState::Active;
-    g.issued_at = Some(now);
-    g.expires_at = Some(now + g.ttl as i64 * 1000);
-    fx.audit
-        .push(transition_record(g, from, actor, "granted", now));
-    fx.outbox.push(event(g, "grant-activated", now));
-    if g.break_glass {
-        fx.review = Some(Review {
-            id: new_id("rv"),
-            grant_id: g.id.clone(),
-            opened_at: now,
-            closed_at: None,
-            closed_by: None,
-            note: None,
-        });
-        fx.audit.push(
-            AuditDraft::new(
-                now,
-                audit::kind::REVIEW,
-                actor,
-                json!({"opened": true, "reason": "break-glass grant"}),
-            )
-            .grant(&g.id),
-        );
-    }
-}
-
-fn end(g: &mut Grant, to: GrantState, actor: &str, why: &str, now: Millis) -> Effects {
-    let was_active = g.state == GrantState::Active;
-    let from = g.state.as_str();
-    g.state = to;
-    g.ended_at = Some(now);
-    g.ended_by = Some(actor.to_string());
-    g.end_reason = Some(why.to_string());
-    let mut fx = Effects::default();
-    fx.audit.push(transition_record(g, from, actor, why, now));
-    if was_active {
-        fx.outbox.push(event(g, "grant-ended", now));
-    }
-    fx
 }
 
 #[cfg(test)]

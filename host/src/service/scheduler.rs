@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Service, now_millis};
+use super::Service;
 
 /// Longest sleep without checking (guards against clock jumps).
 pub const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -25,22 +25,22 @@ pub async fn run(service: Arc<Service>) {
         let swept_at = tokio::time::Instant::now();
         let svc = service.clone();
         let next = tokio::task::spawn_blocking(move || {
-            if let Err(e) = svc.end_due(now_millis()) {
+            if let Err(e) = svc.end_due(svc.now()) {
                 tracing::error!(error = %e, "ending due grants failed; retrying");
-                return Some(now_millis() + 1000);
+                return Some(svc.now() + 1000);
             }
             match svc.store().next_deadline() {
                 Ok(next) => next,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the next deadline failed; retrying");
-                    Some(now_millis() + 1000)
+                    Some(svc.now() + 1000)
                 }
             }
         })
         .await
-        .unwrap_or(Some(now_millis() + 1000));
+        .unwrap_or(Some(service.now() + 1000));
         let until_next = match next {
-            Some(t) => Duration::from_millis((t - now_millis()).max(0) as u64).min(MAX_SLEEP),
+            Some(t) => Duration::from_millis((t - service.now()).max(0) as u64).min(MAX_SLEEP),
             None => MAX_SLEEP,
         };
         let wake = (tokio::time::Instant::now() + until_next).max(swept_at + MIN_INTERVAL);

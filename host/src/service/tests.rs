@@ -3,6 +3,9 @@
 
 use super::*;
 use crate::audit::AuditRecord;
+use crate::decision::Outcome;
+use crate::grant::{Grant, GrantState};
+use crate::request::TicketState;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
 
@@ -349,4 +352,262 @@ fn request_ids_are_scoped_to_the_principal_that_sent_them() {
         Some(theirs)
     );
     assert!(store.grant_by_request("eve", "r1").expect("read").is_none());
+}
+
+// Deadlines to the millisecond, with a clock that moves only when told.
+
+const T0: Millis = 1_700_000_000_000;
+
+fn service_at(store: Arc<dyn Store>, clock: &ManualClock) -> Service {
+    let engine = Engine::new(crate::EngineConfig::default()).expect("engine");
+    Service::with_clock(
+        engine,
+        store,
+        ServiceConfig::default(),
+        Arc::new(clock.clone()),
+    )
+}
+
+/// A pending grant (one approval from `leads`, lapsing at `lapses_at`) for
+/// `alice`, sent by `pipe`, changed by `f` before it is stored.
+fn stored_with(store: &dyn Store, lapses_at: Millis, f: impl FnOnce(&mut Grant)) -> String {
+    let id = stored_pending(store, "pipe", "alice", lapses_at);
+    let mut g = store.grant(&id).expect("read").expect("grant");
+    f(&mut g);
+    store
+        .update_grant(&id, &mut |x| {
+            *x = g.clone();
+            Ok(Some(Effects::default()))
+        })
+        .expect("update");
+    id
+}
+
+fn stored_active(store: &dyn Store, expires_at: Millis, f: impl FnOnce(&mut Grant)) -> String {
+    stored_with(store, 0, |g| {
+        g.state = GrantState::Active;
+        g.lapses_at = None;
+        g.issued_at = Some(expires_at - 60_000);
+        g.expires_at = Some(expires_at);
+        f(g)
+    })
+}
+
+fn kinds_and_targets(store: &dyn Store, id: &str) -> Vec<(String, String, Millis)> {
+    store
+        .audit_of_grant(id)
+        .expect("audit")
+        .into_iter()
+        .map(|r| {
+            let to = r.draft.data["to"].as_str().unwrap_or("").to_string();
+            (r.draft.kind, to, r.draft.at)
+        })
+        .collect()
+}
+
+#[test]
+fn approval_one_millisecond_before_lapses_at_activates_and_at_lapses_at_lapses() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock);
+    let deadline = T0 + 3_600_000;
+    let early = stored_pending(store.as_ref(), "pipe", "alice", deadline);
+    let late = stored_pending(store.as_ref(), "pipe", "alice", deadline);
+
+    clock.set(deadline - 1);
+    let g = svc.approve(&approver("bob"), &early).expect("in time");
+    assert_eq!(g.state, GrantState::Active);
+    assert_eq!(g.issued_at, Some(deadline - 1));
+    assert_eq!(g.expires_at, Some(deadline - 1 + 60_000));
+    assert_eq!(g.lapses_at, None);
+    assert_eq!(g.approvals[0].at, deadline - 1);
+
+    clock.set(deadline);
+    match svc.approve(&approver("bob"), &late) {
+        Err(ServiceError::IllegalTransition { from, to, .. }) => {
+            assert_eq!((from, to), ("lapsed", "active"))
+        }
+        other => panic!("expected 409, got {other:?}"),
+    }
+    let g = store.grant(&late).expect("read").expect("grant");
+    assert_eq!(g.state, GrantState::Lapsed);
+    assert_eq!(g.ended_at, Some(deadline));
+    assert_eq!(g.ended_by.as_deref(), Some("scheduler"));
+    assert!(g.approvals.is_empty());
+    assert_eq!(
+        kinds_and_targets(store.as_ref(), &late),
+        vec![("transition".to_string(), "lapsed".to_string(), deadline)]
+    );
+}
+
+#[test]
+fn rejection_at_lapses_at_lapses_instead() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock);
+    let id = stored_pending(store.as_ref(), "pipe", "alice", T0 + 10);
+    clock.set(T0 + 10);
+    assert!(matches!(
+        svc.reject(&approver("bob"), &id, "no"),
+        Err(ServiceError::IllegalTransition { .. })
+    ));
+    assert_eq!(
+        store.grant(&id).expect("read").expect("grant").state,
+        GrantState::Lapsed
+    );
+}
+
+#[test]
+fn quorum_of_two_activates_at_the_second_distinct_approval() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock);
+    let id = stored_with(store.as_ref(), T0 + 1000, |g| g.required[0].min = 2);
+    let g = svc.approve(&approver("bob"), &id).expect("first");
+    assert_eq!(g.state, GrantState::Pending);
+    assert_eq!(g.lapses_at, Some(T0 + 1000));
+    clock.advance(1);
+    assert!(matches!(
+        svc.approve(&approver(" Bob "), &id),
+        Err(ServiceError::Conflict(_))
+    ));
+    clock.advance(1);
+    let g = svc.approve(&approver("carol"), &id).expect("second");
+    assert_eq!(g.state, GrantState::Active);
+    assert_eq!(g.issued_at, Some(T0 + 2));
+    assert_eq!(g.expires_at, Some(T0 + 2 + 60_000));
+    assert_eq!(
+        kinds_and_targets(store.as_ref(), &id),
+        vec![
+            ("approval".to_string(), String::new(), T0),
+            ("approval".to_string(), String::new(), T0 + 2),
+            ("transition".to_string(), "active".to_string(), T0 + 2),
+        ]
+    );
+    let events = store
+        .outbox_claim(T0 + 2, std::time::Duration::from_secs(30), 10)
+        .expect("claim");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, "grant-activated");
+    assert_eq!(events[0].created_at, T0 + 2);
+    assert_eq!(events[0].sequence, 1);
+}
+
+#[test]
+fn a_quarantined_grant_is_never_approved_but_can_be_revoked() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock);
+    let id = stored_with(store.as_ref(), T0 + 1000, |g| {
+        g.quarantined = Some("damaged".into());
+        g.required.clear();
+    });
+    assert!(matches!(
+        svc.approve(&approver("bob"), &id),
+        Err(ServiceError::Conflict(_))
+    ));
+    let admin = Principal {
+        name: "root".into(),
+        roles: [Role::Admin].into(),
+        groups: vec![],
+        subject_roles: vec![],
+    };
+    let g = svc.revoke(&admin, &id, "salvaged").expect("revoke");
+    assert_eq!(g.state, GrantState::Revoked);
+    assert_eq!(g.ended_at, Some(T0));
+}
+
+#[test]
+fn end_due_expires_at_the_millisecond_and_records_the_lag() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock);
+    let expires = T0 + 60_000;
+    let active = stored_active(store.as_ref(), expires, |_| {});
+    let pending = stored_pending(store.as_ref(), "pipe", "alice", expires);
+
+    clock.set(expires - 1);
+    assert_eq!(svc.end_due(expires - 1).expect("sweep"), 0);
+    assert_eq!(
+        store.grant(&active).expect("read").expect("grant").state,
+        GrantState::Active
+    );
+
+    // The sweep runs for `expires` but 7 ms late.
+    clock.set(expires + 7);
+    assert_eq!(svc.end_due(expires).expect("sweep"), 2);
+    let g = store.grant(&active).expect("read").expect("grant");
+    assert_eq!(g.state, GrantState::Expired);
+    assert_eq!(g.ended_at, Some(expires + 7));
+    assert_eq!(g.revocation_lag_ms, Some(7));
+    let last = store.audit_of_grant(&active).expect("audit");
+    assert_eq!(
+        last.last().expect("record").draft.data["revocation-lag-ms"],
+        7
+    );
+    let p = store.grant(&pending).expect("read").expect("grant");
+    assert_eq!(p.state, GrantState::Lapsed);
+    assert_eq!(p.ended_at, Some(expires + 7));
+    assert_eq!(p.revocation_lag_ms, None);
+    // Nothing ends twice.
+    assert_eq!(svc.end_due(expires + 1000).expect("sweep"), 0);
+}
+
+#[test]
+fn ticket_close_revokes_only_the_open_grants_that_asked_for_it() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock);
+    let ticket = crate::request::Ticket {
+        id: "INC-9".into(),
+        state: TicketState::InProgress,
+        priority: 2,
+        assignee: None,
+        opened_at: crate::request::from_json(
+            r#"{"id":"r","subject":{"id":"a","kind":"human"},"task":"t","resource":"x","entitlement":"e",
+                "justification":"j","requested-ttl":60,"now":0}"#,
+        )
+        .expect("request")
+        .now,
+    };
+    let with_ticket = |revoke: bool| {
+        let ticket = ticket.clone();
+        move |g: &mut Grant| {
+            g.request.ticket = Some(ticket);
+            g.revoke_on_ticket_close = revoke;
+        }
+    };
+    let asked = stored_active(store.as_ref(), T0 + 60_000, with_ticket(true));
+    let pending = stored_with(store.as_ref(), T0 + 60_000, with_ticket(true));
+    let kept = stored_active(store.as_ref(), T0 + 60_000, with_ticket(false));
+    let pipe = pipeline();
+
+    assert!(
+        svc.ticket_event(&pipe, "INC-9", TicketState::OnHold)
+            .expect("event")
+            .is_empty()
+    );
+    clock.advance(5);
+    let mut revoked = svc
+        .ticket_event(&pipe, "INC-9", TicketState::Closed)
+        .expect("event");
+    revoked.sort();
+    let mut want = vec![asked.clone(), pending.clone()];
+    want.sort();
+    assert_eq!(revoked, want);
+    let g = store.grant(&asked).expect("read").expect("grant");
+    assert_eq!(g.state, GrantState::Revoked);
+    assert_eq!(g.ended_at, Some(T0 + 5));
+    assert_eq!(g.ended_by.as_deref(), Some("ticket INC-9"));
+    assert_eq!(g.end_reason.as_deref(), Some("ticket INC-9 is closed"));
+    assert_eq!(
+        store.grant(&kept).expect("read").expect("grant").state,
+        GrantState::Active
+    );
+    // A second close finds nothing left to end.
+    assert!(
+        svc.ticket_event(&pipe, "INC-9", TicketState::Resolved)
+            .expect("event")
+            .is_empty()
+    );
 }

@@ -1,0 +1,437 @@
+//! [`Grant::apply`]: the one way a grant changes. Pure: given the grant, an
+//! event, who caused it and the time, it changes the grant and returns what
+//! must be written with it (audit records, provisioning events, a review),
+//! or refuses. The service only loads, authorises, applies and stores.
+
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+use super::{Approval, Grant, GrantState, Millis};
+use crate::audit::{self, AuditDraft};
+use crate::decision::Outcome;
+use crate::request::TicketState;
+use crate::store::{Effects, OutboxEvent, Review};
+
+/// Something that happens to a grant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GrantEvent {
+    /// The request was decided. Only for a grant not yet decided: built in
+    /// `denied` with its outcome set and `decision` still null. Allow
+    /// activates it, require-approval makes it pending until
+    /// `now + approval_timeout_ms`, deny leaves it denied.
+    Decided {
+        /// The decision as explained ([`crate::Decision`] serialized).
+        decision: Value,
+        /// How long a pending grant waits for approvals.
+        approval_timeout_ms: i64,
+        /// The id of the review a break-glass activation opens.
+        review_id: Option<String>,
+    },
+    /// Every approval requirement is met: the grant becomes active.
+    Activate {
+        /// The id of the review a break-glass activation opens.
+        review_id: Option<String>,
+    },
+    /// The actor approves, with the groups they are in now. Counts toward
+    /// every requirement it matches; the last one needed activates. After
+    /// `lapses-at` the grant lapses instead (the caller answers 409).
+    Approve {
+        /// The approver's groups.
+        groups: Vec<String>,
+        /// The id of the review a break-glass activation opens.
+        review_id: Option<String>,
+    },
+    /// The actor refuses a pending grant. After `lapses-at` the grant lapses
+    /// instead.
+    Reject {
+        /// The approver's groups.
+        groups: Vec<String>,
+        /// Why.
+        reason: String,
+    },
+    /// An admin ends an active or pending grant.
+    Revoke {
+        /// Why.
+        reason: String,
+    },
+    /// The holder ends an active grant early.
+    Release,
+    /// The sweep ends an active grant whose `expires-at` is at or before
+    /// `due_by`.
+    Expire {
+        /// The sweep's cut-off.
+        due_by: Millis,
+    },
+    /// The sweep ends a pending grant whose `lapses-at` is at or before
+    /// `due_by`.
+    Lapse {
+        /// The sweep's cut-off.
+        due_by: Millis,
+    },
+    /// The grant's ticket reached `state`; a grant that asked to end with
+    /// its ticket is revoked when the state is finished.
+    TicketEnd {
+        /// The ticket.
+        ticket: String,
+        /// Its new state.
+        state: TicketState,
+    },
+}
+
+/// Why [`Grant::apply`] refused an event. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IllegalTransition {
+    /// The lifecycle has no such edge from the grant's state (or the event
+    /// does not apply yet, e.g. an expiry before `expires-at`).
+    #[error("grant {id} is {from}; it cannot become {to}")]
+    State {
+        /// The grant.
+        id: String,
+        /// Its state.
+        from: &'static str,
+        /// The refused target.
+        to: &'static str,
+    },
+    /// The actor may not approve or reject this grant.
+    #[error("{0}")]
+    NotEligible(String),
+    /// The grant's stored document was damaged; it can only be ended.
+    #[error(
+        "grant {id} is quarantined (its stored document is damaged: {why}); it can only be ended"
+    )]
+    Quarantined {
+        /// The grant.
+        id: String,
+        /// Why it was quarantined.
+        why: String,
+    },
+    /// The same person already approved.
+    #[error("{approver} has already approved grant {id}")]
+    AlreadyApproved {
+        /// The grant.
+        id: String,
+        /// The approver, as named in this call.
+        approver: String,
+    },
+}
+
+/// A name compared for identity: Unicode-compatibility-normalised (NFKC),
+/// case-folded and trimmed, so `Alice`, ` alice ` and the full-width
+/// `ａｌｉｃｅ` are one person.
+pub fn identity_key(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    name.trim().nfkc().collect::<String>().to_lowercase()
+}
+
+impl GrantState {
+    /// The states a grant may begin in, once decided (the edges out of
+    /// creation; [`GrantState::can_become`] holds the rest).
+    pub fn can_begin_as(self) -> bool {
+        matches!(
+            self,
+            GrantState::Active | GrantState::Pending | GrantState::Denied
+        )
+    }
+}
+
+impl Grant {
+    /// Apply `event`, caused by `actor`, at `now`: the grant changes and the
+    /// returned effects must be stored with it, in one transaction; or the
+    /// event is refused and the grant is untouched. Every edge taken is one
+    /// of [`GrantState::can_become`] (or [`GrantState::can_begin_as`] for
+    /// [`GrantEvent::Decided`]).
+    pub fn apply(
+        &mut self,
+        event: GrantEvent,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Effects, IllegalTransition> {
+        use GrantState::*;
+        match event {
+            GrantEvent::Decided {
+                decision,
+                approval_timeout_ms,
+                review_id,
+            } => {
+                let to = match self.outcome {
+                    Outcome::Allow => Active,
+                    Outcome::RequireApproval => Pending,
+                    Outcome::Deny => Denied,
+                };
+                let undecided = self.state == Denied
+                    && self.decision.is_null()
+                    && self.quarantined.is_none()
+                    && self.issued_at.is_none()
+                    && self.ended_at.is_none();
+                if !undecided || !to.can_begin_as() {
+                    return Err(self.illegal(to));
+                }
+                self.decision = decision;
+                let mut fx = Effects::default();
+                match to {
+                    Pending => {
+                        self.state = Pending;
+                        self.lapses_at = Some(now + approval_timeout_ms);
+                        fx.audit.push(transition_record(
+                            self,
+                            "created",
+                            actor,
+                            "awaiting approval",
+                            now,
+                        ));
+                    }
+                    Active => self.activate(&mut fx, actor, now, review_id),
+                    _ => {}
+                }
+                Ok(fx)
+            }
+            GrantEvent::Activate { review_id } => {
+                self.require(&[Pending], Active)?;
+                self.not_quarantined()?;
+                if !self.unmet().is_empty() {
+                    return Err(self.illegal(Active));
+                }
+                let mut fx = Effects::default();
+                self.lapses_at = None;
+                self.activate(&mut fx, actor, now, review_id);
+                Ok(fx)
+            }
+            GrantEvent::Approve { groups, review_id } => {
+                self.require(&[Pending], Active)?;
+                if let Some(fx) = self.lapse_if_due(now) {
+                    return Ok(fx);
+                }
+                self.not_quarantined()?;
+                self.eligible_approver(actor, &groups)?;
+                if self
+                    .approvals
+                    .iter()
+                    .any(|a| identity_key(&a.approver) == identity_key(actor))
+                {
+                    return Err(IllegalTransition::AlreadyApproved {
+                        id: self.id.clone(),
+                        approver: actor.to_string(),
+                    });
+                }
+                let approval = Approval {
+                    approver: actor.to_string(),
+                    groups,
+                    at: now,
+                };
+                let mut fx = Effects::default();
+                fx.audit.push(
+                    AuditDraft::new(now, audit::kind::APPROVAL, actor, json!(approval))
+                        .grant(&self.id)
+                        .request(&self.request.id),
+                );
+                self.approvals.push(approval);
+                if self.unmet().is_empty() {
+                    self.lapses_at = None;
+                    self.activate(&mut fx, actor, now, review_id);
+                }
+                Ok(fx)
+            }
+            GrantEvent::Reject { groups, reason } => {
+                self.require(&[Pending], Rejected)?;
+                if let Some(fx) = self.lapse_if_due(now) {
+                    return Ok(fx);
+                }
+                self.eligible_approver(actor, &groups)?;
+                Ok(self.end(Rejected, actor, &reason, now))
+            }
+            GrantEvent::Revoke { reason } => {
+                self.require(&[Active, Pending], Revoked)?;
+                Ok(self.end(Revoked, actor, &reason, now))
+            }
+            GrantEvent::Release => {
+                self.require(&[Active], Released)?;
+                Ok(self.end(Released, actor, "released early by its holder", now))
+            }
+            GrantEvent::Expire { due_by } => {
+                self.require(&[Active], Expired)?;
+                if self.expires_at.is_none_or(|e| e > due_by) {
+                    return Err(self.illegal(Expired));
+                }
+                let mut fx = self.end(Expired, actor, "expired", now);
+                self.revocation_lag_ms = self.expires_at.map(|e| now - e);
+                if let Some(d) = fx.audit.last_mut() {
+                    d.data["revocation-lag-ms"] = json!(self.revocation_lag_ms);
+                }
+                Ok(fx)
+            }
+            GrantEvent::Lapse { due_by } => {
+                self.require(&[Pending], Lapsed)?;
+                if self.lapses_at.is_none_or(|l| l > due_by) {
+                    return Err(self.illegal(Lapsed));
+                }
+                Ok(self.end(Lapsed, actor, "no approval before the deadline", now))
+            }
+            GrantEvent::TicketEnd { ticket, state } => {
+                self.require(&[Active, Pending], Revoked)?;
+                if !state.is_finished() || !self.revoke_on_ticket_close {
+                    return Err(self.illegal(Revoked));
+                }
+                let why = format!(
+                    "ticket {ticket} is {}",
+                    serde_json::to_value(state)
+                        .unwrap_or_default()
+                        .as_str()
+                        .unwrap_or("closed")
+                );
+                Ok(self.end(Revoked, actor, &why, now))
+            }
+        }
+    }
+
+    fn illegal(&self, to: GrantState) -> IllegalTransition {
+        IllegalTransition::State {
+            id: self.id.clone(),
+            from: self.state.as_str(),
+            to: to.as_str(),
+        }
+    }
+
+    fn require(&self, from: &[GrantState], to: GrantState) -> Result<(), IllegalTransition> {
+        if from.contains(&self.state) && self.state.can_become(to) {
+            Ok(())
+        } else {
+            Err(self.illegal(to))
+        }
+    }
+
+    /// A pending grant whose approval deadline has passed lapses now,
+    /// whether or not the sweep has come by yet: an approval that arrives
+    /// after `lapses-at` must not activate it.
+    fn lapse_if_due(&mut self, now: Millis) -> Option<Effects> {
+        let due = self.state == GrantState::Pending && self.lapses_at.is_some_and(|l| l <= now);
+        due.then(|| {
+            self.end(
+                GrantState::Lapsed,
+                "scheduler",
+                "no approval before the deadline",
+                now,
+            )
+        })
+    }
+
+    /// A grant salvaged from a damaged row may be ended, never approved: its
+    /// approval requirements may be among what was lost.
+    fn not_quarantined(&self) -> Result<(), IllegalTransition> {
+        match &self.quarantined {
+            Some(why) => Err(IllegalTransition::Quarantined {
+                id: self.id.clone(),
+                why: why.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn eligible_approver(&self, actor: &str, groups: &[String]) -> Result<(), IllegalTransition> {
+        let me = identity_key(actor);
+        if me == identity_key(&self.request.subject.id) || me == identity_key(&self.requested_by) {
+            return Err(IllegalTransition::NotEligible(
+                "nobody may approve their own request (made by them or for them)".into(),
+            ));
+        }
+        let wanted: BTreeSet<&String> = self.required.iter().flat_map(|r| &r.groups).collect();
+        if !groups.iter().any(|ag| wanted.contains(ag)) {
+            let want: Vec<&str> = wanted.iter().map(|s| s.as_str()).collect();
+            return Err(IllegalTransition::NotEligible(format!(
+                "{actor} is in none of the approver groups [{}]",
+                want.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    fn activate(&mut self, fx: &mut Effects, actor: &str, now: Millis, review_id: Option<String>) {
+        let from = if self.issued_at.is_none() && self.approvals.is_empty() {
+            "created"
+        } else {
+            self.state.as_str()
+        };
+        self.state = GrantState::Active;
+        self.issued_at = Some(now);
+        self.expires_at = Some(now + self.ttl as i64 * 1000);
+        fx.audit
+            .push(transition_record(self, from, actor, "granted", now));
+        fx.outbox.push(event(self, "grant-activated", now));
+        if self.break_glass {
+            fx.review = Some(Review {
+                id: review_id.unwrap_or_else(|| format!("rv-{}", self.id)),
+                grant_id: self.id.clone(),
+                opened_at: now,
+                closed_at: None,
+                closed_by: None,
+                note: None,
+            });
+            fx.audit.push(
+                AuditDraft::new(
+                    now,
+                    audit::kind::REVIEW,
+                    actor,
+                    json!({"opened": true, "reason": "break-glass grant"}),
+                )
+                .grant(&self.id),
+            );
+        }
+    }
+
+    fn end(&mut self, to: GrantState, actor: &str, why: &str, now: Millis) -> Effects {
+        let was_active = self.state == GrantState::Active;
+        let from = self.state.as_str();
+        self.state = to;
+        self.ended_at = Some(now);
+        self.ended_by = Some(actor.to_string());
+        self.end_reason = Some(why.to_string());
+        let mut fx = Effects::default();
+        fx.audit
+            .push(transition_record(self, from, actor, why, now));
+        if was_active {
+            fx.outbox.push(event(self, "grant-ended", now));
+        }
+        fx
+    }
+}
+
+fn transition_record(g: &Grant, from: &str, actor: &str, why: &str, now: Millis) -> AuditDraft {
+    AuditDraft::new(
+        now,
+        audit::kind::TRANSITION,
+        actor,
+        json!({"from": from, "to": g.state.as_str(), "reason": why, "expires-at": g.expires_at}),
+    )
+    .grant(&g.id)
+    .request(&g.request.id)
+}
+
+/// The provisioning event; the store assigns its `sequence` when queued.
+fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
+    let id = format!("{}:{kind}", g.id);
+    OutboxEvent {
+        payload: json!({
+            "event-id": id,
+            "kind": kind,
+            "grant-id": g.id,
+            "state": g.state.as_str(),
+            "subject": g.request.subject.id,
+            "task": g.request.task,
+            "resource": g.request.resource,
+            "entitlement": g.request.entitlement,
+            "ticket": g.ticket_id(),
+            "issued-at": g.issued_at,
+            "expires-at": g.expires_at,
+            "ended-at": g.ended_at,
+            "end-reason": g.end_reason,
+        }),
+        id,
+        grant_id: g.id.clone(),
+        kind: kind.to_string(),
+        created_at: now,
+        attempts: 0,
+        sequence: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

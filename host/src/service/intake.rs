@@ -1,0 +1,256 @@
+//! Intake: parsing a request with the server's `now`, dry runs, and
+//! [`Service::request`], which decides and stores the resulting grant.
+
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+use super::{Principal, Role, Service, ServiceError, body_hash, bounded, new_id};
+use crate::audit::{self, AuditDraft};
+use crate::decision::{Decision, Outcome};
+use crate::grant::{Grant, GrantEvent, GrantState, Millis};
+use crate::request::{Request, RequestError};
+use crate::store::{Effects, StoreError};
+
+impl Service {
+    /// Parse a request body sent by `actor`, with the server's `now`, after
+    /// checking who may ask for whom.
+    fn parse(&self, actor: &Principal, body: Value, now: Millis) -> Result<Request, ServiceError> {
+        let obj = body.as_object().ok_or_else(|| ServiceError::BadRequest {
+            field: "request".into(),
+            message: "must be a JSON object".into(),
+        })?;
+        if obj.contains_key("now") {
+            return Err(ServiceError::BadRequest {
+                field: "now".into(),
+                message: "is set by the server; remove it".into(),
+            });
+        }
+        let mut with_now = body;
+        with_now["now"] = json!(now / 1000);
+        let mut req = crate::request::from_value(with_now)?;
+        actor.authorize_subject(&mut req)?;
+        Ok(req)
+    }
+
+    /// Decide without granting (dry run). Only the audit record is stored;
+    /// if it cannot be, the answer is an error, never a decision. Blocks
+    /// until the record is committed: call it from a blocking thread, or use
+    /// [`Service::dry_run_async`].
+    pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
+        let (req, now) = self.dry_run_parse(actor, body.clone())?;
+        let (req, result) = self.decide(req)?;
+        let (draft, result) = dry_run_record(
+            &req,
+            now,
+            actor,
+            result,
+            self.config.invalid_body_excerpt_bytes,
+        );
+        self.append_one(draft)?;
+        Ok(result?)
+    }
+
+    /// [`Service::dry_run`] for async callers: the decision runs on the
+    /// evaluator's threads (never on the async workers: a hostile policy's
+    /// budget is milliseconds, enough to stall every other endpoint), and
+    /// neither that wait nor the one for the group-committed record holds
+    /// a thread.
+    pub async fn dry_run_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        body: Value,
+    ) -> Result<Decision, ServiceError> {
+        let (req, now) = self.dry_run_parse(actor, body)?;
+        let (req, result) = self.decide_async(req).await?;
+        let (draft, result) = dry_run_record(
+            &req,
+            now,
+            actor,
+            result,
+            self.config.invalid_body_excerpt_bytes,
+        );
+        self.append_async(draft).await?;
+        Ok(result?)
+    }
+
+    /// Append one record that changes no grant, through group commit,
+    /// without holding a thread while it waits.
+    pub async fn append_async(self: &Arc<Self>, draft: AuditDraft) -> Result<(), ServiceError> {
+        match &self.group_commit {
+            Some(gc) => gc.submit(draft).await?,
+            None => {
+                let svc = self.clone();
+                tokio::task::spawn_blocking(move || svc.store.append_audit(vec![draft]))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("audit append: {e}")))??
+            }
+        }
+        Ok(())
+    }
+
+    /// A dry run's request, once its sender may ask.
+    fn dry_run_parse(
+        &self,
+        actor: &Principal,
+        body: Value,
+    ) -> Result<(Request, Millis), ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
+        let now = self.now();
+        Ok((self.parse(actor, body, now)?, now))
+    }
+
+    /// Request access: decide, and store the resulting grant (active,
+    /// pending or denied). Returns the grant and whether it was new.
+    pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
+        let now = self.now();
+        let hash = body_hash(body);
+        let req = match self.parse(actor, body.clone(), now) {
+            Ok(r) => r,
+            Err(ServiceError::Invalid(e)) => {
+                self.store.append_audit(vec![AuditDraft::new(
+                    now,
+                    audit::kind::REQUEST,
+                    &actor.name,
+                    json!({"body": bounded::body_evidence(body, self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
+                )])?;
+                return Err(e.into());
+            }
+            Err(other) => return Err(other),
+        };
+        // An id that cannot be stored cannot have been: no look-up (a NUL
+        // in a PostgreSQL query parameter fails the query); the decision
+        // below refuses it naming `id`.
+        if storable_id(&req.id)
+            && let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)?
+        {
+            return self.replay(existing, &hash);
+        }
+        let (req, decided) = self.decide(req)?;
+        let decision = match decided {
+            Ok(d) => d,
+            Err(e) => {
+                let mut draft = AuditDraft::new(
+                    now,
+                    audit::kind::REQUEST,
+                    &actor.name,
+                    json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
+                );
+                if storable_id(&req.id) {
+                    draft = draft.request(&req.id);
+                }
+                self.store.append_audit(vec![draft])?;
+                return Err(e.into());
+            }
+        };
+        let break_glass = self.config.break_glass_tasks.contains(&req.task);
+        let mut grant = Grant {
+            id: new_id("g"),
+            body_hash: hash.clone(),
+            requested_by: actor.name.clone(),
+            state: GrantState::Denied,
+            outcome: decision.outcome,
+            required: decision.approvals.clone(),
+            decision: Value::Null,
+            approvals: Vec::new(),
+            ttl: decision.ttl,
+            revoke_on_ticket_close: decision.revoke_on_ticket_close,
+            break_glass,
+            created_at: now,
+            issued_at: None,
+            expires_at: None,
+            lapses_at: None,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            revocation_lag_ms: None,
+            quarantined: None,
+            request: req,
+        };
+        let mut effects = Effects::default();
+        effects.audit.push(
+            AuditDraft::new(
+                now,
+                audit::kind::REQUEST,
+                &actor.name,
+                json!({"request": grant.request, "decision": decision}),
+            )
+            .grant(&grant.id)
+            .request(&grant.request.id),
+        );
+        let review_id = (break_glass && decision.outcome == Outcome::Allow).then(|| new_id("rv"));
+        let decided = grant.apply(
+            GrantEvent::Decided {
+                decision: json!(decision),
+                approval_timeout_ms: self.config.approval_timeout_secs as i64 * 1000,
+                review_id,
+            },
+            &actor.name,
+            now,
+        )?;
+        effects.audit.extend(decided.audit);
+        effects.outbox.extend(decided.outbox);
+        effects.review = decided.review;
+        match self.store.create_grant(&grant, effects) {
+            Ok(()) => {}
+            Err(StoreError::DuplicateRequest(_)) => {
+                // Lost a race with the same id: answer as a replay.
+                let existing = self
+                    .store
+                    .grant_by_request(&actor.name, &grant.request.id)?
+                    .ok_or_else(|| ServiceError::Unavailable("grant vanished".into()))?;
+                return self.replay(existing, &hash);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        if grant.state == GrantState::Active {
+            self.outbox_changed.notify_one();
+        }
+        if !grant.state.is_final() {
+            self.deadline_changed.notify_one();
+        }
+        Ok((grant, true))
+    }
+
+    fn replay(&self, existing: Grant, hash: &str) -> Result<(Grant, bool), ServiceError> {
+        if existing.body_hash == hash {
+            Ok((existing, false))
+        } else {
+            Err(ServiceError::Conflict(format!(
+                "request id `{}` was already used with a different body (grant {})",
+                existing.request.id, existing.id
+            )))
+        }
+    }
+}
+
+/// Whether a request id may go into the audit record's indexed
+/// `request-id` column. An invalid request's id is still evidence (it stays
+/// in the record's JSON, escaped), but a control character in a column
+/// fails the write — with PostgreSQL, a NUL failed the whole group-commit
+/// batch, refusing other clients' decisions.
+fn storable_id(id: &str) -> bool {
+    !id.chars().any(char::is_control)
+}
+
+/// The dry run's record, which must be stored before its decision may be
+/// given.
+fn dry_run_record(
+    req: &Request,
+    now: Millis,
+    actor: &Principal,
+    result: Result<Decision, RequestError>,
+    excerpt_bytes: usize,
+) -> (AuditDraft, Result<Decision, RequestError>) {
+    let data = match &result {
+        Ok(d) => json!({"request": req, "decision": d}),
+        Err(e) => {
+            json!({"request": bounded::body_evidence(&json!(req), excerpt_bytes), "invalid": {"field": e.field, "message": e.message}})
+        }
+    };
+    let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
+    if storable_id(&req.id) {
+        draft = draft.request(&req.id);
+    }
+    (draft, result)
+}

@@ -1,0 +1,163 @@
+//! The grant workflow after intake: reading grants, approvals, rejection,
+//! revocation, release and ticket events, each one [`crate::grant::Grant::apply`]
+//! inside a store transaction.
+
+use serde_json::json;
+
+use super::{Principal, Role, Service, ServiceError, new_id};
+use crate::audit::{self, AuditDraft};
+use crate::grant::{Grant, GrantEvent, GrantState};
+use crate::request::TicketState;
+use crate::store::GrantFilter;
+
+impl Service {
+    /// One grant, if `actor` may see it.
+    pub fn grant(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
+        let g = self
+            .store
+            .grant(id)?
+            .ok_or_else(|| ServiceError::NotFound(format!("grant {id}")))?;
+        actor.may_see(&g)?;
+        Ok(g)
+    }
+
+    /// Grants matching `filter` that `actor` may see (requesters: their own).
+    pub fn grants(
+        &self,
+        actor: &Principal,
+        mut filter: GrantFilter,
+    ) -> Result<Vec<Grant>, ServiceError> {
+        if actor.sees_only_own() {
+            match &filter.subject {
+                Some(s) if *s != actor.name => {
+                    return Err(ServiceError::Forbidden(
+                        "a requester may only list their own grants".into(),
+                    ));
+                }
+                _ => filter.subject = Some(actor.name.clone()),
+            }
+        }
+        Ok(self.store.grants(&filter)?)
+    }
+
+    /// Approve a pending grant.
+    pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Approver])?;
+        let now = self.now();
+        let g = self.store.update_grant(id, &mut |g| {
+            let review_id = g.break_glass.then(|| new_id("rv"));
+            let event = GrantEvent::Approve {
+                groups: actor.groups.clone(),
+                review_id,
+            };
+            Ok(Some(g.apply(event, &actor.name, now)?))
+        })?;
+        // Applied after `lapses-at`: the grant lapsed instead.
+        let lapsed = g.state == GrantState::Lapsed;
+        if lapsed {
+            return Err(lapsed_error(&g));
+        }
+        if g.state == GrantState::Active {
+            self.outbox_changed.notify_one();
+            self.deadline_changed.notify_one();
+        }
+        Ok(g)
+    }
+
+    /// Reject a pending grant (any eligible approver).
+    pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Approver])?;
+        let now = self.now();
+        let g = self.store.update_grant(id, &mut |g| {
+            let event = GrantEvent::Reject {
+                groups: actor.groups.clone(),
+                reason: reason.to_string(),
+            };
+            Ok(Some(g.apply(event, &actor.name, now)?))
+        })?;
+        // Applied after `lapses-at`: the grant lapsed instead.
+        let lapsed = g.state == GrantState::Lapsed;
+        if lapsed {
+            return Err(lapsed_error(&g));
+        }
+        Ok(g)
+    }
+
+    /// Revoke an active or pending grant (admin).
+    pub fn revoke(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Admin])?;
+        let now = self.now();
+        let g = self.store.update_grant(id, &mut |g| {
+            let event = GrantEvent::Revoke {
+                reason: reason.to_string(),
+            };
+            Ok(Some(g.apply(event, &actor.name, now)?))
+        })?;
+        self.outbox_changed.notify_one();
+        Ok(g)
+    }
+
+    /// Release an active grant early (its holder, or a pipeline for them).
+    pub fn release(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline])?;
+        let now = self.now();
+        let g = self.store.update_grant(id, &mut |g| {
+            if !actor.has(Role::Pipeline) && g.request.subject.id != actor.name {
+                return Err(ServiceError::Forbidden(
+                    "only the grant's holder may release it".into(),
+                ));
+            }
+            Ok(Some(g.apply(GrantEvent::Release, &actor.name, now)?))
+        })?;
+        self.outbox_changed.notify_one();
+        Ok(g)
+    }
+
+    /// A ticket changed state; `resolved`/`closed` revokes its grants that
+    /// asked for it. Returns the ids revoked.
+    pub fn ticket_event(
+        &self,
+        actor: &Principal,
+        ticket: &str,
+        state: TicketState,
+    ) -> Result<Vec<String>, ServiceError> {
+        actor.require_any(&[Role::Pipeline, Role::Admin])?;
+        let now = self.now();
+        self.store.append_audit(vec![AuditDraft::new(
+            now,
+            audit::kind::TICKET_EVENT,
+            &actor.name,
+            json!({"ticket": ticket, "state": state}),
+        )])?;
+        if !state.is_finished() {
+            return Ok(Vec::new());
+        }
+        let by = format!("ticket {ticket}");
+        let mut revoked = Vec::new();
+        for id in self.store.open_grants_of_ticket(ticket)? {
+            let g = self.store.update_grant(&id, &mut |g| {
+                let event = GrantEvent::TicketEnd {
+                    ticket: ticket.to_string(),
+                    state,
+                };
+                // Ended already, or not tied to its ticket: left alone.
+                Ok(g.apply(event, &by, now).ok())
+            })?;
+            if g.state == GrantState::Revoked && g.ended_by.as_deref() == Some(by.as_str()) {
+                revoked.push(id);
+            }
+        }
+        if !revoked.is_empty() {
+            self.outbox_changed.notify_one();
+        }
+        Ok(revoked)
+    }
+}
+
+fn lapsed_error(g: &Grant) -> ServiceError {
+    ServiceError::IllegalTransition {
+        id: g.id.clone(),
+        from: g.state.as_str(),
+        to: GrantState::Active.as_str(),
+    }
+}
