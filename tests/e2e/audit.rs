@@ -10,21 +10,10 @@ use jitgate::grant::Grant;
 use jitgate::store::Effects;
 use jitgate_tests::http::{get, post, send};
 use jitgate_tests::jitgate_bin;
-use jitgate_tests::server::{Backend, Server, TestStore, body, write_config_with};
+use jitgate_tests::server::{Backend, Guard, Server, TestStore, body, start, write_config_with};
 use serde_json::json;
 use std::path::Path;
 use std::process::Command;
-
-/// Keeps a test's files and database alive (dropped after its server).
-type Guard = (tempfile::TempDir, TestStore);
-
-fn start(b: Backend, extra: &str) -> (Guard, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = TestStore::new(b, dir.path());
-    let cfg = write_config_with(dir.path(), &store.url, extra);
-    let server = Server::start(&cfg);
-    ((dir, store), server)
-}
 
 /// Run the `jitgate` binary: (success, stdout, stderr).
 fn jitgate(args: &[&str]) -> (bool, String, String) {
@@ -494,18 +483,6 @@ fn postgres_password_in_the_store_url_is_never_shown() {
         err.contains("postgres://postgres@127.0.0.1:1/x?password=REDACTED"),
         "{err}"
     );
-}
-
-/// Each listed test runs as `audit::sqlite::NAME` and `audit::postgres::NAME`.
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
 }
 
 both_stores!(

@@ -3,30 +3,9 @@
 
 use jitgate_tests::http::{get, post, send};
 use jitgate_tests::jitgate_audit;
-use jitgate_tests::server::{Backend, Server, TestStore, body, wait_for, write_config_with};
+use jitgate_tests::server::{Backend, Server, TestStore, body, start, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-type Guard = (tempfile::TempDir, TestStore);
-
-fn start(b: Backend, extra: &str) -> (Guard, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = TestStore::new(b, dir.path());
-    let cfg = write_config_with(dir.path(), &store.url, extra);
-    let server = Server::start(&cfg);
-    ((dir, store), server)
-}
-
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
-}
 
 fn id_of(v: &Value) -> String {
     v["id"].as_str().unwrap_or_default().to_string()

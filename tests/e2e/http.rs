@@ -5,22 +5,12 @@
 //! size and a short excerpt.
 
 use jitgate_tests::http::{get, post, send};
-use jitgate_tests::server::{Backend, Server, TestStore, body, wait_for, write_config_with};
+use jitgate_tests::server::{Backend, Server, body, start, wait_for};
 use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-type Guard = (tempfile::TempDir, TestStore);
-
-fn start(b: Backend, extra: &str) -> (Guard, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = TestStore::new(b, dir.path());
-    let cfg = write_config_with(dir.path(), &store.url, extra);
-    let server = Server::start(&cfg);
-    ((dir, store), server)
-}
 
 /// Open a connection and send a request head one byte every 200 ms, for up
 /// to `for_at_most`. Returns how long the server let it live (None if it
@@ -278,18 +268,6 @@ fn invalid_body_flood_is_audited_by_digest_size_and_excerpt(b: Backend) {
     );
     let v = get(s.addr, "/v1/audit/verify", Some("t-audit")).json();
     assert_eq!(v["ok"], true, "{v}");
-}
-
-/// Each listed test runs as `http::sqlite::NAME` and `http::postgres::NAME`.
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
 }
 
 both_stores!(

@@ -1,6 +1,19 @@
 //! End-to-end tests: the real engine and CLI against compiled example
 //! policies and hostile guests. One test binary, so wasmtime links once.
 
+/// One set of tests, two stores: each listed test runs as
+/// `<module>::sqlite::NAME` and `<module>::postgres::NAME`.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
+        }
+        mod postgres {
+            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
+        }
+    };
+}
+
 mod audit;
 mod cli;
 mod clients;

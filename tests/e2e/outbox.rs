@@ -356,18 +356,6 @@ fn fx(g: &Grant, kind: &str, at: i64) -> Effects {
     }
 }
 
-/// Each listed test runs as `outbox::sqlite::NAME` and `outbox::postgres::NAME`.
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
-}
-
 both_stores!(
     events_queued_before_the_upgrade_get_their_grants_sequence,
     revoked_within_the_activation_backoff_reaches_the_target_activated_then_ended,

@@ -3,33 +3,9 @@
 //! release, roles, malformed input, and the audit chain.
 
 use jitgate_tests::http::{get, post, send};
-use jitgate_tests::server::{Backend, Server, TestStore, body, wait_for, write_config_with};
+use jitgate_tests::server::{Backend, Server, body, start, wait_for};
 use serde_json::{Value, json};
 use std::time::Duration;
-
-/// Keeps a test's files and database alive (dropped after its server).
-type Guard = (tempfile::TempDir, TestStore);
-
-fn start(b: Backend, extra: &str) -> (Guard, Server) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = TestStore::new(b, dir.path());
-    let cfg = write_config_with(dir.path(), &store.url, extra);
-    let server = Server::start(&cfg);
-    ((dir, store), server)
-}
-
-/// One set of tests, two stores: each listed test runs as
-/// `service::sqlite::NAME` and `service::postgres::NAME`.
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
-}
 
 fn grant_state(s: &Server, id: &str) -> Value {
     get(s.addr, &format!("/v1/grants/{id}"), Some("t-admin")).json()

@@ -329,17 +329,6 @@ fn one_unstorable_record_fails_only_its_own_caller(b: Backend) {
     assert_eq!(jitgate::audit::verify(&stored), Ok(stored.len() as u64));
 }
 
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test] fn $name() { super::$name(super::Backend::Sqlite) })*
-        }
-        mod postgres {
-            $(#[test] fn $name() { super::$name(super::Backend::Postgres) })*
-        }
-    };
-}
-
 both_stores!(
     one_unstorable_record_fails_only_its_own_caller,
     duplicate_request_id_is_refused_naming_the_grant,

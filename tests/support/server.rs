@@ -101,6 +101,18 @@ impl TestStore {
     }
 }
 
+/// Keeps a test's files and database alive (dropped after its server).
+pub type Guard = (tempfile::TempDir, TestStore);
+
+/// A server on a fresh store of `backend`, configured with `extra` TOML.
+pub fn start(backend: Backend, extra: &str) -> (Guard, Server) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = TestStore::new(backend, dir.path());
+    let cfg = write_config_with(dir.path(), &store.url, extra);
+    let server = Server::start(&cfg);
+    ((dir, store), server)
+}
+
 /// Write a config for a test server into `dir` (SQLite in `dir`).
 pub fn write_config(dir: &Path, extra: &str) -> PathBuf {
     write_config_with(dir, &dir.join("jitgate.db").display().to_string(), extra)
