@@ -23,10 +23,18 @@ pub struct TestArgs {
     /// Also list passing cases.
     #[arg(long, short)]
     verbose: bool,
+    /// Wall-clock deadline of one policy evaluation, milliseconds. Fixtures
+    /// check a policy's rules, not the speed of the machine they run on: a
+    /// loaded build machine must not turn a slow evaluation into a deny, so
+    /// the default is 1000 rather than the service's 50 (fuel still bounds
+    /// every evaluation). Pass 50 to hold fixtures to the production deadline.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    timeout_ms: u64,
 }
 
 /// Exits 1 on any failing case or unreadable file, or when nothing ran.
-pub fn run(args: TestArgs, engine: EngineConfig) -> Result<ExitCode> {
+pub fn run(args: TestArgs, mut engine: EngineConfig) -> Result<ExitCode> {
+    engine.sandbox.timeout = std::time::Duration::from_millis(args.timeout_ms);
     let opts = RunOptions {
         policy_dir: args.policy_dir,
         filter: args.filter,
