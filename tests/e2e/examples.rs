@@ -4,11 +4,10 @@
 use jitgate::{Engine, EngineConfig, Isolation, Outcome};
 use jitgate_tests::*;
 
+/// The example set with a wall-clock budget no loaded machine exhausts
+/// (see [`examples_with`]).
 fn examples() -> Engine {
-    let mut e = Engine::new(EngineConfig::default()).expect("engine");
-    let n = e.load_dir(&policy_dir()).expect("example policies load");
-    assert_eq!(n, 6);
-    e
+    examples_with(EngineConfig::default())
 }
 
 #[test]
@@ -225,7 +224,8 @@ fn examples_with(config: EngineConfig) -> Engine {
         ..config
     })
     .expect("engine");
-    e.load_dir(&policy_dir()).expect("example policies load");
+    let n = e.load_dir(&policy_dir()).expect("example policies load");
+    assert_eq!(n, 6);
     e
 }
 
