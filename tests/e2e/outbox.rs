@@ -264,7 +264,7 @@ fn claims_hold_a_grants_later_event_until_the_earlier_one_is_delivered(b: Backen
     s.outbox_failed("g1:grant-activated", 5_000, "503")
         .expect("failed");
     // Revoked while the activation waits for its retry.
-    s.update_grant("g1", &mut |g| {
+    s.update_grant::<jitgate::store::StoreError>("g1", &mut |g| {
         g.state = GrantState::Revoked;
         Ok(Some(fx(g, "grant-ended", 20)))
     })

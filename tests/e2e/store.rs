@@ -101,12 +101,17 @@ fn update_grant_rolls_back_on_closure_error(b: Backend) {
     );
     assert_eq!(s.audit_page(0, 100).expect("audit").len(), 1);
     // Ok(None) writes nothing either; a missing grant is NotFound.
-    let g = s.update_grant("g1", &mut |_| Ok(None)).expect("noop");
+    let g = s
+        .update_grant::<StoreError>("g1", &mut |_| Ok(None))
+        .expect("noop");
     assert_eq!(g.state, GrantState::Active);
-    assert!(s.update_grant("nope", &mut |_| Ok(None)).is_err());
+    assert!(
+        s.update_grant::<StoreError>("nope", &mut |_| Ok(None))
+            .is_err()
+    );
     // A committed change carries its effects.
     let g = s
-        .update_grant("g1", &mut |g| {
+        .update_grant::<StoreError>("g1", &mut |g| {
             g.state = GrantState::Revoked;
             Ok(Some(effects(g, "grant-ended")))
         })
@@ -240,7 +245,7 @@ fn replicas_racing_end_each_grant_once(b: Backend) {
                         if ids.is_empty() {
                             break;
                         }
-                        r.update_grants(&ids, &mut |g| {
+                        r.update_grants::<StoreError>(&ids, &mut |g| {
                             if g.state != GrantState::Active {
                                 return Ok(None); // someone else got there first
                             }

@@ -209,7 +209,7 @@ pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) 
             svc.store().outbox_claim(now_millis(), LEASE, CLAIM)
         })
         .await
-        .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(e.to_string())));
+        .unwrap_or_else(|e| Err(crate::store::StoreError::Backend(Box::new(e))));
         let due = match due {
             Ok(d) => d,
             Err(e) => {

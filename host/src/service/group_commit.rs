@@ -53,7 +53,7 @@ impl GroupCommit {
             answer
                 .await
                 .map_err(|_| stopped())?
-                .map_err(StoreError::Backend)
+                .map_err(|e| StoreError::Backend(e.into()))
         }
     }
 
@@ -64,7 +64,7 @@ impl GroupCommit {
         answer
             .blocking_recv()
             .map_err(|_| stopped())?
-            .map_err(StoreError::Backend)
+            .map_err(|e| StoreError::Backend(e.into()))
     }
 }
 

@@ -82,7 +82,7 @@ impl Service {
                 let svc = self.clone();
                 tokio::task::spawn_blocking(move || svc.store.append_audit(vec![draft]))
                     .await
-                    .map_err(|e| StoreError::Backend(format!("audit append: {e}")))??
+                    .map_err(|e| StoreError::Backend(format!("audit append: {e}").into()))??
             }
         }
         Ok(())

@@ -164,7 +164,7 @@ impl Service {
                 Box::pin(async move {
                     tokio::task::spawn_blocking(move || store.append_audit(vec![d]))
                         .await
-                        .map_err(|e| StoreError::Backend(format!("audit append: {e}")))?
+                        .map_err(|e| StoreError::Backend(format!("audit append: {e}").into()))?
                 })
             }
         }

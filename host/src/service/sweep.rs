@@ -17,7 +17,7 @@ impl Service {
             let batch = ids.len();
             let mut lags = Vec::new();
             let mut changed = 0;
-            self.store.update_grants(&ids, &mut |g| {
+            self.store.update_grants::<ServiceError>(&ids, &mut |g| {
                 let t = self.now();
                 let event = match g.state {
                     GrantState::Active => GrantEvent::Expire { due_by: now },

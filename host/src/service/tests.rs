@@ -7,7 +7,9 @@ use crate::decision::Outcome;
 use crate::grant::{Grant, GrantState};
 use crate::request::TicketState;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Effects, GrantFilter, OutboxEvent, Review, Store, StoreError};
+use crate::store::{
+    Change, Effects, GrantFilter, OutboxEvent, Review, Store, StoreError, UpdateError,
+};
 
 /// A store that refuses every write (a full disk, a lost database).
 pub(crate) struct BrokenWrites(SqliteStore);
@@ -27,18 +29,14 @@ impl Store for BrokenWrites {
     fn create_grant(&self, _: &Grant, _: Effects) -> Result<(), StoreError> {
         Err(down())
     }
-    fn update_grant(
-        &self,
-        _: &str,
-        _: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
-    ) -> Result<Grant, ServiceError> {
+    fn update_grant_with(&self, _: &str, _: &mut Change<'_>) -> Result<Grant, UpdateError> {
         Err(down().into())
     }
-    fn update_grants(
+    fn update_grants_with(
         &self,
         _: &[String],
-        _: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
-    ) -> Result<Vec<Grant>, ServiceError> {
+        _: &mut Change<'_>,
+    ) -> Result<Vec<Grant>, UpdateError> {
         Err(down().into())
     }
     fn grant(&self, id: &str) -> Result<Option<Grant>, StoreError> {
@@ -319,7 +317,7 @@ fn a_pipeline_that_is_also_an_approver_cannot_approve_what_it_requested() {
     let mut g = store.grant(&id3).expect("read").expect("grant");
     g.required[0].min = 2;
     store
-        .update_grant(&id3, &mut |x| {
+        .update_grant::<StoreError>(&id3, &mut |x| {
             x.required = g.required.clone();
             Ok(Some(Effects::default()))
         })
@@ -375,7 +373,7 @@ fn stored_with(store: &dyn Store, lapses_at: Millis, f: impl FnOnce(&mut Grant))
     let mut g = store.grant(&id).expect("read").expect("grant");
     f(&mut g);
     store
-        .update_grant(&id, &mut |x| {
+        .update_grant::<StoreError>(&id, &mut |x| {
             *x = g.clone();
             Ok(Some(Effects::default()))
         })

@@ -44,7 +44,7 @@ impl Service {
     pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
         let now = self.now();
-        let g = self.store.update_grant(id, &mut |g| {
+        let g = self.store.update_grant::<ServiceError>(id, &mut |g| {
             let review_id = g.break_glass.then(|| new_id("rv"));
             let event = GrantEvent::Approve {
                 groups: actor.groups.clone(),
@@ -68,7 +68,7 @@ impl Service {
     pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
         let now = self.now();
-        let g = self.store.update_grant(id, &mut |g| {
+        let g = self.store.update_grant::<ServiceError>(id, &mut |g| {
             let event = GrantEvent::Reject {
                 groups: actor.groups.clone(),
                 reason: reason.to_string(),
@@ -87,7 +87,7 @@ impl Service {
     pub fn revoke(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Admin])?;
         let now = self.now();
-        let g = self.store.update_grant(id, &mut |g| {
+        let g = self.store.update_grant::<ServiceError>(id, &mut |g| {
             let event = GrantEvent::Revoke {
                 reason: reason.to_string(),
             };
@@ -101,7 +101,7 @@ impl Service {
     pub fn release(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline])?;
         let now = self.now();
-        let g = self.store.update_grant(id, &mut |g| {
+        let g = self.store.update_grant::<ServiceError>(id, &mut |g| {
             if !actor.has(Role::Pipeline) && g.request.subject.id != actor.name {
                 return Err(ServiceError::Forbidden(
                     "only the grant's holder may release it".into(),
@@ -135,7 +135,7 @@ impl Service {
         let by = format!("ticket {ticket}");
         let mut revoked = Vec::new();
         for id in self.store.open_grants_of_ticket(ticket)? {
-            let g = self.store.update_grant(&id, &mut |g| {
+            let g = self.store.update_grant::<ServiceError>(&id, &mut |g| {
                 let event = GrantEvent::TicketEnd {
                     ticket: ticket.to_string(),
                     state,

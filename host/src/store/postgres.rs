@@ -43,10 +43,12 @@ use tokio_postgres::error::SqlState;
 mod tx;
 
 use super::quarantine::GRANT_COLS;
-use super::{Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError};
+use super::rows::{RECORD_COLS, grant_doc};
+use super::{
+    Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError, UpdateError,
+};
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
-use crate::service::ServiceError;
 use tx::{append, decode, decode_all, grant_row, migrate, record, write_effects};
 
 /// Versioned migrations, in order (same meaning as SQLite's).
@@ -75,8 +77,8 @@ pub struct PostgresStore {
     pool: Pool,
 }
 
-fn be(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+fn be(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(Box::new(e))
 }
 
 fn corrupt(e: serde_json::Error) -> StoreError {
@@ -146,14 +148,13 @@ impl Drop for PostgresStore {
     }
 }
 
-const RECORD_COLS: &str = "seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash";
-
 impl Store for PostgresStore {
     fn create_grant(&self, grant: &Grant, effects: Effects) -> Result<(), StoreError> {
         self.block(async {
             let mut c = self.client().await?;
+            let doc = grant_doc(grant)?;
             let tx = c.transaction().await.map_err(be)?;
-            if let Err(e) = grant_row(&tx, grant, true).await {
+            if let Err(e) = grant_row(&tx, grant, &doc, true).await {
                 if e.code() == Some(&SqlState::UNIQUE_VIOLATION) {
                     drop(tx);
                     let taken = c
@@ -174,21 +175,17 @@ impl Store for PostgresStore {
         })
     }
 
-    fn update_grant(
-        &self,
-        id: &str,
-        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
-    ) -> Result<Grant, ServiceError> {
+    fn update_grant_with(&self, id: &str, change: &mut Change<'_>) -> Result<Grant, UpdateError> {
         let mut out = self.update_locked(&[id.to_string()], change, true)?;
         out.pop()
             .ok_or_else(|| StoreError::NotFound(id.to_string()).into())
     }
 
-    fn update_grants(
+    fn update_grants_with(
         &self,
         ids: &[String],
-        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
-    ) -> Result<Vec<Grant>, ServiceError> {
+        change: &mut Change<'_>,
+    ) -> Result<Vec<Grant>, UpdateError> {
         self.update_locked(ids, change, false)
     }
 
@@ -552,9 +549,9 @@ impl PostgresStore {
     fn update_locked(
         &self,
         ids: &[String],
-        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
+        change: &mut Change<'_>,
         single: bool,
-    ) -> Result<Vec<Grant>, ServiceError> {
+    ) -> Result<Vec<Grant>, UpdateError> {
         let rt = match &self.rt {
             Some(rt) => rt,
             None => return Err(StoreError::Backend("store is shutting down".into()).into()),
@@ -582,7 +579,8 @@ impl PostgresStore {
             for g in &mut grants {
                 // The closure's error drops `tx`: rolled back.
                 if let Some(effects) = change(g)? {
-                    grant_row(&tx, g, false).await.map_err(be)?;
+                    let doc = grant_doc(g)?;
+                    grant_row(&tx, g, &doc, false).await.map_err(be)?;
                     write_effects(&tx, effects).await?;
                     dirty = true;
                 }

@@ -4,10 +4,10 @@
 //! sweep that aborts its batch on it keeps every other grant alive. So a
 //! row whose document does not parse is *quarantined*: its original text is
 //! copied to the `quarantine` table (nothing stored is lost), it is logged
-//! and counted, and the service goes on with a grant salvaged from the
+//! and counted, and the caller goes on with a grant salvaged from the
 //! row's indexed columns (id, request id, subject, ticket, state, expiry,
 //! lapse) and whatever fields of the document still parse. The salvaged
-//! grant carries [`Grant::quarantined`], which the service uses to allow only
+//! grant carries [`Grant::quarantined`], which the lifecycle uses to allow only
 //! ending it (expiry, lapse, revocation, ticket close), never approving it.
 
 use serde::de::DeserializeOwned;

@@ -23,10 +23,13 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 use super::quarantine::{self, GRANT_COLS, GrantColumns};
-use super::{Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError};
+use super::rows::{self, RECORD_COLS};
+use super::{
+    Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError, UpdateError,
+    now_millis,
+};
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
-use crate::service::ServiceError;
 
 /// Versioned migrations, in order.
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -44,7 +47,7 @@ pub struct SqliteStore {
 }
 
 fn be(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError::Backend(Box::new(e))
 }
 
 fn corrupt(e: serde_json::Error) -> StoreError {
@@ -119,13 +122,6 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     tx.commit().map_err(be)
 }
 
-fn now_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 fn append(tx: &rusqlite::Transaction<'_>, drafts: Vec<AuditDraft>) -> Result<(), StoreError> {
     if drafts.is_empty() {
         return Ok(());
@@ -188,7 +184,7 @@ fn write_effects(tx: &rusqlite::Transaction<'_>, effects: Effects) -> Result<(),
 }
 
 fn grant_row(tx: &Connection, g: &Grant, insert: bool) -> Result<(), StoreError> {
-    let doc = serde_json::to_string(g).map_err(corrupt)?;
+    let doc = rows::grant_doc(g)?;
     let sql = if insert {
         "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc, requested_by)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
@@ -218,20 +214,7 @@ fn grant_row(tx: &Connection, g: &Grant, insert: bool) -> Result<(), StoreError>
 
 /// A grant row as selected with [`GRANT_COLS`].
 fn grant_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<(GrantColumns, String)> {
-    Ok((
-        GrantColumns {
-            id: r.get(0)?,
-            request_id: r.get(1)?,
-            subject: r.get(2)?,
-            ticket_id: r.get(3)?,
-            state: r.get(4)?,
-            expires_at: r.get(5)?,
-            lapses_at: r.get(6)?,
-            revoke_on_ticket_close: r.get(7)?,
-            created_at: r.get(8)?,
-        },
-        r.get(9)?,
-    ))
+    rows::grant_columns(r)
 }
 
 /// Decode a row; a document that does not parse is quarantined (its text
@@ -265,25 +248,8 @@ fn select_grant(
 }
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
-    // The evidence text is kept as stored (the hash covers those bytes); a
-    // text that is not JSON is left for verify to report, not an error here.
-    Ok(AuditRecord::from_stored(
-        r.get(0)?,
-        AuditDraft {
-            at: r.get(1)?,
-            kind: r.get(2)?,
-            actor: r.get(3)?,
-            grant_id: r.get(4)?,
-            request_id: r.get(5)?,
-            data: serde_json::Value::Null,
-        },
-        r.get(6)?,
-        r.get(7)?,
-        r.get(8)?,
-    ))
+    rows::record(r)
 }
-
-const RECORD_COLS: &str = "seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash";
 
 impl Store for SqliteStore {
     fn create_grant(&self, grant: &Grant, effects: Effects) -> Result<(), StoreError> {
@@ -307,11 +273,7 @@ impl Store for SqliteStore {
         tx.commit().map_err(be)
     }
 
-    fn update_grant(
-        &self,
-        id: &str,
-        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
-    ) -> Result<Grant, ServiceError> {
+    fn update_grant_with(&self, id: &str, change: &mut Change<'_>) -> Result<Grant, UpdateError> {
         let mut conn = self.lock()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -333,11 +295,11 @@ impl Store for SqliteStore {
         }
     }
 
-    fn update_grants(
+    fn update_grants_with(
         &self,
         ids: &[String],
-        change: &mut dyn FnMut(&mut Grant) -> Result<Option<Effects>, ServiceError>,
-    ) -> Result<Vec<Grant>, ServiceError> {
+        change: &mut Change<'_>,
+    ) -> Result<Vec<Grant>, UpdateError> {
         let mut conn = self.lock()?;
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)

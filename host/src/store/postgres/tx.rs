@@ -6,7 +6,8 @@
 use super::{AUDIT_LOCK, Client, MIGRATION_LOCK, MIGRATIONS, Tx, be};
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::grant::Grant;
-use crate::store::quarantine::{self, GrantColumns};
+use crate::store::quarantine;
+use crate::store::rows;
 use crate::store::{Effects, StoreError};
 
 pub(super) async fn migrate(c: &mut Client) -> Result<(), StoreError> {
@@ -47,7 +48,7 @@ pub(super) async fn migrate_locked(c: &mut Client) -> Result<(), StoreError> {
         tx.batch_execute(sql).await.map_err(be)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
-            &[version, &crate::service::now_millis()],
+            &[version, &crate::store::now_millis()],
         )
         .await
         .map_err(be)?;
@@ -130,9 +131,9 @@ pub(super) async fn write_effects(tx: &Tx<'_>, effects: Effects) -> Result<(), S
 pub(super) async fn grant_row(
     tx: &Tx<'_>,
     g: &Grant,
+    doc: &str,
     insert: bool,
 ) -> Result<(), tokio_postgres::Error> {
-    let doc = serde_json::to_string(g).unwrap_or_default();
     let sql = if insert {
         "INSERT INTO grants (id, request_id, subject, ticket_id, state, expires_at, lapses_at, revoke_on_ticket_close, created_at, doc, requested_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -167,24 +168,14 @@ pub(super) async fn decode(
     c: &impl tokio_postgres::GenericClient,
     r: &tokio_postgres::Row,
 ) -> Result<Grant, StoreError> {
-    let cols = GrantColumns {
-        id: r.get(0),
-        request_id: r.get(1),
-        subject: r.get(2),
-        ticket_id: r.get(3),
-        state: r.get(4),
-        expires_at: r.get(5),
-        lapses_at: r.get(6),
-        revoke_on_ticket_close: r.get(7),
-        created_at: r.get(8),
-    };
-    let doc: &str = r.get(9);
+    let (cols, doc) = rows::grant_columns(r).map_err(be)?;
+    let doc = doc.as_str();
     let (g, damaged) = quarantine::decode(&cols, doc);
     if let Some(reason) = damaged {
         c.execute(
             "INSERT INTO quarantine (grant_id, found_at, reason, doc) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (grant_id) DO NOTHING",
-            &[&cols.id, &crate::service::now_millis(), &reason, &doc],
+            &[&cols.id, &crate::store::now_millis(), &reason, &doc],
         )
         .await
         .map_err(be)?;
@@ -205,20 +196,5 @@ pub(super) async fn decode_all(
 }
 
 pub(super) fn record(r: &tokio_postgres::Row) -> Result<AuditRecord, StoreError> {
-    // The evidence text is kept as stored (the hash covers those bytes); a
-    // text that is not JSON is left for verify to report, not an error here.
-    Ok(AuditRecord::from_stored(
-        r.try_get(0).map_err(be)?,
-        AuditDraft {
-            at: r.try_get(1).map_err(be)?,
-            kind: r.try_get(2).map_err(be)?,
-            actor: r.try_get(3).map_err(be)?,
-            grant_id: r.try_get(4).map_err(be)?,
-            request_id: r.try_get(5).map_err(be)?,
-            data: serde_json::Value::Null,
-        },
-        r.try_get(6).map_err(be)?,
-        r.try_get(7).map_err(be)?,
-        r.try_get(8).map_err(be)?,
-    ))
+    rows::record(r).map_err(be)
 }
