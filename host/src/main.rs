@@ -87,9 +87,26 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(args, config),
     };
     ran.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", chain(&e));
         ExitCode::from(error_code)
     })
+}
+
+/// The error and its causes, each cause shown once: an error that already
+/// quotes its source (the store's "store unavailable: <driver message>")
+/// does not have the source repeated after it.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }
 
 /// Whether the (unparseable) command line names `eval`: parsed again
