@@ -1014,15 +1014,27 @@ fn harmless_decisions_keep_half_their_throughput_beside_four_amplifier_clients()
     };
     let s = server_with(dir.path(), &[amplifier, benign], &[], "");
     let addr = s.addr;
-    let window = Duration::from_secs(3);
+    let window = Duration::from_millis(1500);
     harmless_rate(addr, Duration::from_millis(500)); // warm up
 
+    // Windows alternate (benign, amplifier, benign, amplifier, …) so that a
+    // machine whose speed drifts while the test runs weighs on both alike.
+    let (mut beside_benign, mut beside_hostile) = (0.0, 0.0);
+    let mut hostile_done = 0;
+    for _ in 0..2 {
+        let load = drive(addr, "hostile-benign", 4);
+        beside_benign += harmless_rate(addr, window) / 3.0;
+        stop(load);
+        let load = drive(addr, "hostile-amplifier-latin1", 4);
+        beside_hostile += harmless_rate(addr, window) / 3.0;
+        hostile_done += stop(load);
+    }
     let load = drive(addr, "hostile-benign", 4);
-    let beside_benign = harmless_rate(addr, window);
+    beside_benign += harmless_rate(addr, window) / 3.0;
     stop(load);
 
     let load = drive(addr, "hostile-amplifier-latin1", 4);
-    let beside_hostile = harmless_rate(addr, window);
+    beside_hostile += harmless_rate(addr, window) / 3.0;
     let mut slowest_health = Duration::ZERO;
     for path in ["/healthz", "/readyz", "/metrics"].repeat(8) {
         let t = std::time::Instant::now();
@@ -1034,7 +1046,7 @@ fn harmless_decisions_keep_half_their_throughput_beside_four_amplifier_clients()
         slowest_health = slowest_health.max(t.elapsed());
         std::thread::sleep(Duration::from_millis(10));
     }
-    let hostile_done = stop(load);
+    hostile_done += stop(load);
 
     eprintln!(
         "harmless dry runs/s: {beside_benign:.0} beside 4 benign clients, \
