@@ -67,6 +67,9 @@ pub struct Metrics {
     pub webhook_failures: AtomicU64,
     /// Failed audit writes (each one refused a decision).
     pub audit_failures: AtomicU64,
+    /// Decisions refused with 503 `busy` (queue full or no instance slot):
+    /// what tells an operator to raise `[sandbox] workers`/`queue`.
+    pub busy: AtomicU64,
 }
 
 impl Metrics {
@@ -131,6 +134,8 @@ impl Metrics {
             &LAG_BUCKETS_MS,
             1e3,
         );
+        out.push_str("# HELP jitgate_busy_total Decisions refused with 503 busy (queue full or no instance slot).\n# TYPE jitgate_busy_total counter\n");
+        let _ = writeln!(out, "jitgate_busy_total {}", self.busy.load(Relaxed));
         out.push_str("# HELP jitgate_webhook_failures_total Failed webhook deliveries.\n# TYPE jitgate_webhook_failures_total counter\n");
         let _ = writeln!(
             out,

@@ -834,6 +834,11 @@ fn exhausted_instance_pool_is_busy_and_stores_nothing() {
         svc.dry_run(&alice, &body),
         Err(ServiceError::Busy(_))
     ));
+    assert_eq!(
+        svc.metrics.busy.load(std::sync::atomic::Ordering::Relaxed),
+        2,
+        "both refusals counted"
+    );
 }
 
 /// One raw HTTP exchange: status line and headers, and body.
@@ -910,6 +915,13 @@ fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let refused = refused.expect("a request met a full pool");
+    // Operators see it: the refusal is counted.
+    let m = jitgate_tests::http::get(addr, "/metrics", None).body;
+    let busy = m
+        .lines()
+        .find_map(|l| l.strip_prefix("jitgate_busy_total "))
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    assert!(busy.is_some_and(|n| n >= 1), "{m}");
     // /healthz is not queued behind decisions.
     let started = std::time::Instant::now();
     let h = jitgate_tests::http::get(addr, "/healthz", None);

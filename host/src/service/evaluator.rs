@@ -132,7 +132,12 @@ impl Service {
                 let out = engine.decide(&req);
                 (req, out, started.elapsed())
             })
-            .map_err(|b| ServiceError::Busy(b.to_string()))
+            .map_err(|b| {
+                self.metrics
+                    .busy
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ServiceError::Busy(b.to_string())
+            })
     }
 
     /// A finished decision, or `Busy` if the host could not evaluate it
@@ -149,6 +154,9 @@ impl Service {
                 .iter()
                 .any(|p| p.failure.as_ref().is_some_and(|f| f.is_overload()))
         {
+            self.metrics
+                .busy
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(ServiceError::Busy(
                 "no policy instance slot is free; retry shortly".into(),
             ));
