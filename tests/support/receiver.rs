@@ -74,6 +74,49 @@ impl ScriptedReceiver {
     }
 }
 
+/// One HTTP/1.1 request as a test webhook target reads it.
+pub(crate) struct RawRequest {
+    headers: Vec<String>,
+    /// The body (`Content-Length` bytes).
+    pub body: Vec<u8>,
+}
+
+impl RawRequest {
+    /// The value of header `name` (case-insensitive), or empty.
+    pub fn header(&self, name: &str) -> String {
+        self.headers
+            .iter()
+            .find_map(|h| {
+                let (k, v) = h.split_once(':')?;
+                k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// Read one request's head and body; `None` when the connection ends first.
+pub(crate) fn read_request(reader: &mut impl BufRead) -> Option<RawRequest> {
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        headers.push(line.trim_end().to_string());
+    }
+    let mut req = RawRequest {
+        headers,
+        body: Vec::new(),
+    };
+    let len: usize = req.header("content-length").parse().unwrap_or(0);
+    req.body = vec![0u8; len];
+    reader.read_exact(&mut req.body).ok()?;
+    Some(req)
+}
+
 fn serve(stream: std::net::TcpStream, list: &Mutex<Vec<Arrival>>, script: &Script) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
     let Ok(read_half) = stream.try_clone() else {
@@ -83,35 +126,15 @@ fn serve(stream: std::net::TcpStream, list: &Mutex<Vec<Arrival>>, script: &Scrip
     let mut stream = stream;
     // Keep-alive: answer requests on this connection until it closes.
     loop {
-        let mut headers = Vec::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            if line == "\r\n" {
-                break;
-            }
-            headers.push(line.trim_end().to_string());
-        }
-        let header = |name: &str| {
-            headers
-                .iter()
-                .find_map(|h| {
-                    let (k, v) = h.split_once(':')?;
-                    k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                })
-                .unwrap_or_default()
-        };
-        let len: usize = header("content-length").parse().unwrap_or(0);
-        let mut body = vec![0u8; len];
-        if reader.read_exact(&mut body).is_err() {
+        let Some(req) = read_request(&mut reader) else {
             return;
-        }
+        };
+        let header = |name: &str| req.header(name);
+        let body = &req.body;
         let mut arrival = Arrival {
             event_id: header("x-jitgate-event-id"),
             sequence: header("x-jitgate-sequence"),
-            body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+            body: serde_json::from_slice(body).unwrap_or(serde_json::Value::Null),
             answer: Answer::Accept,
         };
         let answer = match list.lock() {

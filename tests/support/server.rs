@@ -2,7 +2,7 @@
 //! webhook receiver that records what it is sent.
 
 use sha2::{Digest, Sha256};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -274,26 +274,11 @@ impl Receiver {
                     Ok(s) => s,
                     Err(_) => continue,
                 });
-                let mut headers = Vec::new();
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    headers.push(line.trim_end().to_string());
-                }
-                let header = |name: &str| {
-                    headers
-                        .iter()
-                        .find_map(|h| {
-                            let (k, v) = h.split_once(':')?;
-                            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
-                        })
-                        .unwrap_or_default()
+                let Some(req) = crate::receiver::read_request(&mut reader) else {
+                    continue;
                 };
-                let len: usize = header("content-length").parse().unwrap_or(0);
-                let mut body = vec![0u8; len];
-                let _ = reader.read_exact(&mut body);
+                let header = |name: &str| req.header(name);
+                let body = &req.body;
                 let mut stream = stream;
                 if f.load(Ordering::SeqCst) {
                     r.fetch_add(1, Ordering::SeqCst);
@@ -304,7 +289,7 @@ impl Receiver {
                             event_id: header("x-jitgate-event-id"),
                             signature: header("x-jitgate-signature"),
                             timestamp: header("x-jitgate-timestamp"),
-                            body: String::from_utf8_lossy(&body).into_owned(),
+                            body: String::from_utf8_lossy(body).into_owned(),
                         });
                     }
                     let _ = stream.write_all(
