@@ -24,5 +24,6 @@ mod http;
 mod outbox;
 mod props;
 mod replicas;
+mod router;
 mod service;
 mod store;

@@ -110,6 +110,7 @@ pub fn task_request(task: &str) -> jitgate::Request {
     request(&v)
 }
 
+pub mod app;
 pub mod http;
 pub mod pg;
 pub mod receiver;

@@ -227,7 +227,7 @@ pub async fn flush_every_window(
 
 /// Write what the current window holds (also called at shutdown).
 pub async fn flush(guard: &AuthGuard, service: &crate::service::Service) {
-    let drafts = guard.drain(crate::service::now_millis());
+    let drafts = guard.drain(service.now());
     let pending: Vec<_> = drafts
         .into_iter()
         .map(|d| service.submit_audit(d))

@@ -7,18 +7,22 @@
 //! address per window, and rate-limited ([`guard`]); the server's
 //! connection limits are in [`server`].
 
+mod app;
+mod extract;
 pub mod guard;
 pub mod server;
 
+pub use app::{Running, Server, ServerError};
+use extract::{JsonBody, JsonValue, OptionalJsonBody, QueryOf};
+
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +30,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::grant::GrantState;
 use crate::request::TicketState;
-use crate::service::{Principal, Role, Service, ServiceError, now_millis};
+use crate::service::{Principal, Service, ServiceError};
 use crate::store::GrantFilter;
 
 /// Largest accepted request body.
@@ -40,9 +44,6 @@ pub struct AppState {
     pub principals: BTreeMap<String, Principal>,
     /// Set once start-up (overdue sweep) is done.
     pub ready: AtomicBool,
-    /// Where `POST /v1/policies/reload` reads modules from, and with which
-    /// engine settings; `None` disables reloading.
-    pub reload: Option<(std::path::PathBuf, crate::EngineConfig)>,
     /// Rate limit and audit tallies of failed authentications.
     pub auth_guard: Arc<guard::AuthGuard>,
 }
@@ -141,7 +142,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/grants", get(list_grants))
         .route("/v1/grants/{id}", get(get_grant))
         .route("/v1/grants/{id}/evidence", get(evidence))
-        .route("/v1/grants/{id}/{action}", post(grant_action))
+        .route("/v1/grants/{id}/approve", post(approve))
+        .route("/v1/grants/{id}/reject", post(reject))
+        .route("/v1/grants/{id}/revoke", post(revoke))
+        .route("/v1/grants/{id}/release", post(release))
+        .route("/v1/grants/{id}/{action}", post(unknown_action))
         .route("/v1/tickets/{id}/events", post(ticket_event))
         .route("/v1/audit", get(audit_page))
         .route("/v1/audit/verify", get(audit_verify))
@@ -202,7 +207,7 @@ async fn audit_refusals(
     if resp.status() == StatusCode::FORBIDDEN {
         let why = resp.extensions().get::<Refusal>().map(|r| r.0.clone());
         let draft = crate::audit::AuditDraft::new(
-            now_millis(),
+            s.service.now(),
             crate::audit::kind::AUTH_FAILURE,
             &actor,
             json!({"status": 403, "method": method, "route": route, "path": path, "reason": why}),
@@ -249,7 +254,7 @@ fn refuse(s: &AppState, peer: Option<std::net::IpAddr>, had_token: bool, path: &
     };
     let verdict = s
         .auth_guard
-        .failure(peer, why, path, std::time::Instant::now(), now_millis());
+        .failure(peer, why, path, std::time::Instant::now(), s.service.now());
     match verdict {
         guard::Verdict::Unauthorized => ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -278,28 +283,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from)
 }
 
-async fn auth(
-    state: &Arc<AppState>,
-    headers: &HeaderMap,
-    path: &str,
-) -> Result<Principal, ApiError> {
-    let token = bearer(headers);
-    let found = token.and_then(|t| {
-        state
-            .principals
-            .get(&hex::encode(Sha256::digest(t.as_bytes())))
-    });
-    match found {
-        Some(p) => Ok(p.clone()),
-        None => Err(refuse(
-            state,
-            server::peer().map(|a| a.ip()),
-            token.is_some(),
-            path,
-        )),
-    }
-}
-
 async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
         let e = e.into_inner();
@@ -321,43 +304,21 @@ async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
     })
 }
 
-async fn json_value(body: Body) -> Result<Value, ApiError> {
-    let bytes = body_bytes(body).await?;
-    crate::request::parse_json_strict(&bytes)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-json", e.message).field(e.field))
-}
-
-/// Parse a typed body, naming the offending field.
-async fn typed<T: DeserializeOwned>(body: Body, empty_ok: bool) -> Result<T, ApiError> {
-    let bytes = body_bytes(body).await?;
-    let text = if bytes.iter().all(u8::is_ascii_whitespace) && empty_ok {
-        &b"{}"[..]
-    } else {
-        &bytes[..]
-    };
-    let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|e| {
-        let field = e.path().to_string();
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-request",
-            e.inner().to_string(),
-        )
-        .field(if field == "." { "body".into() } else { field })
-    })
-}
-
-async fn decide(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/decisions").await?;
-    let v = json_value(body).await?;
+async fn decide(
+    State(s): State<Arc<AppState>>,
+    who: Principal,
+    JsonValue(v): JsonValue,
+) -> ApiResult {
     // The decision runs on the service's evaluator: see `Service::dry_run_async`.
     let d = s.service.dry_run_async(&who, v).await?;
     Ok(Json(d).into_response())
 }
 
-async fn request(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/requests").await?;
-    let v = json_value(body).await?;
+async fn request(
+    State(s): State<Arc<AppState>>,
+    who: Principal,
+    JsonValue(v): JsonValue,
+) -> ApiResult {
     let svc = s.service.clone();
     let (g, created) = blocking(move || svc.request(&who, &v)).await?;
     let status = if created {
@@ -378,19 +339,11 @@ struct GrantQuery {
     before: Option<String>,
 }
 
-fn query<T>(q: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
-    q.map(|Query(v)| v).map_err(|e| {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text()).field("query")
-    })
-}
-
 async fn list_grants(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    q: Result<Query<GrantQuery>, axum::extract::rejection::QueryRejection>,
+    who: Principal,
+    QueryOf(q): QueryOf<GrantQuery>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/grants").await?;
-    let q = query(q)?;
     let state = match &q.state {
         None => None,
         Some(st) => Some(GrantState::parse(st).ok_or_else(|| {
@@ -431,10 +384,9 @@ async fn list_grants(
 
 async fn get_grant(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/grants/{id}").await?;
     let svc = s.service.clone();
     let g = blocking(move || svc.grant(&who, &id)).await?;
     Ok(Json(g).into_response())
@@ -442,15 +394,15 @@ async fn get_grant(
 
 async fn evidence(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    who: Principal,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/grants/{id}/evidence").await?;
     let svc = s.service.clone();
     let (g, records) = blocking(move || svc.evidence(&who, &id)).await?;
     Ok(Json(json!({"grant": g, "audit": records})).into_response())
 }
 
+/// The body of reject and revoke.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ReasonBody {
@@ -458,55 +410,60 @@ struct ReasonBody {
     reason: Option<String>,
 }
 
+/// The (optional) body of approve and release: nothing.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct EmptyBody {}
 
-async fn grant_action(
+async fn approve(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    Path((id, action)): Path<(String, String)>,
-    body: Body,
+    who: Principal,
+    Path(id): Path<String>,
+    OptionalJsonBody(EmptyBody {}): OptionalJsonBody<EmptyBody>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/grants/{id}/{action}").await?;
     let svc = s.service.clone();
-    let g = match action.as_str() {
-        "approve" => {
-            let _: EmptyBody = typed(body, true).await?;
-            blocking(move || svc.approve(&who, &id)).await?
-        }
-        "release" => {
-            let _: EmptyBody = typed(body, true).await?;
-            blocking(move || svc.release(&who, &id)).await?
-        }
-        "reject" | "revoke" => {
-            let b: ReasonBody = typed(body, true).await?;
-            let reason = b
-                .reason
-                .unwrap_or_else(|| format!("{action}ed by {}", who.name));
-            if reason.len() > 1024 {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    "at most 1024 bytes",
-                )
-                .field("reason"));
-            }
-            if action == "reject" {
-                blocking(move || svc.reject(&who, &id, &reason)).await?
-            } else {
-                blocking(move || svc.revoke(&who, &id, &reason)).await?
-            }
-        }
-        _ => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                format!("no grant action `{action}`"),
-            ));
-        }
-    };
+    Ok(Json(blocking(move || svc.approve(&who, &id)).await?).into_response())
+}
+
+async fn release(
+    State(s): State<Arc<AppState>>,
+    who: Principal,
+    Path(id): Path<String>,
+    OptionalJsonBody(EmptyBody {}): OptionalJsonBody<EmptyBody>,
+) -> ApiResult {
+    let svc = s.service.clone();
+    Ok(Json(blocking(move || svc.release(&who, &id)).await?).into_response())
+}
+
+async fn reject(
+    State(s): State<Arc<AppState>>,
+    who: Principal,
+    Path(id): Path<String>,
+    OptionalJsonBody(b): OptionalJsonBody<ReasonBody>,
+) -> ApiResult {
+    let svc = s.service.clone();
+    let g = blocking(move || svc.reject(&who, &id, b.reason.as_deref())).await?;
     Ok(Json(g).into_response())
+}
+
+async fn revoke(
+    State(s): State<Arc<AppState>>,
+    who: Principal,
+    Path(id): Path<String>,
+    OptionalJsonBody(b): OptionalJsonBody<ReasonBody>,
+) -> ApiResult {
+    let svc = s.service.clone();
+    let g = blocking(move || svc.revoke(&who, &id, b.reason.as_deref())).await?;
+    Ok(Json(g).into_response())
+}
+
+/// Any other action: authenticated first, like every route, then 404.
+async fn unknown_action(_who: Principal, Path((_, action)): Path<(String, String)>) -> ApiResult {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        format!("no grant action `{action}`"),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -517,12 +474,10 @@ struct TicketEvent {
 
 async fn ticket_event(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    who: Principal,
     Path(id): Path<String>,
-    body: Body,
+    JsonBody(ev): JsonBody<TicketEvent>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/tickets/{id}/events").await?;
-    let ev: TicketEvent = typed(body, false).await?;
     let svc = s.service.clone();
     let ticket = id.clone();
     let revoked = blocking(move || svc.ticket_event(&who, &ticket, ev.state)).await?;
@@ -538,27 +493,24 @@ struct AuditQuery {
 
 async fn audit_page(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    q: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    who: Principal,
+    QueryOf(q): QueryOf<AuditQuery>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/audit").await?;
-    let q = query(q)?;
-    who.require_any(&[Role::Auditor, Role::Admin])?;
     let svc = s.service.clone();
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let records =
-        blocking(move || Ok(svc.store().audit_page(q.after.unwrap_or(0), limit)?)).await?;
+    let limit = q
+        .limit
+        .unwrap_or(100)
+        .clamp(1, crate::service::MAX_AUDIT_PAGE);
+    let records = blocking(move || svc.audit_page(&who, q.after.unwrap_or(0), limit)).await?;
     let next = (records.len() == limit)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
     Ok(Json(json!({"records": records, "next": next})).into_response())
 }
 
-async fn audit_verify(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/audit/verify").await?;
-    who.require_any(&[Role::Auditor, Role::Admin])?;
+async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
-    let r = blocking(move || svc.verify_audit()).await?;
+    let r = blocking(move || svc.audit_verify(&who)).await?;
     // `error` (the first fault) is kept for existing clients; `bad` lists
     // every fault (up to audit::MAX_LISTED; `bad-count` counts them all).
     let mut body = json!({
@@ -573,40 +525,13 @@ async fn audit_verify(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Api
     Ok(Json(body).into_response())
 }
 
-async fn policies(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
-    let _who = auth(&s, &headers, "/v1/policies").await?;
-    let engine = s.service.engine();
-    let list: Vec<_> = engine.policies().cloned().collect();
-    Ok(Json(json!({"policies": list})).into_response())
+async fn policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
+    Ok(Json(json!({"policies": s.service.policies(&who)})).into_response())
 }
 
-/// Load the policy folder afresh and swap it in (admin). All or nothing: a
-/// folder that fails to load leaves the running policies in place.
-async fn reload_policies(State(s): State<Arc<AppState>>, headers: HeaderMap) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/policies/reload").await?;
-    who.require_any(&[Role::Admin])?;
-    let Some((dir, config)) = s.reload.clone() else {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "reloading is disabled",
-        ));
-    };
+async fn reload_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
-    let loaded = blocking(move || {
-        let mut engine =
-            crate::Engine::new(config).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        engine
-            .load_path(&dir)
-            .map_err(|e| ServiceError::BadRequest {
-                field: "policies".into(),
-                message: e.to_string(),
-            })?;
-        let list: Vec<_> = engine.policies().cloned().collect();
-        svc.replace_engine(engine, &who.name)?;
-        Ok(list)
-    })
-    .await?;
+    let loaded = blocking(move || svc.reload_policies(&who)).await?;
     Ok(Json(json!({"policies": loaded})).into_response())
 }
 
@@ -618,11 +543,9 @@ struct ReviewQuery {
 
 async fn reviews(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
-    q: Result<Query<ReviewQuery>, axum::extract::rejection::QueryRejection>,
+    who: Principal,
+    QueryOf(q): QueryOf<ReviewQuery>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/reviews").await?;
-    let q = query(q)?;
     let svc = s.service.clone();
     let list = blocking(move || svc.reviews(&who, q.open.unwrap_or(false))).await?;
     Ok(Json(json!({"reviews": list})).into_response())
@@ -636,12 +559,10 @@ struct CloseReview {
 
 async fn close_review(
     State(s): State<Arc<AppState>>,
-    headers: HeaderMap,
+    who: Principal,
     Path(id): Path<String>,
-    body: Body,
+    JsonBody(b): JsonBody<CloseReview>,
 ) -> ApiResult {
-    let who = auth(&s, &headers, "/v1/reviews/{id}/close").await?;
-    let b: CloseReview = typed(body, false).await?;
     let svc = s.service.clone();
     blocking(move || svc.close_review(&who, &id, &b.note)).await?;
     Ok(Json(json!({"closed": true})).into_response())
@@ -649,21 +570,13 @@ async fn close_review(
 
 async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult {
     let svc = s.service.clone();
-    let text = blocking(move || {
-        let active = svc.store().count_active()?;
-        let pending = svc.store().outbox_pending()?;
-        let quarantined = svc.store().quarantine_count()?;
-        let mut text = svc.metrics.render(active, pending);
-        text.push_str(&crate::metrics::quarantine_gauge(quarantined));
-        Ok(text)
-    })
-    .await?;
+    let text = blocking(move || svc.metrics_text()).await?;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 
 async fn readyz(State(s): State<Arc<AppState>>) -> ApiResult {
     if s.ready.load(Ordering::Acquire) {
-        Ok(Json(json!({"status": "ready", "at": now_millis()})).into_response())
+        Ok(Json(json!({"status": "ready", "at": s.service.now()})).into_response())
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -18,6 +18,7 @@ pub mod evaluator;
 mod evidence;
 pub mod group_commit;
 mod intake;
+mod operations;
 pub mod principal;
 pub mod scheduler;
 mod sweep;
@@ -38,8 +39,10 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 pub use errors::ServiceError;
 pub use evidence::verify_store;
+pub use operations::{MAX_AUDIT_PAGE, PolicySource};
 pub use principal::{Principal, Role};
 pub use sweep::SWEEP_BATCH;
+pub use workflow::MAX_REASON_BYTES;
 
 /// Service settings (from `jitgate.toml`).
 #[derive(Debug, Clone)]
@@ -104,6 +107,8 @@ pub struct Service {
     evaluator: evaluator::Evaluator,
     /// Where every time the service records or compares comes from.
     clock: Arc<dyn Clock>,
+    /// What a policy reload loads; `None` disables reloading.
+    policy_source: Option<PolicySource>,
 }
 
 impl Service {
@@ -135,7 +140,14 @@ impl Service {
                 .ok(),
             store,
             clock,
+            policy_source: None,
         }
+    }
+
+    /// Let [`Service::reload_policies`] load from `source`.
+    pub fn with_policy_source(mut self, source: PolicySource) -> Self {
+        self.policy_source = Some(source);
+        self
     }
 
     /// The service's current time, Unix milliseconds.

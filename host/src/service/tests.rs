@@ -268,7 +268,7 @@ fn approval_after_lapses_at_is_refused_even_when_the_sweep_is_late() {
     assert_eq!(g.state, GrantState::Lapsed, "{g:?}");
     assert!(g.approvals.is_empty());
     assert!(matches!(
-        svc.reject(&approver("bob"), &id, "no"),
+        svc.reject(&approver("bob"), &id, Some("no")),
         Err(ServiceError::IllegalTransition { .. })
     ));
     // One still in time is approved.
@@ -446,7 +446,7 @@ fn rejection_at_lapses_at_lapses_instead() {
     let id = stored_pending(store.as_ref(), "pipe", "alice", T0 + 10);
     clock.set(T0 + 10);
     assert!(matches!(
-        svc.reject(&approver("bob"), &id, "no"),
+        svc.reject(&approver("bob"), &id, Some("no")),
         Err(ServiceError::IllegalTransition { .. })
     ));
     assert_eq!(
@@ -510,7 +510,7 @@ fn a_quarantined_grant_is_never_approved_but_can_be_revoked() {
         groups: vec![],
         subject_roles: vec![],
     };
-    let g = svc.revoke(&admin, &id, "salvaged").expect("revoke");
+    let g = svc.revoke(&admin, &id, Some("salvaged")).expect("revoke");
     assert_eq!(g.state, GrantState::Revoked);
     assert_eq!(g.ended_at, Some(T0));
 }

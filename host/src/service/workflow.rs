@@ -64,9 +64,16 @@ impl Service {
         Ok(g)
     }
 
-    /// Reject a pending grant (any eligible approver).
-    pub fn reject(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
+    /// Reject a pending grant (any eligible approver), with a reason (at
+    /// most [`MAX_REASON_BYTES`]; "rejected by NAME" when none is given).
+    pub fn reject(
+        &self,
+        actor: &Principal,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;
+        let reason = reason_or_default(reason, "rejected", actor)?;
         let now = self.now();
         let g = self.store.update_grant::<ServiceError>(id, &mut |g| {
             let event = GrantEvent::Reject {
@@ -83,9 +90,16 @@ impl Service {
         Ok(g)
     }
 
-    /// Revoke an active or pending grant (admin).
-    pub fn revoke(&self, actor: &Principal, id: &str, reason: &str) -> Result<Grant, ServiceError> {
+    /// Revoke an active or pending grant (admin), with a reason (at most
+    /// [`MAX_REASON_BYTES`]; "revoked by NAME" when none is given).
+    pub fn revoke(
+        &self,
+        actor: &Principal,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Admin])?;
+        let reason = reason_or_default(reason, "revoked", actor)?;
         let now = self.now();
         let g = self.store.update_grant::<ServiceError>(id, &mut |g| {
             let event = GrantEvent::Revoke {
@@ -159,5 +173,23 @@ fn lapsed_error(g: &Grant) -> ServiceError {
         id: g.id.clone(),
         from: g.state.as_str(),
         to: GrantState::Active.as_str(),
+    }
+}
+
+/// Longest reason a rejection or revocation may carry.
+pub const MAX_REASON_BYTES: usize = 1024;
+
+fn reason_or_default(
+    reason: Option<&str>,
+    verb: &str,
+    actor: &Principal,
+) -> Result<String, ServiceError> {
+    match reason {
+        None => Ok(format!("{verb} by {}", actor.name)),
+        Some(r) if r.len() > MAX_REASON_BYTES => Err(ServiceError::BadRequest {
+            field: "reason".into(),
+            message: format!("at most {MAX_REASON_BYTES} bytes"),
+        }),
+        Some(r) => Ok(r.to_string()),
     }
 }

@@ -1,0 +1,331 @@
+//! [`Server`]: the whole service assembled from a [`Config`] — store,
+//! policies, grant service, provisioner, audit checkpoints, the router and
+//! its background tasks — so that `jitgate serve`, an embedder and the
+//! in-process router tests build exactly the same thing.
+//!
+//! Start-up order matters: open and migrate the store, load the policies
+//! (audited), and, in [`Server::start`], end every grant whose time passed
+//! while the service was down before the port is reported and `/readyz`
+//! turns ready.
+
+use axum::Router;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::guard::{self, AuthGuard};
+use super::{AppState, router};
+use crate::audit;
+use crate::config::{Config, ProvisionerKind};
+use crate::engine::{Engine, EngineError};
+use crate::policy::LoadError;
+use crate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
+use crate::service::{PolicySource, Principal, Role, Service, ServiceError};
+use crate::store::StoreError;
+
+/// Why the server could not be built or run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// A setting is unusable; names the key.
+    #[error("{key}: {message}")]
+    Config {
+        /// The `jitgate.toml` key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The store could not be opened or written.
+    #[error("store {store}: {source}")]
+    Store {
+        /// The store, password redacted.
+        store: String,
+        /// Why.
+        source: StoreError,
+    },
+    /// No engine could be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The policies did not load (build the examples with `./dev policies`).
+    #[error("loading policies: {0}")]
+    Policies(#[from] LoadError),
+    /// Start-up records could not be written.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// Binding or serving the socket failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn config_error(key: &str, message: impl std::fmt::Display) -> ServerError {
+    ServerError::Config {
+        key: key.into(),
+        message: message.to_string(),
+    }
+}
+
+/// Audit checkpoints to write: folder, key, interval, and the seq of the
+/// one written at start-up.
+struct Checkpoints {
+    dir: PathBuf,
+    key: ed25519_dalek::SigningKey,
+    every: std::time::Duration,
+    written: i64,
+}
+
+/// The service, assembled; [`Server::router`] for in-process use,
+/// [`Server::start`] / [`Server::run`] to serve a socket.
+pub struct Server {
+    state: Arc<AppState>,
+    config: Config,
+    provisioner: Arc<dyn Provisioner>,
+    checkpoints: Option<Checkpoints>,
+    bootstrap_token: Option<String>,
+}
+
+impl Server {
+    /// Build everything `config` describes. `file` is the config file it
+    /// came from (recorded in the config-load audit record), if any. With
+    /// no tokens configured, a one-time admin token is made (see
+    /// [`Server::bootstrap_token`]).
+    ///
+    /// Blocking (it opens and migrates the store and compiles the
+    /// policies): call it before entering a runtime, or from
+    /// `tokio::task::spawn_blocking`.
+    pub fn from_config(config: Config, file: Option<PathBuf>) -> Result<Server, ServerError> {
+        let mut principals = config.principals();
+        let mut bootstrap_token = None;
+        if principals.is_empty() {
+            let token = new_token()?;
+            principals.insert(
+                hex::encode(Sha256::digest(token.as_bytes())),
+                Principal {
+                    name: "admin".into(),
+                    roles: BTreeSet::from([Role::Admin, Role::Pipeline, Role::Auditor]),
+                    groups: Vec::new(),
+                    subject_roles: Vec::new(),
+                },
+            );
+            bootstrap_token = Some(token);
+        }
+
+        let store_name = crate::store::redacted(&config.store);
+        let store = crate::store::open(&config.store).map_err(|source| ServerError::Store {
+            store: store_name.clone(),
+            source,
+        })?;
+        let mut engine = Engine::new(config.engine_config())?;
+        engine.load_path(&config.policies)?;
+        let service =
+            Service::new(engine, store, config.service_config()).with_policy_source(PolicySource {
+                path: config.policies.clone(),
+                engine: config.engine_config(),
+            });
+        let service = Arc::new(service);
+        service.audit(
+            audit::kind::CONFIG_LOAD,
+            "system",
+            json!({
+                "file": file,
+                "from-file": file.is_some(),
+                "listen": config.listen.to_string(),
+                "store": store_name,
+                "policies": config.policies,
+                "global-ttl-cap": config.global_ttl_cap,
+                "approval-timeout": config.approval_timeout,
+                "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
+                "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
+            }),
+        )?;
+        for m in service.engine().policies() {
+            service.audit(audit::kind::POLICY_LOAD, "system", json!(m))?;
+        }
+        // Anchor the chain outside the store: one checkpoint now (so a bad
+        // key or folder fails start-up, not the first tick), then every
+        // interval.
+        let checkpoints = match config.audit.checkpoints() {
+            Some((dir, key, every)) => {
+                let key = crate::keys::read_secret(key)
+                    .map_err(|e| config_error("audit.checkpoint-key", e))?;
+                let (cp, _) = audit::checkpoint::write(
+                    service.store().as_ref(),
+                    &key,
+                    dir,
+                    (service.now() / 1000).max(0) as u64,
+                )
+                .map_err(|e| config_error("audit.checkpoint-dir", e))?;
+                Some(Checkpoints {
+                    dir: dir.to_path_buf(),
+                    key,
+                    every,
+                    written: cp.seq,
+                })
+            }
+            None => None,
+        };
+        let provisioner = provisioner(&config)?;
+        let state = Arc::new(AppState {
+            service,
+            principals,
+            ready: Default::default(),
+            auth_guard: Arc::new(AuthGuard::new(config.auth_limits())),
+        });
+        Ok(Server {
+            state,
+            config,
+            provisioner,
+            checkpoints,
+            bootstrap_token,
+        })
+    }
+
+    /// The one-time admin token made because no token was configured; it
+    /// is valid until this process exits and kept only as a hash.
+    pub fn bootstrap_token(&self) -> Option<&str> {
+        self.bootstrap_token.as_deref()
+    }
+
+    /// The grant service behind the router.
+    pub fn service(&self) -> &Arc<Service> {
+        &self.state.service
+    }
+
+    /// The HTTP API, for in-process use (tests drive it with
+    /// `tower::ServiceExt::oneshot`). Ready at once: no background task
+    /// runs until [`Server::start`].
+    pub fn router(&self) -> Router {
+        self.state.ready.store(true, Ordering::Release);
+        router(self.state.clone())
+    }
+
+    /// Bind the configured address, end the grants that fell due while
+    /// the service was down, start the scheduler, the provisioning
+    /// dispatcher, the checkpoint writer and the auth-failure tallies, and
+    /// turn ready. Call within a tokio runtime.
+    pub async fn start(self) -> Result<Running, ServerError> {
+        let listener = tokio::net::TcpListener::bind(self.config.listen)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: format!("binding {}", self.config.listen),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ServerError::Io {
+            context: "reading the bound address".into(),
+            source,
+        })?;
+        let service = self.state.service.clone();
+        let svc = service.clone();
+        let overdue = tokio::task::spawn_blocking(move || svc.end_due(svc.now()))
+            .await
+            .map_err(|e| ServiceError::Unavailable(format!("start-up sweep: {e}")))??;
+        if overdue > 0 {
+            tracing::warn!(
+                overdue,
+                "ended grants that fell due while the service was down"
+            );
+        }
+        tokio::spawn(crate::service::scheduler::run(service.clone()));
+        tokio::spawn(crate::provision::dispatch(
+            service.clone(),
+            self.provisioner.clone(),
+        ));
+        if let Some(cp) = self.checkpoints {
+            tokio::spawn(audit::checkpoint::every(
+                service.store().clone(),
+                cp.dir,
+                cp.key,
+                cp.every,
+                Some(cp.written),
+            ));
+        }
+        tokio::spawn(guard::flush_every_window(
+            self.state.auth_guard.clone(),
+            service.clone(),
+        ));
+        self.state.ready.store(true, Ordering::Release);
+        Ok(Running {
+            listener,
+            addr,
+            state: self.state,
+            limits: self.config.http_limits(),
+        })
+    }
+
+    /// [`Server::start`], then serve until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        self.start().await?.serve(shutdown).await
+    }
+}
+
+/// A started server: bound, swept, ready.
+pub struct Running {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    state: Arc<AppState>,
+    limits: super::server::HttpLimits,
+}
+
+impl Running {
+    /// The address it listens on (the real port when the config said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serve until `shutdown` resolves; open requests get a short drain.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let app = router(self.state.clone());
+        super::server::serve(self.listener, app, self.limits, shutdown)
+            .await
+            .map_err(|source| ServerError::Io {
+                context: "serving".into(),
+                source,
+            })?;
+        // What this window counted so far is evidence too.
+        guard::flush(&self.state.auth_guard, &self.state.service).await;
+        Ok(())
+    }
+}
+
+fn new_token() -> Result<String, ServerError> {
+    let mut b = [0u8; 24];
+    getrandom::fill(&mut b)
+        .map_err(|e| config_error("tokens", format!("no OS randomness: {e}")))?;
+    Ok(format!("jg_{}", hex::encode(b)))
+}
+
+fn provisioner(config: &Config) -> Result<Arc<dyn Provisioner>, ServerError> {
+    Ok(match config.provisioner.kind {
+        ProvisionerKind::Log => Arc::new(LogProvisioner),
+        ProvisionerKind::Webhook => {
+            let env = config.provisioner.secret_env.clone().unwrap_or_default();
+            let secret = std::env::var(&env).map_err(|_| {
+                config_error("provisioner.secret-env", format!("${env} is not set"))
+            })?;
+            let url = config.provisioner.url.clone().unwrap_or_default();
+            let timeout = config
+                .provisioner
+                .timeout_ms
+                .map(std::time::Duration::from_millis)
+                .unwrap_or(crate::provision::DEFAULT_TIMEOUT);
+            let cap = config
+                .provisioner
+                .max_response_bytes
+                .unwrap_or(crate::provision::DEFAULT_MAX_RESPONSE_BYTES);
+            Arc::new(
+                WebhookProvisioner::new(&url, secret.as_bytes())
+                    .map_err(|e| config_error("provisioner.url", e))?
+                    .with_limits(timeout, cap),
+            )
+        }
+    })
+}

@@ -1,0 +1,120 @@
+//! Extractors: who is calling ([`Principal`]) and what it sent (JSON bodies
+//! and queries), each failing with the API's error shape. Handlers take
+//! these as arguments and do nothing but translate.
+//!
+//! The caller is extracted from the request's parts before any body is
+//! read, so an unauthenticated client never gets its body parsed.
+
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, Query};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::{ApiError, AppState, bearer, body_bytes, principal_of, refuse, server};
+use crate::service::Principal;
+
+impl FromRequestParts<Arc<AppState>> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(p) = principal_of(state, &parts.headers) {
+            return Ok(p.clone());
+        }
+        // The route pattern, not the raw path: the tally is per endpoint,
+        // and the raw path carries caller-chosen ids.
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|m| m.as_str().to_string())
+            .unwrap_or_else(|| "?".into());
+        let had_token = bearer(&parts.headers).is_some();
+        Err(refuse(
+            state,
+            server::peer().map(|a| a.ip()),
+            had_token,
+            &route,
+        ))
+    }
+}
+
+/// A JSON body parsed into `T`; an error names the field path
+/// (`subject.colour`), or `body` for the whole.
+pub struct JsonBody<T>(pub T);
+
+/// Like [`JsonBody`], but an empty body reads as `{}` (actions whose body
+/// is optional, such as approve and revoke).
+pub struct OptionalJsonBody<T>(pub T);
+
+/// A JSON body as a value tree, parsed strictly: duplicate keys refused
+/// (two parsers could otherwise read one body two ways).
+pub struct JsonValue(pub Value);
+
+fn parse_typed<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            e.inner().to_string(),
+        )
+        .field(if field == "." { "body".into() } else { field })
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req.into_body()).await?;
+        parse_typed(&bytes).map(JsonBody)
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req.into_body()).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            parse_typed(b"{}").map(OptionalJsonBody)
+        } else {
+            parse_typed(&bytes).map(OptionalJsonBody)
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonValue {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req.into_body()).await?;
+        crate::request::parse_json_strict(&bytes)
+            .map(JsonValue)
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-json", e.message).field(e.field)
+            })
+    }
+}
+
+/// A query string parsed into `T` (unknown keys refused by `T`), or 400
+/// `bad-query`.
+pub struct QueryOf<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryOf<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| QueryOf(v))
+            .map_err(|e| {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-query", e.body_text()).field("query")
+            })
+    }
+}

@@ -1,0 +1,82 @@
+//! What the service does for operators beside the grant workflow: the
+//! loaded policy set and its reload, reading and verifying the audit chain,
+//! and the figures behind `/metrics`. Every role rule lives here, so any
+//! front end (HTTP, an embedder, the console) applies the same ones.
+
+use std::path::PathBuf;
+
+use super::{Principal, Role, Service, ServiceError};
+use crate::audit::{self, AuditRecord};
+use crate::engine::{Engine, EngineConfig};
+use crate::policy::PolicyMeta;
+
+/// Where a reload reads policy modules from, and with which engine settings.
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    /// A module or a folder of modules.
+    pub path: PathBuf,
+    /// Settings for the engine each reload builds.
+    pub engine: EngineConfig,
+}
+
+/// Most records one page of the audit log holds.
+pub const MAX_AUDIT_PAGE: usize = 1000;
+
+impl Service {
+    /// The loaded policies (any authenticated caller).
+    pub fn policies(&self, _actor: &Principal) -> Vec<PolicyMeta> {
+        self.engine().policies().cloned().collect()
+    }
+
+    /// Load the policy source afresh and swap it in (admin), audited. All
+    /// or nothing: a set that fails to load leaves the running one in
+    /// place. Conflict when the service has no [`PolicySource`].
+    pub fn reload_policies(&self, actor: &Principal) -> Result<Vec<PolicyMeta>, ServiceError> {
+        actor.require_any(&[Role::Admin])?;
+        let Some(source) = self.policy_source.clone() else {
+            return Err(ServiceError::Conflict("reloading is disabled".into()));
+        };
+        let mut engine =
+            Engine::new(source.engine).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
+        engine
+            .load_path(&source.path)
+            .map_err(|e| ServiceError::BadRequest {
+                field: "policies".into(),
+                message: e.to_string(),
+            })?;
+        let list: Vec<_> = engine.policies().cloned().collect();
+        self.replace_engine(engine, &actor.name)?;
+        Ok(list)
+    }
+
+    /// One page of the audit log after `after` (auditor, admin); `limit` is
+    /// clamped to 1..=[`MAX_AUDIT_PAGE`].
+    pub fn audit_page(
+        &self,
+        actor: &Principal,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        Ok(self
+            .store
+            .audit_page(after, limit.clamp(1, MAX_AUDIT_PAGE))?)
+    }
+
+    /// Walk the whole audit chain for a caller (auditor, admin).
+    pub fn audit_verify(&self, actor: &Principal) -> Result<audit::Report, ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        self.verify_audit()
+    }
+
+    /// The Prometheus exposition text of `/metrics`: counters kept in
+    /// memory plus the gauges read from the store.
+    pub fn metrics_text(&self) -> Result<String, ServiceError> {
+        let active = self.store.count_active()?;
+        let pending = self.store.outbox_pending()?;
+        let quarantined = self.store.quarantine_count()?;
+        let mut text = self.metrics.render(active, pending);
+        text.push_str(&crate::metrics::quarantine_gauge(quarantined));
+        Ok(text)
+    }
+}

@@ -1,0 +1,98 @@
+//! The service's router driven in process (`tower::ServiceExt::oneshot`):
+//! the same [`jitgate::api::Server`] that `jitgate serve` builds, from the
+//! same config a process test writes, without a socket. For role tables,
+//! body checks and anything else that is about the API rather than the
+//! process (crash, signals, replicas and socket limits stay in process
+//! tests).
+
+use axum::body::Body;
+use std::path::Path;
+use tower::ServiceExt;
+
+use crate::http::Response;
+use crate::server::{Backend, Guard, TestStore, write_config_with};
+
+/// A router over a fresh store, and the runtime its handlers run on.
+pub struct App {
+    router: axum::Router,
+    server: jitgate::api::Server,
+    rt: tokio::runtime::Runtime,
+    _guard: Guard,
+}
+
+impl App {
+    /// A server on a fresh store of `backend`, configured with `extra` TOML
+    /// (the same tokens and policies as [`crate::server::start`]).
+    pub fn new(backend: Backend, extra: &str) -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TestStore::new(backend, dir.path());
+        let cfg = write_config_with(dir.path(), &store.url, extra);
+        App::from_file(&cfg, (dir, store))
+    }
+
+    fn from_file(cfg: &Path, guard: Guard) -> App {
+        let config = jitgate::config::Config::load(cfg).expect("config");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // Built outside the runtime, as `jitgate serve` does: opening a
+        // store blocks (the PostgreSQL store drives its own runtime).
+        let server = jitgate::api::Server::from_config(config, Some(cfg.into())).expect("server");
+        let router = server.router();
+        App {
+            router,
+            server,
+            rt,
+            _guard: guard,
+        }
+    }
+
+    /// The service behind the router.
+    pub fn service(&self) -> &std::sync::Arc<jitgate::service::Service> {
+        self.server.service()
+    }
+
+    /// Send one request through the router.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> Response {
+        let mut req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("content-type", "application/json");
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req
+            .body(Body::from(body.unwrap_or_default().to_vec()))
+            .expect("request");
+        let router = self.router.clone();
+        self.rt.block_on(async move {
+            let resp = router.oneshot(req).await.expect("infallible");
+            let status = resp.status().as_u16();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap_or_default();
+            Response {
+                status,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            }
+        })
+    }
+
+    /// GET `path`.
+    pub fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.send("GET", path, token, None)
+    }
+
+    /// POST `body` as JSON to `path`.
+    pub fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Response {
+        self.send("POST", path, token, Some(body.to_string().as_bytes()))
+    }
+}
