@@ -110,7 +110,7 @@ pub struct EngineConfig {
     pub instance_pool: Option<u32>,
     /// Threads that run decisions for the service (`None`: one per two CPUs,
     /// within what the instance pool can serve). See
-    /// [`crate::service::evaluator`].
+    /// the service's evaluator.
     pub workers: Option<usize>,
     /// Decisions that may wait for one of those threads (`None`: 16 per
     /// worker); more are refused as overload.

@@ -20,21 +20,31 @@
 //! [`Request`] model, the [`Decision`] it returns, and the sandbox knobs in
 //! [`SandboxLimits`]. [`fixture`] runs policy test files (`jitgate test`).
 
-pub mod api;
-pub mod audit;
-pub mod config;
 pub mod decision;
 pub mod engine;
 pub mod fixture;
-pub mod grant;
 pub mod keys;
-pub mod metrics;
 pub mod policy;
-pub mod provision;
 pub mod request;
-pub mod service;
-pub mod store;
 pub mod text;
+
+#[cfg(feature = "service")]
+pub mod audit;
+#[cfg(feature = "service")]
+pub mod grant;
+#[cfg(feature = "service")]
+pub mod metrics;
+#[cfg(feature = "service")]
+pub mod provision;
+#[cfg(feature = "service")]
+pub mod service;
+#[cfg(feature = "service")]
+pub mod store;
+
+#[cfg(feature = "server")]
+pub mod api;
+#[cfg(feature = "server")]
+pub mod config;
 
 pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace, TraceVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};

@@ -14,6 +14,7 @@
 //! ([`postgres::PostgresStore`]) is for several replicas sharing one state.
 //! [`open`] picks one from the configured `store` string.
 
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod quarantine;
 mod rows;
@@ -338,7 +339,12 @@ fn settle<T, E: From<StoreError>>(r: Result<T, UpdateError>, failed: Option<E>) 
 /// `serve` and `audit` cannot disagree about what a value means.
 pub fn open(store: &str) -> Result<Arc<dyn Store>, StoreError> {
     if is_postgres(store) {
-        Ok(Arc::new(postgres::PostgresStore::open(store)?))
+        #[cfg(feature = "postgres")]
+        return Ok(Arc::new(postgres::PostgresStore::open(store)?));
+        #[cfg(not(feature = "postgres"))]
+        return Err(StoreError::Backend(
+            "this build has no PostgreSQL store (Cargo feature `postgres`)".into(),
+        ));
     } else {
         Ok(Arc::new(sqlite::SqliteStore::open(std::path::Path::new(
             store,

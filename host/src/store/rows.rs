@@ -91,6 +91,7 @@ impl Row for rusqlite::Row<'_> {
     }
 }
 
+#[cfg(feature = "postgres")]
 impl Row for tokio_postgres::Row {
     type Error = tokio_postgres::Error;
     fn text(&self, i: usize) -> Result<String, Self::Error> {
