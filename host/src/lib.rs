@@ -35,6 +35,7 @@ pub mod request;
 pub mod service;
 pub mod store;
 pub mod text;
+pub mod ticket;
 
 pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace, TraceVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
