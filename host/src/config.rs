@@ -53,6 +53,11 @@
 //! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
 //! checkpoint-key = "/etc/jitgate/audit.key"         # from `jitgate keygen`
 //! checkpoint-interval-minutes = 15                  # also one at start-up
+//!
+//! [[ticket-sources]]                   # see crate::ticket and docs/tickets.md
+//! name = "jira"                        # POST /v1/ticket-sources/jira/events
+//! kind = "jira"                        # jira | servicenow | zendesk | generic
+//! secret-env = "JIRA_WEBHOOK_SECRET"
 //! ```
 //!
 //! A password in `store` (`postgres://user:PASSWORD@…`, `?password=…`, or
@@ -117,6 +122,10 @@ pub struct Config {
     /// Flood limits: failed authentications, invalid bodies.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// `[[ticket-sources]]`: the ticket systems whose webhooks are believed
+    /// (see [`crate::ticket::TicketSourceConfig`]).
+    #[serde(default)]
+    pub ticket_sources: Vec<crate::ticket::TicketSourceConfig>,
 }
 
 /// `[http]`: the server's timeouts and connection cap. Every default is safe
@@ -369,6 +378,7 @@ impl Default for Config {
             audit: AuditConfig::default(),
             http: HttpConfig::default(),
             limits: LimitsConfig::default(),
+            ticket_sources: Vec::new(),
         })
     }
 }
@@ -499,6 +509,7 @@ impl Config {
         if self.limits.invalid_body_excerpt_bytes > 64 * 1024 {
             return Err("limits.invalid-body-excerpt-bytes: at most 65536".into());
         }
+        crate::ticket::check_sources(&self.ticket_sources)?;
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
                 return Err("provisioner.url: required for kind = \"webhook\"".into());
@@ -749,6 +760,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max-conections"), "{e}");
+    }
+
+    #[test]
+    fn ticket_sources_are_read_and_checked() {
+        let c: Config = toml::from_str(
+            "[[ticket-sources]]\nname = 'jira'\nkind = 'jira'\nsecret-env = 'JIRA_SECRET'\n\
+             states = { 'Waiting for customer' = 'on-hold' }\n\
+             [[ticket-sources]]\nname = 'snow'\nkind = 'servicenow'\nsecret-env = 'SNOW'\n\
+             secret-header = 'X-Snow-Secret'\nreconcile-interval = 60\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        assert_eq!(c.ticket_sources.len(), 2);
+        assert_eq!(c.ticket_sources[1].reconcile_interval, 60);
+        assert!(Config::default().ticket_sources.is_empty());
+        let c: Config = toml::from_str(
+            "[[ticket-sources]]\nname = 'a'\nkind = 'generic'\nsecret-env = 'A'\n\
+             [[ticket-sources]]\nname = 'b'\nkind = 'zendesk'\nsecret-env = 'B'\n\
+             states = { hold = 'waiting' }\n",
+        )
+        .unwrap();
+        let e = c.check().unwrap_err();
+        assert!(e.starts_with("ticket-sources[1].states"), "{e}");
+        let e = toml::from_str::<Config>(
+            "[[ticket-sources]]\nname = 'a'\nkind = 'generic'\nsecret-env = 'A'\nsecret = 'x'\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("secret"), "{e}");
     }
 
     #[test]

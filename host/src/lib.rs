@@ -27,6 +27,7 @@ pub mod keys;
 pub mod policy;
 pub mod request;
 pub mod text;
+pub mod ticket;
 
 #[cfg(feature = "service")]
 pub mod audit;
