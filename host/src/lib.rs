@@ -27,7 +27,6 @@ pub mod keys;
 pub mod policy;
 pub mod request;
 pub mod text;
-pub mod ticket;
 
 #[cfg(feature = "service")]
 pub mod audit;
@@ -46,6 +45,8 @@ pub mod store;
 pub mod api;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod ticket;
 
 pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace, TraceVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
