@@ -136,6 +136,7 @@ impl Default for EngineConfig {
 
 /// Why an engine could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// wasmtime refused the configuration.
     #[error("wasmtime engine: {0}")]

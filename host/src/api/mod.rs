@@ -4,16 +4,18 @@
 //! Handlers are thin: authenticate, read a size-limited body, call the
 //! [`Service`] on a blocking thread (the store is synchronous), map the
 //! result. Every authentication failure is counted and audited, per client
-//! address per window, and rate-limited ([`guard`]); the server's
-//! connection limits are in [`server`].
+//! address per window, and rate-limited (`guard`); the server's
+//! connection limits are in `server` ([`HttpLimits`]).
 
 mod app;
 mod extract;
-pub mod guard;
-pub mod server;
+pub(crate) mod guard;
+pub(crate) mod server;
 
 pub use app::{Running, Server, ServerError};
 use extract::{JsonBody, JsonValue, OptionalJsonBody, QueryOf};
+pub use guard::AuthLimits;
+pub use server::HttpLimits;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};

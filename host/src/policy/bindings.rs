@@ -13,7 +13,6 @@ wasmtime::component::bindgen!({
     imports: { "jitgate:policy/host.log": trappable },
 });
 
-pub use exports::jitgate::policy::policy as exported;
 pub use jitgate::policy::host;
 pub use jitgate::policy::types as wit;
 

@@ -32,7 +32,6 @@ pub struct Busy {
 pub struct Evaluator {
     /// `None` when no thread could be started: every decision is then busy.
     tx: Option<SyncSender<Job>>,
-    workers: usize,
     queue: usize,
 }
 
@@ -82,19 +81,8 @@ impl Evaluator {
         }
         Evaluator {
             tx: (started > 0).then_some(tx),
-            workers: started,
             queue,
         }
-    }
-
-    /// Threads.
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
-    /// Queue bound.
-    pub fn queue(&self) -> usize {
-        self.queue
     }
 
     /// Queue `f`; its result arrives on the returned receiver (which errs if

@@ -11,11 +11,14 @@
 //! * the same request id with the same body returns the same grant; with a
 //!   different body it is a conflict.
 
-pub mod bounded;
+pub(crate) mod bounded;
 pub mod clock;
 mod errors;
-pub mod evaluator;
+pub(crate) mod evaluator;
 mod evidence;
+// Public only for the store contract tests (tests/e2e/store.rs), which
+// run it against both backends; not part of the embedding API.
+#[doc(hidden)]
 pub mod group_commit;
 mod intake;
 mod operations;

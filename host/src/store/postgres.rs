@@ -17,7 +17,7 @@
 //!   starting together migrate once;
 //! * [`Store::due`] claims with `FOR UPDATE SKIP LOCKED` (grants another
 //!   replica is ending right now are skipped), and
-//!   [`Store::update_grant`]/[`Store::update_grants`] lock their rows with
+//!   [`Store::update_grant_with`]/[`Store::update_grants_with`] lock their rows with
 //!   `FOR UPDATE` (ordered by id, all before any write, so two batches cannot
 //!   deadlock) and hand the *locked, current* grant to the closure, which
 //!   re-checks its state: the replica that loses a race sees the grant
