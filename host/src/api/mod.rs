@@ -417,14 +417,22 @@ struct ReasonBody {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct EmptyBody {}
 
+/// Run one grant action on a blocking thread; answer the grant.
+async fn act(
+    s: &AppState,
+    f: impl FnOnce(&Service) -> Result<crate::grant::Grant, ServiceError> + Send + 'static,
+) -> ApiResult {
+    let svc = s.service.clone();
+    Ok(Json(blocking(move || f(&svc)).await?).into_response())
+}
+
 async fn approve(
     State(s): State<Arc<AppState>>,
     who: Principal,
     Path(id): Path<String>,
     OptionalJsonBody(EmptyBody {}): OptionalJsonBody<EmptyBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    Ok(Json(blocking(move || svc.approve(&who, &id)).await?).into_response())
+    act(&s, move |svc| svc.approve(&who, &id)).await
 }
 
 async fn release(
@@ -433,8 +441,7 @@ async fn release(
     Path(id): Path<String>,
     OptionalJsonBody(EmptyBody {}): OptionalJsonBody<EmptyBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    Ok(Json(blocking(move || svc.release(&who, &id)).await?).into_response())
+    act(&s, move |svc| svc.release(&who, &id)).await
 }
 
 async fn reject(
@@ -443,9 +450,7 @@ async fn reject(
     Path(id): Path<String>,
     OptionalJsonBody(b): OptionalJsonBody<ReasonBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    let g = blocking(move || svc.reject(&who, &id, b.reason.as_deref())).await?;
-    Ok(Json(g).into_response())
+    act(&s, move |svc| svc.reject(&who, &id, b.reason.as_deref())).await
 }
 
 async fn revoke(
@@ -454,9 +459,7 @@ async fn revoke(
     Path(id): Path<String>,
     OptionalJsonBody(b): OptionalJsonBody<ReasonBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    let g = blocking(move || svc.revoke(&who, &id, b.reason.as_deref())).await?;
-    Ok(Json(g).into_response())
+    act(&s, move |svc| svc.revoke(&who, &id, b.reason.as_deref())).await
 }
 
 /// Any other action: authenticated first, like every route, then 404.
