@@ -321,8 +321,10 @@ fn provisioner(config: &Config) -> Result<Arc<dyn Provisioner>, ServerError> {
                 .provisioner
                 .max_response_bytes
                 .unwrap_or(crate::provision::DEFAULT_MAX_RESPONSE_BYTES);
+            let client = crate::outbound::Outbound::new(config.provisioner.ca_file.as_deref())
+                .map_err(|e| config_error("provisioner.ca-file", e))?;
             Arc::new(
-                WebhookProvisioner::new(&url, secret.as_bytes())
+                WebhookProvisioner::with_client(&url, secret.as_bytes(), client)
                     .map_err(|e| config_error("provisioner.url", e))?
                     .with_limits(timeout, cap),
             )

@@ -185,7 +185,10 @@ mod tests {
 
     #[test]
     fn webhook_refuses_weak_setup() {
-        assert!(WebhookProvisioner::new("https://x", b"0123456789abcdef").is_err());
+        // https:// is supported since the client speaks TLS (see
+        // webhook::tests); other schemes and short secrets are not.
+        assert!(WebhookProvisioner::new("ftp://x", b"0123456789abcdef").is_err());
         assert!(WebhookProvisioner::new("http://x", b"short").is_err());
+        assert!(WebhookProvisioner::new("https://x", b"short").is_err());
     }
 }
