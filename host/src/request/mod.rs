@@ -123,7 +123,7 @@ pub struct Request {
     pub resource: String,
     /// What to grant.
     pub entitlement: String,
-    /// Why.
+    /// The requester's reason, in its own words (shown to approvers).
     pub justification: String,
     /// Requested duration, seconds.
     pub requested_ttl: u32,

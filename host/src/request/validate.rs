@@ -1,5 +1,5 @@
 //! Request validation: the bounds every request must respect before any
-//! policy runs (DESIGN §4.1). Bounds exist so that a policy's fuel budget is
+//! policy runs. Bounds exist so that a policy's fuel budget is
 //! spent on its rule, not on copying megabytes of attacker-chosen strings in,
 //! and so that every rejection names the field a caller must fix.
 
