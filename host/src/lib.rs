@@ -68,6 +68,11 @@ pub mod outbound;
 #[cfg(feature = "server")]
 pub mod ticket;
 
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace, TraceVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
 pub use policy::{LoadError, PolicyFailure, PolicyMeta, SandboxLimits};

@@ -13,8 +13,8 @@ wasmtime::component::bindgen!({
     imports: { "jitgate:policy/host.log": trappable },
 });
 
-pub use jitgate::policy::host;
-pub use jitgate::policy::types as wit;
+pub use self::jitgate::policy::host;
+pub use self::jitgate::policy::types as wit;
 
 use crate::request::{Request, SubjectKind, TicketState};
 
