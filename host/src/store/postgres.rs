@@ -9,7 +9,7 @@
 //! That keeps the async driver's connections on a runtime the store
 //! controls, independent of the caller's runtime. A sync call may come from
 //! any thread, an async task included (an embedder calling the sync
-//! service methods from `async fn main`), where a bare `block_on` panics
+//! lifecycle calls from `async fn main`), where a bare `block_on` panics
 //! ("Cannot start a runtime from within a runtime"); [`PostgresStore`]'s
 //! `block` picks, per call, the way to wait that cannot panic (see
 //! [`Blocking`]).
@@ -103,7 +103,7 @@ type Tx<'a> = deadpool_postgres::Transaction<'a>;
 /// * A current-thread runtime, where `block_in_place` panics: the call is
 ///   handed to a scoped thread of its own and this one waits for it (the
 ///   runtime stalls meanwhile, as with any sync call on it; async callers
-///   use the service's `_async` methods). tokio gives no way to tell this
+///   use the grant layer's `_async` methods). tokio gives no way to tell this
 ///   runtime's blocking pool from its own thread, so calls from that pool
 ///   take this path too: one extra thread per call, only on current-thread
 ///   runtimes.
