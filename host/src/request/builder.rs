@@ -158,12 +158,8 @@ impl RequestBuilder {
             task: self.task,
             resource: self.resource.ok_or_else(|| missing("resource"))?,
             entitlement: self.entitlement.ok_or_else(|| missing("entitlement"))?,
-            justification: self
-                .justification
-                .ok_or_else(|| missing("justification"))?,
-            requested_ttl: self
-                .requested_ttl
-                .ok_or_else(|| missing("requested-ttl"))?,
+            justification: self.justification.ok_or_else(|| missing("justification"))?,
+            requested_ttl: self.requested_ttl.ok_or_else(|| missing("requested-ttl"))?,
             ticket: self.ticket,
             now: self.now,
             attributes: Attributes(attributes),
@@ -226,7 +222,10 @@ mod tests {
 
     #[test]
     fn builder_errors_name_the_same_fields_as_json_validation() {
-        assert_eq!(full().ttl(0).build().expect_err("ttl 0").field, "requested-ttl");
+        assert_eq!(
+            full().ttl(0).build().expect_err("ttl 0").field,
+            "requested-ttl"
+        );
         assert_eq!(
             full().subject("").build().expect_err("empty subject").field,
             "subject.id"
@@ -240,7 +239,11 @@ mod tests {
             "justification"
         );
         assert_eq!(
-            full().mfa_at(u64::MAX).build().expect_err("year 9999+").field,
+            full()
+                .mfa_at(u64::MAX)
+                .build()
+                .expect_err("year 9999+")
+                .field,
             "subject.mfa-at"
         );
     }

@@ -229,15 +229,14 @@ impl Service {
         now: Millis,
     ) -> Result<(Grant, bool), ServiceError> {
         let (svc, who) = (self.clone(), actor.clone());
-        let (req, hash) = match blocking(move || {
-            svc.lookup(&who, &req, &hash)
-                .map(|found| found.ok_or((req, hash)))
+        let (found, req, hash) = blocking(move || {
+            let found = svc.lookup(&who, &req, &hash)?;
+            Ok((found, req, hash))
         })
-        .await?
-        {
-            Ok(replayed) => return Ok(replayed),
-            Err(pending) => pending,
-        };
+        .await?;
+        if let Some(replayed) = found {
+            return Ok(replayed);
+        }
         let (req, decided) = self.decide_async(req).await?;
         let (svc, who) = (self.clone(), actor.clone());
         blocking(move || svc.record_request(&who, req, decided, hash, now)).await

@@ -20,13 +20,13 @@
 //! * the same request id with the same body returns the same grant; with a
 //!   different body it is a conflict.
 
+mod background;
 pub mod bounded;
 pub mod clock;
 mod errors;
 pub mod evaluator;
 mod evidence;
 pub mod group_commit;
-mod background;
 mod intake;
 mod operations;
 pub mod principal;

@@ -173,12 +173,12 @@ impl PostgresStore {
         match Blocking::here() {
             Blocking::Plain => rt.block_on(f),
             Blocking::InPlace => tokio::task::block_in_place(|| rt.block_on(f)),
-            Blocking::OtherThread => std::thread::scope(|s| {
-                match s.spawn(|| rt.block_on(f)).join() {
+            Blocking::OtherThread => {
+                std::thread::scope(|s| match s.spawn(|| rt.block_on(f)).join() {
                     Ok(v) => v,
                     Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }),
+                })
+            }
         }
     }
 
