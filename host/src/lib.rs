@@ -41,3 +41,7 @@ pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
 pub use policy::sandbox::{PolicyFailure, SandboxLimits};
 pub use policy::{LoadError, PolicyMeta};
 pub use request::{Request, RequestError};
+
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/embedding.md")]
+pub struct EmbeddingDoctests;

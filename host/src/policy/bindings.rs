@@ -17,8 +17,10 @@ wasmtime::component::bindgen!({
 });
 
 pub use exports::jitgate::policy::policy as exported;
-pub use jitgate::policy::host;
-pub use jitgate::policy::types as wit;
+// `self::`: under `rustdoc --test` the crate itself is an extern named
+// `jitgate` too, which would make the generated module's name ambiguous.
+pub use self::jitgate::policy::host;
+pub use self::jitgate::policy::types as wit;
 
 use crate::request::{Request, SubjectKind, TicketState};
 

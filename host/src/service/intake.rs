@@ -54,11 +54,7 @@ impl Service {
     pub fn submit(&self, actor: &Principal, req: Request) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
         let (req, hash) = self.admit_typed(actor, req, now)?;
-        if let Some(replayed) = self.lookup(actor, &req, &hash)? {
-            return Ok(replayed);
-        }
-        let (req, decided) = self.decide(req)?;
-        self.record_request(actor, req, decided, hash, now)
+        self.submit_admitted(actor, req, hash, now)
     }
 
     /// [`Service::submit`] for async callers: the decision runs on the
@@ -134,11 +130,7 @@ impl Service {
     pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
         let (req, hash) = self.admit_json(actor, body, now)?;
-        if let Some(replayed) = self.lookup(actor, &req, &hash)? {
-            return Ok(replayed);
-        }
-        let (req, decided) = self.decide(req)?;
-        self.record_request(actor, req, decided, hash, now)
+        self.submit_admitted(actor, req, hash, now)
     }
 
     /// [`Service::request`] for async callers; holds no async worker.
@@ -219,8 +211,23 @@ impl Service {
         Ok(None)
     }
 
-    /// Look up, decide on the evaluator, record: the async path shared by
-    /// the typed and JSON forms.
+    /// Look up, decide, record: the path shared by the typed and JSON forms.
+    fn submit_admitted(
+        &self,
+        actor: &Principal,
+        req: Request,
+        hash: String,
+        now: Millis,
+    ) -> Result<(Grant, bool), ServiceError> {
+        if let Some(replayed) = self.lookup(actor, &req, &hash)? {
+            return Ok(replayed);
+        }
+        let (req, decided) = self.decide(req)?;
+        self.record_request(actor, req, decided, hash, now)
+    }
+
+    /// `submit_admitted` for async callers: the lookup and the
+    /// record on the blocking pool, the decision on the evaluator.
     async fn submit_admitted_async(
         self: &Arc<Self>,
         actor: &Principal,
