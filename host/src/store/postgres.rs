@@ -12,7 +12,7 @@
 //! lifecycle calls from `async fn main`), where a bare `block_on` panics
 //! ("Cannot start a runtime from within a runtime"); [`PostgresStore`]'s
 //! `block` picks, per call, the way to wait that cannot panic (see
-//! [`Blocking`]).
+//! `Blocking` below).
 //!
 //! **Coordination between replicas** is done with row and advisory locks,
 //! never a leader that can die:
