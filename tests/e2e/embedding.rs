@@ -28,21 +28,11 @@ fn now_secs() -> u64 {
 }
 
 fn pipeline() -> Principal {
-    Principal {
-        name: "pipe".into(),
-        roles: [Role::Pipeline].into(),
-        groups: vec![],
-        subject_roles: vec![],
-    }
+    Principal::new("pipe", [Role::Pipeline])
 }
 
 fn admin() -> Principal {
-    Principal {
-        name: "root".into(),
-        roles: [Role::Admin].into(),
-        groups: vec![],
-        subject_roles: vec![],
-    }
+    Principal::new("root", [Role::Admin])
 }
 
 /// A file-recovery request the example policies allow at any time.

@@ -74,12 +74,7 @@ async fn run() -> Result<(), Error> {
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("jitgate.db"))?);
     let service = Arc::new(Service::new(engine, store, ServiceConfig::default()));
-    let pipeline = Principal {
-        name: "ci-pipeline".into(),
-        roles: [Role::Pipeline].into(),
-        groups: Vec::new(),
-        subject_roles: Vec::new(),
-    };
+    let pipeline = Principal::new("ci-pipeline", [Role::Pipeline]);
 
     // 3. Background tasks: expiry and provisioning, events to a closure.
     let (events, mut delivered) = tokio::sync::mpsc::unbounded_channel();
