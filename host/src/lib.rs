@@ -77,3 +77,7 @@ pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
 pub use policy::{LoadError, PolicyFailure, PolicyMeta, SandboxLimits};
 pub use request::{Request, RequestError};
+
+#[cfg(all(doctest, feature = "service"))]
+#[doc = include_str!("../../docs/embedding.md")]
+pub struct EmbeddingDoctests;

@@ -234,30 +234,29 @@ impl Server {
                 "ended grants that fell due while the service was down"
             );
         }
-        tokio::spawn(crate::service::scheduler::run(service.clone()));
-        tokio::spawn(crate::provision::dispatch(
-            service.clone(),
-            self.provisioner.clone(),
-        ));
+        let mut background = service
+            .start_background(self.provisioner.clone())
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
         if let Some(cp) = self.checkpoints {
-            tokio::spawn(audit::checkpoint::every(
+            background.adopt(tokio::spawn(audit::checkpoint::every(
                 service.store().clone(),
                 cp.dir,
                 cp.key,
                 cp.every,
                 Some(cp.written),
-            ));
+            )));
         }
-        tokio::spawn(guard::flush_every_window(
+        background.adopt(tokio::spawn(guard::flush_every_window(
             self.state.auth_guard.clone(),
             service.clone(),
-        ));
+        )));
         self.state.ready.store(true, Ordering::Release);
         Ok(Running {
             listener,
             addr,
             state: self.state,
             limits: self.config.http_limits(),
+            _background: background,
         })
     }
 
@@ -273,6 +272,8 @@ pub struct Running {
     addr: SocketAddr,
     state: Arc<AppState>,
     limits: super::server::HttpLimits,
+    /// Scheduler, dispatcher, checkpoints, auth tallies: stopped with it.
+    _background: crate::service::Background,
 }
 
 impl Running {

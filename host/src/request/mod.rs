@@ -7,8 +7,10 @@
 //! duplicates refused so that a policy and an auditor cannot read different
 //! values for the same key).
 
+mod builder;
 mod validate;
 
+pub use builder::RequestBuilder;
 pub use validate::{Limits as RequestLimits, RequestError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
