@@ -161,6 +161,9 @@ impl Manifest {
                 "must be 1-64 bytes without control characters".into(),
             );
         }
+        if self.sequence > i64::MAX as u64 {
+            return f("sequence", format!("must be at most {}", i64::MAX));
+        }
         if !is_hex(&self.signer, 16) {
             return f(
                 "signer",

@@ -402,6 +402,7 @@ fn a_listed_module_that_is_missing_is_refused() {
     assert!(matches!(e, PolicySetError::MissingModule { .. }), "{e}");
 }
 
+#[cfg(feature = "service")]
 #[test]
 fn the_manifest_bytes_are_the_audit_chains_canonical_form() {
     let k = key(1);
