@@ -528,13 +528,18 @@ async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResu
 }
 
 async fn policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
-    Ok(Json(json!({"policies": s.service.policies(&who)})).into_response())
+    Ok(
+        Json(json!({"policies": s.service.policies(&who), "set": s.service.policy_set(&who)}))
+            .into_response(),
+    )
 }
 
 async fn reload_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
+    let set_of = svc.clone();
     let loaded = blocking(move || svc.reload_policies(&who)).await?;
-    Ok(Json(json!({"policies": loaded})).into_response())
+    let set = set_of.engine().policy_set().clone();
+    Ok(Json(json!({"policies": loaded, "set": set})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -42,7 +42,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 pub use errors::ServiceError;
 pub use evidence::verify_store;
-pub use operations::{MAX_AUDIT_PAGE, PolicySource};
+pub use operations::{MAX_AUDIT_PAGE, PolicySource, SourceError};
 pub use principal::{Principal, Role};
 pub use sweep::SWEEP_BATCH;
 pub use workflow::MAX_REASON_BYTES;
@@ -195,16 +195,52 @@ impl Service {
 
     /// Swap in a newly loaded engine (policy reload), audited.
     pub fn replace_engine(&self, engine: Engine, actor: &str) -> Result<(), ServiceError> {
-        let drafts = engine
-            .policies()
-            .map(|p| AuditDraft::new(self.now(), audit::kind::POLICY_LOAD, actor, json!(p)))
-            .collect();
-        self.store.append_audit(drafts)?;
+        self.record_policies(&engine, actor)?;
         match self.engine.write() {
             Ok(mut e) => *e = Arc::new(engine),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
         }
         Ok(())
+    }
+
+    /// Audit `engine`'s policies as loaded and, for a signed set, accept it
+    /// in the store (the new rollback floor) in the same transaction. A set
+    /// older than one accepted meanwhile (by another replica) is refused.
+    pub fn record_policies(&self, engine: &Engine, actor: &str) -> Result<(), ServiceError> {
+        let now = self.now();
+        let set = engine.policy_set();
+        let mut drafts: Vec<AuditDraft> = engine
+            .policies()
+            .map(|p| {
+                let mut v = json!(p);
+                v["policy-set"] = json!(set.digest);
+                AuditDraft::new(now, audit::kind::POLICY_LOAD, actor, v)
+            })
+            .collect();
+        drafts.push(AuditDraft::new(
+            now,
+            audit::kind::POLICY_SET,
+            actor,
+            json!(set),
+        ));
+        match (set.signed, set.sequence) {
+            (true, Some(sequence)) => {
+                let accepted = crate::store::AcceptedPolicySet {
+                    digest: set.digest.clone(),
+                    sequence: i64::try_from(sequence).unwrap_or(i64::MAX),
+                    version: set.version.clone().unwrap_or_default(),
+                    signers: set.signers.clone(),
+                    accepted_at: now,
+                };
+                if let Some(last) = self.store.accept_policy_set(&accepted, drafts)? {
+                    return Err(ServiceError::Conflict(format!(
+                        "policy set sequence {sequence} is lower than the last accepted sequence {last}; refusing a rollback"
+                    )));
+                }
+                Ok(())
+            }
+            _ => Ok(self.store.append_audit(drafts)?),
+        }
     }
 
     /// The store.
