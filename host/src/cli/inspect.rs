@@ -44,14 +44,11 @@ fn inspect_set(args: &InspectArgs, config: &EngineConfig) -> Result<ExitCode> {
             dir.display()
         );
     };
-    let verified = match super::trust_from(args.config.as_deref())? {
-        None => None,
-        Some((trust, floor)) => Some(
-            jitgate::policy_set::verify(dir, &trust, floor, config.sandbox.max_module_bytes)
-                .map(|s| s.signers)
-                .map_err(|e| e.to_string()),
-        ),
-    };
+    let verified = super::trust_from(args.config.as_deref())?.map(|(trust, floor)| {
+        jitgate::policy_set::verify(dir, &trust, floor, config.sandbox.max_module_bytes)
+            .map(|s| s.signers)
+            .map_err(|e| e.to_string())
+    });
     if args.json {
         let v = serde_json::json!({
             "set": dir,
@@ -110,8 +107,10 @@ pub fn run(args: InspectArgs, config: EngineConfig) -> Result<ExitCode> {
             "version": m.version,
             "sequence": m.sequence,
             "signer": m.signer,
-            "listed": m.modules.iter().any(|e| Some(format!("sha256:{}", e.sha256)) == Some(i.digest.clone())
-                && file.file_name().is_some_and(|n| n.to_string_lossy() == e.name)),
+            "listed": m.modules.iter().any(|e| {
+                format!("sha256:{}", e.sha256) == i.digest
+                    && file.file_name().is_some_and(|n| n.to_string_lossy() == e.name)
+            }),
         })
     });
     if args.json {
