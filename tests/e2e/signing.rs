@@ -655,7 +655,16 @@ fn reload_refuses_an_unsigned_candidate_and_keeps_the_running_set() {
     );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("not listed"), "{}", r.body);
-    assert_eq!(app.get("/v1/policies", Some("t-audit")).json(), before);
+    let after = app.get("/v1/policies", Some("t-audit")).json();
+    assert_eq!(
+        (&after["set"], &after["policies"]),
+        (&before["set"], &before["policies"])
+    );
+    assert!(
+        after["last-rejection"]["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("not listed"))
+    );
     // Signed, the same folder reloads as the next sequence.
     sign(&policies, &key, 2);
     let r = app.post(
@@ -672,3 +681,172 @@ both_stores!(
     older_sequence_is_refused,
     decisions_name_the_set_digest_and_policies_show_the_set,
 );
+
+// Hot reload with rollback (issue 15 item 2).
+
+const PASSING_FIXTURE: &str = "policies: [file-recovery]\n\
+defaults:\n  subject: {id: alice, kind: human, roles: [helpdesk]}\n  task: file-recovery\n  resource: fs\n  entitlement: op\n  justification: restore it now\n  requested-ttl: 600\n  now: 2026-11-25T10:00:00Z\n\
+cases:\n  - name: no ticket denies\n    expect: {outcome: deny}\n";
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn metric(text: &str, line: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn watched_folder_keeps_the_old_set_on_a_broken_or_unsigned_candidate() {
+    use jitgate_tests::http::get;
+    let st = setup(Backend::Sqlite);
+    let server = jitgate_tests::server::Server::start(&st.cfg);
+    let set = |k: &str| get(server.addr, "/v1/policies", Some("t-audit")).json()[k].clone();
+    assert_eq!(set("set")["sequence"], 1);
+    // An unsigned module dropped in: refused, counted, shown; seq 1 serves.
+    std::fs::copy(
+        policy("business-hours"),
+        st.policies.join("business-hours.wasm"),
+    )
+    .expect("drop");
+    wait_until("the candidate's rejection", || {
+        !set("last-rejection").is_null()
+    });
+    assert!(
+        set("last-rejection")["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("not listed")),
+        "{}",
+        set("last-rejection")
+    );
+    assert_eq!(set("set")["sequence"], 1);
+    let r = jitgate_tests::http::post(
+        server.addr,
+        "/v1/decisions",
+        Some("t-pipe"),
+        &body("w1", "alice", "file-recovery", 600),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = get(server.addr, "/metrics", None).body;
+    assert_eq!(
+        metric(&m, "jitgate_policy_reloads_total{result=\"rejected\"}"),
+        1,
+        "{m}"
+    );
+    // Signed properly (business-hours included), it is swapped in.
+    sign(&st.policies, &st.key, 2);
+    wait_until("the signed set", || set("set")["sequence"] == 2);
+    assert_eq!(set("policies").as_array().map(Vec::len), Some(6));
+    let m = get(server.addr, "/metrics", None).body;
+    assert_eq!(
+        metric(&m, "jitgate_policy_reloads_total{result=\"accepted\"}"),
+        1,
+        "{m}"
+    );
+    // SIGHUP reloads too: a re-signed identical set (sequence 3).
+    sign(&st.policies, &st.key, 3);
+    let _ = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status();
+    wait_until("the SIGHUP reload", || set("set")["sequence"] == 3);
+    drop(st);
+}
+
+#[test]
+fn candidate_failing_its_own_fixtures_is_refused_and_rollback_returns_to_the_previous_set() {
+    let st = setup(Backend::Sqlite);
+    let (policies, key) = (st.policies.clone(), st.key.clone());
+    let app = App::from_file(&st.cfg, st.guard);
+    let status = || app.get("/v1/policies", Some("t-audit")).json();
+    // Fixtures beside the modules that pass: the candidate is taken.
+    std::fs::create_dir(policies.join("fixtures")).expect("mkdir");
+    std::fs::write(
+        policies.join("fixtures/file-recovery.yaml"),
+        PASSING_FIXTURE,
+    )
+    .expect("write");
+    sign(&policies, &key, 2);
+    let r = app.post(
+        "/v1/policies/reload",
+        Some("t-admin"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(status()["set"]["sequence"], 2);
+    // A candidate whose own fixtures fail (the signer shipped a bad set):
+    // refused, the running set stays.
+    std::fs::write(
+        policies.join("fixtures/file-recovery.yaml"),
+        PASSING_FIXTURE.replace("{outcome: deny}", "{outcome: allow}"),
+    )
+    .expect("write");
+    sign(&policies, &key, 3);
+    let r = app.post(
+        "/v1/policies/reload",
+        Some("t-admin"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("fixtures failed") && r.body.contains("expected allow, got deny"),
+        "{}",
+        r.body
+    );
+    assert_eq!(status()["set"]["sequence"], 2);
+    assert!(
+        status()["last-rejection"]["refused"]
+            .as_str()
+            .is_some_and(|m| m.contains("fixtures failed"))
+    );
+    // Rollback (admin only) returns to sequence 1, once; then nothing is left.
+    let r = app.post(
+        "/v1/policies/rollback",
+        Some("t-audit"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    // A decision in flight keeps the engine it took.
+    let in_flight = app.service().engine();
+    let r = app.post(
+        "/v1/policies/rollback",
+        Some("t-admin"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["set"]["sequence"], 1);
+    assert_eq!(status()["set"]["sequence"], 1);
+    assert_eq!(in_flight.policy_set().sequence, Some(2));
+    let req = jitgate::request::from_json(
+        &std::fs::read_to_string(root().join("examples/request.json")).expect("request"),
+    )
+    .expect("parse");
+    let d = in_flight.decide(&req).expect("decides on its own set");
+    assert_eq!(
+        Some(d.policy_set),
+        in_flight.policy_set().digest.clone().into()
+    );
+    let r = app.post(
+        "/v1/policies/rollback",
+        Some("t-admin"),
+        &serde_json::json!({}),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    let audit = app.get("/v1/audit?limit=1000", Some("t-audit")).json();
+    assert!(
+        audit["records"].as_array().is_some_and(|rs| rs
+            .iter()
+            .any(|r| r["kind"] == "policy-set" && r["data"]["rollback"]["sequence"] == 1)),
+        "{audit}"
+    );
+    let m = app.get("/metrics", None).body;
+    assert_eq!(metric(&m, "jitgate_policy_rollbacks_total"), 1, "{m}");
+}

@@ -143,6 +143,7 @@ impl Server {
                 store: store_name.clone(),
                 source,
             },
+            e @ SourceError::Fixtures(_) => ServerError::Service(e.into()),
         })?;
         let service =
             Service::new(engine, store, config.service_config()).with_policy_source(source);
@@ -261,6 +262,12 @@ impl Server {
                 Some(cp.written),
             ));
         }
+        // The policy folder is watched: a changed set is tried as a reload
+        // candidate (crate::service::reload).
+        tokio::spawn(crate::service::reload::watch(
+            service.clone(),
+            crate::service::reload::WATCH_INTERVAL,
+        ));
         tokio::spawn(guard::flush_every_window(
             self.state.auth_guard.clone(),
             service.clone(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use jitgate::EngineConfig;
-use jitgate::fixture::RunOptions;
+use jitgate::fixture::{ModuleSource, RunOptions};
 
 /// Run policy fixture files and report every failing case.
 #[derive(Args)]
@@ -43,7 +43,10 @@ pub fn run(args: TestArgs, mut engine: EngineConfig) -> Result<ExitCode> {
         policy_dir: args.policy_dir,
         filter: args.filter,
         engine,
-        trust: super::trust_from(args.config.as_deref())?,
+        source: match super::trust_from(args.config.as_deref())? {
+            Some((trust, floor)) => ModuleSource::Trusted(trust, floor),
+            None => ModuleSource::Files,
+        },
     };
     let report = jitgate::fixture::run(&args.paths, &opts);
     for e in &report.file_errors {

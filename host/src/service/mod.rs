@@ -23,6 +23,7 @@ pub mod group_commit;
 mod intake;
 mod operations;
 pub mod principal;
+pub mod reload;
 pub mod scheduler;
 mod sweep;
 mod workflow;
@@ -30,7 +31,7 @@ mod workflow;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use clock::{Clock, ManualClock, SystemClock};
 
@@ -42,8 +43,9 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 pub use errors::ServiceError;
 pub use evidence::verify_store;
-pub use operations::{MAX_AUDIT_PAGE, PolicySource, SourceError};
+pub use operations::MAX_AUDIT_PAGE;
 pub use principal::{Principal, Role};
+pub use reload::{PolicySource, SourceError};
 pub use sweep::SWEEP_BATCH;
 pub use workflow::MAX_REASON_BYTES;
 
@@ -112,6 +114,12 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     /// What a policy reload loads; `None` disables reloading.
     policy_source: Option<PolicySource>,
+    /// One reload or rollback at a time.
+    reload_lock: Mutex<()>,
+    /// Sets that ran before each accepted reload, newest last (rollback).
+    previous_sets: Mutex<Vec<Arc<Engine>>>,
+    /// The last refused candidate, for `GET /v1/policies`.
+    last_rejection: Mutex<Option<Value>>,
 }
 
 impl Service {
@@ -144,6 +152,9 @@ impl Service {
             store,
             clock,
             policy_source: None,
+            reload_lock: Mutex::new(()),
+            previous_sets: Mutex::new(Vec::new()),
+            last_rejection: Mutex::new(None),
         }
     }
 
@@ -196,11 +207,15 @@ impl Service {
     /// Swap in a newly loaded engine (policy reload), audited.
     pub fn replace_engine(&self, engine: Engine, actor: &str) -> Result<(), ServiceError> {
         self.record_policies(&engine, actor)?;
-        match self.engine.write() {
-            Ok(mut e) => *e = Arc::new(engine),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
-        }
+        self.swap_engine(Arc::new(engine));
         Ok(())
+    }
+
+    /// Put `engine` in place; the one it replaces is returned. Decisions
+    /// already running keep the engine they took.
+    fn swap_engine(&self, engine: Arc<Engine>) -> Arc<Engine> {
+        let mut slot = self.engine.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, engine)
     }
 
     /// Audit `engine`'s policies as loaded and, for a signed set, accept it
