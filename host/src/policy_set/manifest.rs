@@ -257,11 +257,15 @@ pub(super) fn read_bounded(path: &Path, max: u64) -> Result<Option<Vec<u8>>, Pol
         path: path.to_path_buf(),
         source,
     };
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    // Only regular files (or links to one): opening a FIFO planted under a
+    // listed name would block the reload forever.
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {}
+        Ok(_) => return Err(io(std::io::Error::other("not a regular file"))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(io(e)),
-    };
+    }
+    let file = std::fs::File::open(path).map_err(io)?;
     let mut bytes = Vec::new();
     file.take(max.saturating_add(1))
         .read_to_end(&mut bytes)

@@ -393,6 +393,21 @@ fn the_issuer_named_in_the_manifest_must_have_signed() {
     assert!(matches!(e, PolicySetError::IssuerDidNotSign { .. }), "{e}");
 }
 
+#[cfg(unix)]
+#[test]
+fn a_fifo_under_a_listed_name_is_refused_not_waited_on() {
+    let k = key(1);
+    let dir = signed_set(&k, 1);
+    let p = dir.path().join("alpha.wasm");
+    std::fs::remove_file(&p).expect("rm");
+    let made = std::process::Command::new("mkfifo").arg(&p).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return; // no mkfifo on this machine
+    }
+    let e = check(dir.path(), &trust(&[&k], 1)).expect_err("fifo");
+    assert!(e.to_string().contains("not a regular file"), "{e}");
+}
+
 #[test]
 fn a_listed_module_that_is_missing_is_refused() {
     let k = key(1);
