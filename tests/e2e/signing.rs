@@ -344,6 +344,18 @@ fn older_sequence_is_refused(b: Backend) {
     // After a restart, an older set is a rollback: the floor is in the store.
     sign(&st.policies, &st.key, 3);
     refused(&st, "lower than the last accepted sequence 5");
+    // `eval` with the same config reads the floor from the store too.
+    let (code, out, err) = jitgate(&[
+        "eval",
+        "--config",
+        s(&st.cfg),
+        "--policies",
+        s(&st.policies),
+        "--request",
+        "examples/request.json",
+    ]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("rollback"), "{err}");
     sign(&st.policies, &st.key, 6);
     let app = App::from_file(&st.cfg, st.guard);
     let set = app.get("/v1/policies", Some("t-audit")).json()["set"].clone();
