@@ -55,6 +55,10 @@
 //! checkpoint-key = "/etc/jitgate/audit.key"         # from `jitgate keygen`
 //! checkpoint-interval-minutes = 15                  # also one at start-up
 //!
+//! [trust]                              # signed policy sets (docs/policies.md)
+//! public-keys = ["/etc/jitgate/policy-signer.pub"]   # from `jitgate keygen`
+//! min-signatures = 1                   # distinct trusted keys that must sign
+//!
 //! [[ticket-sources]]                   # see crate::ticket and docs/tickets.md
 //! name = "jira"                        # POST /v1/ticket-sources/jira/events
 //! kind = "jira"                        # jira | servicenow | zendesk | generic
@@ -127,6 +131,26 @@ pub struct Config {
     /// (see [`crate::ticket::TicketSourceConfig`]).
     #[serde(default)]
     pub ticket_sources: Vec<crate::ticket::TicketSourceConfig>,
+    /// `[trust]`: when present, only policy sets signed by these keys load.
+    pub trust: Option<TrustConfig>,
+}
+
+/// `[trust]`: the keys policy sets must be signed with. Present, it cannot
+/// be empty: a `[trust]` block without a key is an error, never "trust
+/// everything".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Public key files (SPKI PEM, `jitgate keygen --public`).
+    #[serde(default)]
+    pub public_keys: Vec<PathBuf>,
+    /// Distinct trusted keys that must sign a set. Default 1.
+    #[serde(default = "default_min_signatures")]
+    pub min_signatures: usize,
+}
+
+fn default_min_signatures() -> usize {
+    1
 }
 
 /// `[http]`: the server's timeouts and connection cap. Every default is safe
@@ -383,6 +407,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             limits: LimitsConfig::default(),
             ticket_sources: Vec::new(),
+            trust: None,
         })
     }
 }
@@ -514,6 +539,25 @@ impl Config {
             return Err("limits.invalid-body-excerpt-bytes: at most 65536".into());
         }
         crate::ticket::check_sources(&self.ticket_sources)?;
+        if let Some(t) = &self.trust {
+            if t.public_keys.is_empty() {
+                return Err(
+                    "trust.public-keys: a [trust] block needs at least one public key \
+                     (verification is never switched off by omission)"
+                        .into(),
+                );
+            }
+            if t.min_signatures == 0 {
+                return Err("trust.min-signatures: must be at least 1".into());
+            }
+            if t.min_signatures > t.public_keys.len() {
+                return Err(format!(
+                    "trust.min-signatures: {} exceeds the {} public keys listed",
+                    t.min_signatures,
+                    t.public_keys.len()
+                ));
+            }
+        }
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
                 return Err("provisioner.url: required for kind = \"webhook\"".into());
@@ -523,6 +567,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The trust anchors of `[trust]`, keys read; `None` without the block.
+    pub fn trust(&self) -> Result<Option<crate::policy_set::Trust>, String> {
+        self.trust
+            .as_ref()
+            .map(|t| {
+                crate::policy_set::Trust::from_files(&t.public_keys, t.min_signatures)
+                    .map_err(|e| format!("trust.public-keys: {e}"))
+            })
+            .transpose()
     }
 
     /// The engine settings this config implies.
@@ -793,6 +848,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn trust_block_without_key_is_a_configuration_error() {
+        for doc in [
+            "[trust]\n",
+            "[trust]\npublic-keys = []\n",
+            "[trust]\nmin-signatures = 1\n",
+        ] {
+            let c: Config = toml::from_str(doc).unwrap();
+            let e = c.check().unwrap_err();
+            assert!(e.starts_with("trust.public-keys"), "{doc}: {e}");
+        }
+        let c: Config =
+            toml::from_str("[trust]\npublic-keys = ['a.pub']\nmin-signatures = 2\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("trust.min-signatures"));
+        let c: Config =
+            toml::from_str("[trust]\npublic-keys = ['a.pub']\nmin-signatures = 0\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("trust.min-signatures"));
+        let e = toml::from_str::<Config>("[trust]\npublic-key = ['a.pub']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("public-key"), "{e}");
+        let c: Config = toml::from_str("[trust]\npublic-keys = ['/nonexistent/a.pub']\n").unwrap();
+        c.check().unwrap();
+        assert!(c.trust().unwrap_err().starts_with("trust.public-keys"));
+        assert!(Config::default().trust().unwrap().is_none());
     }
 
     #[test]

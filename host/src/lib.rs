@@ -43,6 +43,7 @@ pub mod engine;
 pub mod fixture;
 pub mod keys;
 pub mod policy;
+pub mod policy_set;
 pub mod request;
 pub mod text;
 

@@ -27,4 +27,5 @@ mod props;
 mod replicas;
 mod router;
 mod service;
+mod signing;
 mod store;

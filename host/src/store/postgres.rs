@@ -48,7 +48,8 @@ mod tx;
 use super::quarantine::GRANT_COLS;
 use super::rows::{RECORD_COLS, grant_doc};
 use super::{
-    Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError, UpdateError,
+    AcceptedPolicySet, Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store,
+    StoreError, UpdateError,
 };
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
@@ -65,12 +66,19 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_quarantine_and_request_scope.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_policy_sets.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("jitgate-migrate").
 pub const MIGRATION_LOCK: i64 = 0x6a67_6d69_6772_0001;
 /// Advisory lock key held by every transaction that appends to the audit chain.
 pub const AUDIT_LOCK: i64 = 0x6a67_6175_6469_0001;
+/// Advisory lock key held while a policy set is accepted (taken before
+/// [`AUDIT_LOCK`]), so two replicas cannot both pass the sequence check.
+pub const POLICY_SET_LOCK: i64 = 0x6a67_706f_6c73_0001;
 
 /// A PostgreSQL-backed [`Store`].
 pub struct PostgresStore {
@@ -538,6 +546,56 @@ impl Store for PostgresStore {
                 .map_err(be)?
                 .get(0);
             Ok(n as u64)
+        })
+    }
+
+    fn policy_set_sequence(&self) -> Result<Option<i64>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_one("SELECT MAX(sequence)::BIGINT FROM policy_sets", &[])
+                .await
+                .map_err(be)?;
+            Ok(row.get(0))
+        })
+    }
+
+    fn accept_policy_set(
+        &self,
+        set: &AcceptedPolicySet,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.block(async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(be)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&POLICY_SET_LOCK])
+                .await
+                .map_err(be)?;
+            let last: Option<i64> = tx
+                .query_one("SELECT MAX(sequence)::BIGINT FROM policy_sets", &[])
+                .await
+                .map_err(be)?
+                .get(0);
+            if let Some(last) = last.filter(|l| *l > set.sequence) {
+                return Ok(Some(last));
+            }
+            tx.execute(
+                "INSERT INTO policy_sets (digest, sequence, version, signers, accepted_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (digest) DO UPDATE SET accepted_at = excluded.accepted_at",
+                &[
+                    &set.digest,
+                    &set.sequence,
+                    &set.version,
+                    &set.signers.join(","),
+                    &set.accepted_at,
+                ],
+            )
+            .await
+            .map_err(be)?;
+            append(&tx, audit).await?;
+            tx.commit().await.map_err(be)?;
+            Ok(None)
         })
     }
 
