@@ -216,6 +216,9 @@ fn valid_rs256_es256_and_eddsa_tokens_give_the_identity() {
         assert_eq!(id.session.as_deref(), Some("sess-9"));
         assert_eq!(id.mfa_at, None);
         assert_eq!(id.principal().name, "alice@example.com");
+        let shown = serde_json::to_value(&id).expect("serialise");
+        assert_eq!(shown["provider"], "test-idp");
+        assert_eq!(shown["kind"], "human");
     }
     assert_eq!(
         p.fetches.load(Ordering::SeqCst),
@@ -538,12 +541,19 @@ fn subject_falls_back_to_sub_and_refuses_an_unverified_email() {
         p.idp.verify(&sign(&k.ed, &c)).expect("valid").subject,
         "00u1abcd"
     );
-    let mut c = claims();
-    c["email_verified"] = json!(false);
-    assert!(matches!(
-        p.idp.verify(&sign(&k.ed, &c)),
-        Err(IdentityError::Claim { claim, .. }) if claim == "email"
-    ));
+    for unverified in [json!(false), json!("false"), json!(0)] {
+        let mut c = claims();
+        c["email_verified"] = unverified;
+        assert!(matches!(
+            p.idp.verify(&sign(&k.ed, &c)),
+            Err(IdentityError::Claim { claim, .. }) if claim == "email"
+        ));
+    }
+    for verified in [json!(true), json!("true")] {
+        let mut c = claims();
+        c["email_verified"] = verified;
+        assert!(p.idp.verify(&sign(&k.ed, &c)).is_ok());
+    }
     let mut c = claims();
     c["email"] = json!(42);
     assert!(p.idp.verify(&sign(&k.ed, &c)).is_err());
@@ -727,4 +737,44 @@ fn config_defaults_and_checks_name_the_key() {
     let ok = format!("{base}jwks-url = 'http://127.0.0.1:8081/keys'\n");
     let c: crate::config::Config = toml::from_str(&ok).expect("parses");
     c.check().expect("loopback http is allowed");
+}
+
+#[test]
+fn verified_tokens_are_served_from_the_cache_only_until_their_deadline() {
+    let k = keys();
+    let p = idp();
+    let all = IdentityProviders::new(vec![p.idp]);
+    let t = sign(&k.ed, &claims());
+    let first = all.verify(&t).expect("valid");
+    assert_eq!(all.cache().len(), 1);
+    // Served from the cache: the JWKS no longer matters for this token...
+    *p.doc.lock().expect("doc") = jwks(&[&k.rsa]);
+    assert_eq!(all.verify(&t), Ok(first.clone()));
+    assert_eq!(p.fetches.load(Ordering::SeqCst), 1);
+    // ...but a token differing in any byte is verified afresh.
+    let mut tampered = t.clone();
+    tampered.push('A');
+    assert!(all.verify(&tampered).is_err());
+
+    let cache = VerifiedTokens::default();
+    let key = VerifiedTokens::key(&t);
+    let now = 1_000_000;
+    cache.put(key, first.clone(), now + 10, now);
+    assert!(cache.get(&key, now + 9).is_some());
+    assert!(cache.get(&key, now + 10).is_none(), "not at exp");
+    assert!(cache.is_empty(), "an expired entry is dropped when met");
+    cache.put(key, first.clone(), now + 100_000, now);
+    assert!(cache.get(&key, now + cache::MAX_AGE_S - 1).is_some());
+    assert!(
+        cache.get(&key, now + cache::MAX_AGE_S).is_none(),
+        "an entry outlives neither exp nor MAX_AGE_S"
+    );
+    cache.put(key, first.clone(), now, now);
+    assert!(cache.is_empty(), "an expired token is not cached");
+    for i in 0..=cache::CAPACITY {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        cache.put(key, first.clone(), now + 60, now);
+    }
+    assert!(cache.len() <= cache::CAPACITY, "{}", cache.len());
 }
