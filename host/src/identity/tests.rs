@@ -778,3 +778,11 @@ fn verified_tokens_are_served_from_the_cache_only_until_their_deadline() {
     }
     assert!(cache.len() <= cache::CAPACITY, "{}", cache.len());
 }
+
+/// The API layer shares one `IdentityProviders` across request tasks.
+#[test]
+fn providers_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<IdentityProviders>();
+    shareable::<JwksSource>();
+}
