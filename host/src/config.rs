@@ -50,6 +50,16 @@
 //! auth-failure-window-secs = 60        # one audit record per address per window
 //! invalid-body-excerpt-bytes = 256     # of an invalid body kept in its audit record
 //!
+//! [[identity-providers]]               # OIDC bearer JWTs (crate::identity has every key)
+//! name = "entra"
+//! issuer = "https://login.microsoftonline.com/<tenant>/v2.0"
+//! audience = "api://jitgate"
+//! jwks-file = "/etc/jitgate/entra-jwks.json"   # or jwks-url = "https://…"
+//! [[identity-providers.map]]
+//! claim = "groups"
+//! value = "helpdesk-tier2"
+//! roles = ["requester"]
+//!
 //! [audit]                              # signed checkpoints of the chain head (off by default)
 //! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
 //! checkpoint-key = "/etc/jitgate/audit.key"         # from `jitgate keygen`
@@ -131,6 +141,10 @@ pub struct Config {
     /// (see [`crate::ticket::TicketSourceConfig`]).
     #[serde(default)]
     pub ticket_sources: Vec<crate::ticket::TicketSourceConfig>,
+    /// OpenID Connect identity providers whose bearer JWTs authenticate
+    /// people (see [`crate::identity`]); static tokens stay for pipelines.
+    #[serde(default)]
+    pub identity_providers: Vec<crate::identity::IdentityProviderConfig>,
     /// `[trust]`: when present, only policy sets signed by these keys load.
     pub trust: Option<TrustConfig>,
 }
@@ -407,6 +421,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             limits: LimitsConfig::default(),
             ticket_sources: Vec::new(),
+            identity_providers: Vec::new(),
             trust: None,
         })
     }
@@ -539,6 +554,7 @@ impl Config {
             return Err("limits.invalid-body-excerpt-bytes: at most 65536".into());
         }
         crate::ticket::check_sources(&self.ticket_sources)?;
+        crate::identity::check_providers(&self.identity_providers)?;
         if let Some(t) = &self.trust {
             if t.public_keys.is_empty() {
                 return Err(
