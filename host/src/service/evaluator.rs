@@ -115,11 +115,11 @@ impl Service {
         req: Request,
         send: impl FnOnce(Decided) + Send + 'static,
     ) -> Result<(), ServiceError> {
-        let engine = self.engine();
+        let maker = self.decision_maker();
         self.evaluator
             .submit(move || {
                 let started = std::time::Instant::now();
-                let out = engine.decide(&req);
+                let out = maker.decide(&req);
                 send((req, out, started.elapsed()));
             })
             .map(drop)

@@ -23,6 +23,7 @@
 mod background;
 pub(crate) mod bounded;
 pub mod clock;
+mod decider;
 mod errors;
 pub(crate) mod evaluator;
 mod evidence;
@@ -45,6 +46,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 pub use background::{Background, NoRuntime};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use decider::DecisionMaker;
 
 use crate::audit::{self, AuditDraft};
 use crate::engine::Engine;
@@ -132,6 +134,8 @@ pub struct Service {
     previous_sets: Mutex<Vec<Arc<Engine>>>,
     /// The last refused candidate, for `GET /v1/policies`.
     last_rejection: Mutex<Option<Value>>,
+    /// Decides instead of the running engine when set.
+    decision_maker: Option<Arc<dyn DecisionMaker>>,
 }
 
 impl Service {
@@ -167,6 +171,23 @@ impl Service {
             reload_lock: Mutex::new(()),
             previous_sets: Mutex::new(Vec::new()),
             last_rejection: Mutex::new(None),
+            decision_maker: None,
+        }
+    }
+
+    /// Decide with `maker` instead of the running engine (the engine
+    /// still lists and reloads policies). For embedders with a decision
+    /// source of their own, and for tests that script decisions.
+    pub fn with_decision_maker(mut self, maker: Arc<dyn DecisionMaker>) -> Self {
+        self.decision_maker = Some(maker);
+        self
+    }
+
+    /// What decides the next request.
+    fn decision_maker(&self) -> Arc<dyn DecisionMaker> {
+        match &self.decision_maker {
+            Some(m) => m.clone(),
+            None => self.engine(),
         }
     }
 

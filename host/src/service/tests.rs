@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::audit::AuditRecord;
-use crate::decision::Outcome;
+use crate::decision::{Decision, Outcome};
 use crate::grant::{Grant, GrantState};
 use crate::request::TicketState;
 use crate::store::sqlite::SqliteStore;
@@ -680,4 +680,67 @@ fn the_typed_request_hash_ignores_now_and_nothing_else() {
     let mut canonical = json!(a);
     canonical.as_object_mut().expect("object").remove("now");
     assert_eq!(body_hash(&canonical), request_hash(&a));
+}
+
+/// Decides every request the same way: the workflow's rules, tested to the
+/// millisecond through the service's own intake, without wasm.
+struct Scripted(Decision);
+
+impl DecisionMaker for Scripted {
+    fn decide(&self, req: &crate::Request) -> Result<Decision, crate::RequestError> {
+        let mut d = self.0.clone();
+        d.request_id = req.id.clone();
+        d.task = req.task.clone();
+        Ok(d)
+    }
+}
+
+fn needs_two_leads() -> Decision {
+    Decision {
+        request_id: String::new(),
+        task: String::new(),
+        outcome: crate::Outcome::RequireApproval,
+        ttl: 600,
+        ttl_bound: None,
+        revoke_on_ticket_close: false,
+        approvals: vec![crate::ApprovalRequirement {
+            policy: "scripted".into(),
+            groups: vec!["leads".into()],
+            min: 2,
+        }],
+        reasons: vec!["scripted: two leads".into()],
+        policies: Vec::new(),
+        policy_set: String::new(),
+        micros: 0,
+    }
+}
+
+#[test]
+fn a_scripted_decision_goes_through_intake_quorum_and_expiry_to_the_millisecond() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
+    let clock = ManualClock::at(T0);
+    let svc = service_at(store.clone(), &clock)
+        .with_decision_maker(Arc::new(Scripted(needs_two_leads())));
+    let (g, created) = svc.request(&pipeline(), &body()).expect("request");
+    assert!(created);
+    assert_eq!(g.state, GrantState::Pending, "the scripted verdict decided");
+    assert_eq!(g.created_at, T0);
+    clock.advance(5);
+    let g = svc.approve(&approver("bob"), &g.id).expect("first");
+    assert_eq!(g.state, GrantState::Pending);
+    clock.advance(5);
+    let g = svc.approve(&approver("carol"), &g.id).expect("second");
+    assert_eq!(g.state, GrantState::Active);
+    assert_eq!(
+        g.expires_at,
+        Some(T0 + 10 + 600_000),
+        "the clock starts at activation"
+    );
+    clock.set(T0 + 10 + 599_999);
+    assert_eq!(svc.end_due(svc.now()).expect("sweep"), 0);
+    clock.advance(1);
+    assert_eq!(svc.end_due(svc.now()).expect("sweep"), 1);
+    let g = store.grant(&g.id).expect("read").expect("grant");
+    assert_eq!(g.state, GrantState::Expired);
+    assert_eq!(g.ended_at, Some(T0 + 10 + 600_000));
 }
