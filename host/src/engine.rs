@@ -13,6 +13,8 @@
 //! (pre-reserved slots, copy-on-write memory images), which keeps that
 //! price to a few microseconds; [`Isolation::PerWorker`] trades the
 //! isolation away for reuse of one instance per policy per thread.
+//!
+//! One file past 500 lines because the engine's public face (config, load, decide) over the private policy core; split, the one decision pipeline would be scattered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -21,6 +21,8 @@
 //! auth = "shared-secret"               # or "basic": the secret is `user:password`
 //! secret-header = "X-Jitgate-Secret"   # default
 //! ```
+//!
+//! One file past 500 lines because the `[[ticket-sources]]` schema and every check on it: keys and their validation stay together.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,5 +1,8 @@
 //! Ticket source tests: the samples under `tests/tickets/` as each system
 //! sends them, and the attacks on each scheme, named after the attack.
+//!
+//! One file past 500 lines: per system, the same attacks on the same fixtures,
+//! side by side.
 
 use super::*;
 use crate::request::TicketState;
