@@ -79,7 +79,7 @@
 //! `password=…` in key/value form) is never shown: logs, stdout and the
 //! config-load audit record use [`crate::store::redacted`].
 //!
-//! One file past 500 lines because every key, its default and its check are kept together.
+//! One file past 500 lines: every key, its default and its check are kept together.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};

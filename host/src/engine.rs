@@ -14,7 +14,7 @@
 //! price to a few microseconds; [`Isolation::PerWorker`] trades the
 //! isolation away for reuse of one instance per policy per thread.
 //!
-//! One file past 500 lines because the engine's public face (config, load, decide) over the private policy core; split, the one decision pipeline would be scattered.
+//! One file past 500 lines: the engine's public face (config, load, decide) over the private policy core; split, the one decision pipeline would be scattered.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -7,7 +7,7 @@
 //! address per window, and rate-limited (`guard`); the server's
 //! connection limits are in `server` ([`HttpLimits`]).
 //!
-//! One file past 500 lines because the route table and its handlers, each a few lines of translation; the table is only checkable beside them.
+//! One file past 500 lines: the route table and its handlers, each a few lines of translation; the table is only checkable beside them.
 
 mod app;
 mod extract;

@@ -16,7 +16,7 @@
 //! transaction as the change they evidence, so a change that cannot be
 //! evidenced does not happen.
 //!
-//! One file past 500 lines because the chain's record format, sealing and verification: what is hashed and what is checked must be read together.
+//! One file past 500 lines: the chain's record format, sealing and verification: what is hashed and what is checked must be read together.
 
 pub mod canonical;
 pub mod checkpoint;

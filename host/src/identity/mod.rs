@@ -23,7 +23,7 @@
 //! sha256 of the token, a map lookup and the clone of the identity's few
 //! strings (3–5 µs measured for a 2 KB token on the same machine).
 //!
-//! One file past 500 lines because token validation is one security boundary: key selection, algorithm pinning, claim checks and mapping must be reviewed together.
+//! One file past 500 lines: token validation is one security boundary: key selection, algorithm pinning, claim checks and mapping must be reviewed together.
 
 mod cache;
 mod config;

@@ -10,7 +10,7 @@
 //! (fuel, memory, output) except that its wall-clock deadline is at least
 //! one second, and its answer checked.
 //!
-//! One file past 500 lines because every check a module passes before it may run (format, world, imports, size, `info`) is one ordered sequence; split, the order would be hidden.
+//! One file past 500 lines: every check a module passes before it may run (format, world, imports, size, `info`) is one ordered sequence; split, the order would be hidden.
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};

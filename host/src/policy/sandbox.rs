@@ -34,7 +34,7 @@
 //! Every failure becomes a typed [`PolicyFailure`], which the combiner treats
 //! as a deny.
 //!
-//! One file past 500 lines because every budget of one evaluation (deadline, fuel, memory, copy caps, output bounds) and its failure taxonomy; the budget is only reviewable whole.
+//! One file past 500 lines: every budget of one evaluation (deadline, fuel, memory, copy caps, output bounds) and its failure taxonomy; the budget is only reviewable whole.
 
 use serde::Serialize;
 use std::sync::Arc;

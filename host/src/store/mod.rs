@@ -14,7 +14,7 @@
 //! ([`postgres::PostgresStore`]) is for several replicas sharing one state.
 //! [`open`] picks one from the configured `store` string.
 //!
-//! One file past 500 lines because the `Store` contract both backends implement: its methods, errors and shared helpers read as one.
+//! One file past 500 lines: the `Store` contract both backends implement: its methods, errors and shared helpers read as one.
 
 #[cfg(feature = "postgres")]
 pub mod postgres;

@@ -37,7 +37,7 @@
 //!   grant change) across replicas; the cost is measured in
 //!   `docs/operations.md`.
 //!
-//! One file past 500 lines because one backend implements the whole `Store` contract; its transactions, locks and SQL read together.
+//! One file past 500 lines: one backend implements the whole `Store` contract; its transactions, locks and SQL read together.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;

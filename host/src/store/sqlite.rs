@@ -18,7 +18,7 @@
 //! `host/migrations/`, applied in order inside a transaction and recorded in
 //! `schema_migrations`.
 //!
-//! One file past 500 lines because one backend implements the whole `Store` contract; its transactions and SQL read together.
+//! One file past 500 lines: one backend implements the whole `Store` contract; its transactions and SQL read together.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;

@@ -22,7 +22,7 @@
 //! secret-header = "X-Jitgate-Secret"   # default
 //! ```
 //!
-//! One file past 500 lines because the `[[ticket-sources]]` schema and every check on it: keys and their validation stay together.
+//! One file past 500 lines: the `[[ticket-sources]]` schema and every check on it: keys and their validation stay together.
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,7 +1,7 @@
 //! Each system's webhook body → [`TicketEvent`]. Every field is hostile:
 //! errors name the field path in the system's own spelling.
 //!
-//! One file past 500 lines because one normalisation per ticket system over shared hostile-field checks, side by side so the systems' mappings can be compared.
+//! One file past 500 lines: one normalisation per ticket system over shared hostile-field checks, side by side so the systems' mappings can be compared.
 
 use serde_json::{Map, Value};
 use std::borrow::Cow;
