@@ -174,14 +174,26 @@ impl Service {
 /// tokio's blocking pool, so the store's commit (an fsync, a PostgreSQL
 /// round trip) holds no async worker.
 impl Service {
+    /// Run a lifecycle call on a blocking thread with owned copies of its
+    /// caller and grant id, so that no async worker waits on the store.
+    async fn off_worker<T: Send + 'static>(
+        self: &Arc<Self>,
+        actor: &Principal,
+        id: &str,
+        call: impl FnOnce(&Service, &Principal, &str) -> Result<T, ServiceError> + Send + 'static,
+    ) -> Result<T, ServiceError> {
+        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
+        blocking(move || call(&svc, &who, &id)).await
+    }
+
     /// [`Service::approve`] without holding an async worker.
     pub async fn approve_async(
         self: &Arc<Self>,
         actor: &Principal,
         id: &str,
     ) -> Result<Grant, ServiceError> {
-        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
-        blocking(move || svc.approve(&who, &id)).await
+        self.off_worker(actor, id, |s, who, id| s.approve(who, id))
+            .await
     }
 
     /// [`Service::reject`] without holding an async worker.
@@ -191,9 +203,11 @@ impl Service {
         id: &str,
         reason: Option<&str>,
     ) -> Result<Grant, ServiceError> {
-        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
         let reason = reason.map(str::to_string);
-        blocking(move || svc.reject(&who, &id, reason.as_deref())).await
+        self.off_worker(actor, id, move |s, who, id| {
+            s.reject(who, id, reason.as_deref())
+        })
+        .await
     }
 
     /// [`Service::revoke`] without holding an async worker.
@@ -203,9 +217,11 @@ impl Service {
         id: &str,
         reason: Option<&str>,
     ) -> Result<Grant, ServiceError> {
-        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
         let reason = reason.map(str::to_string);
-        blocking(move || svc.revoke(&who, &id, reason.as_deref())).await
+        self.off_worker(actor, id, move |s, who, id| {
+            s.revoke(who, id, reason.as_deref())
+        })
+        .await
     }
 
     /// [`Service::release`] without holding an async worker.
@@ -214,8 +230,8 @@ impl Service {
         actor: &Principal,
         id: &str,
     ) -> Result<Grant, ServiceError> {
-        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
-        blocking(move || svc.release(&who, &id)).await
+        self.off_worker(actor, id, |s, who, id| s.release(who, id))
+            .await
     }
 
     /// [`Service::grant`] without holding an async worker.
@@ -224,8 +240,8 @@ impl Service {
         actor: &Principal,
         id: &str,
     ) -> Result<Grant, ServiceError> {
-        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
-        blocking(move || svc.grant(&who, &id)).await
+        self.off_worker(actor, id, |s, who, id| s.grant(who, id))
+            .await
     }
 }
 
