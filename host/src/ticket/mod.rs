@@ -18,6 +18,7 @@
 
 mod config;
 mod parse;
+mod pull;
 mod verify;
 
 pub use config::{
@@ -26,6 +27,7 @@ pub use config::{
     parse_state,
 };
 pub use parse::{MAX_FIELD_BYTES, MAX_TIMESTAMP_MS};
+pub use pull::{MAX_PULL_BYTES, PULL_TIMEOUT, PullError, Pulled};
 pub use verify::{
     JIRA_SIGNATURE, JIRA_WEBHOOK_ID, JITGATE_SIGNATURE, JITGATE_TIMESTAMP, MAX_EVENT_BYTES,
     MAX_SKEW_MS, Verified, ZENDESK_SIGNATURE, ZENDESK_TIMESTAMP,

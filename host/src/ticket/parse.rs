@@ -194,9 +194,18 @@ impl TicketSource {
     /// Normalise a verified body of this source's system.
     pub fn parse(&self, v: Verified<'_>) -> Result<TicketEvent, EventError> {
         let root = crate::request::parse_json_strict(v.body)?;
-        let root = obj(&root, "")?;
+        self.parse_root(obj(&root, "")?, v.delivery_id.as_deref())
+    }
+
+    /// Normalise a body already parsed (a webhook's, or a pulled answer in
+    /// its system's event envelope: see `pull.rs`).
+    pub(super) fn parse_root(
+        &self,
+        root: &Map<String, Value>,
+        delivery_id: Option<&str>,
+    ) -> Result<TicketEvent, EventError> {
         match self.kind {
-            TicketSourceKind::Jira => self.jira(root, v.delivery_id.as_deref()),
+            TicketSourceKind::Jira => self.jira(root, delivery_id),
             TicketSourceKind::Servicenow => self.servicenow(root),
             TicketSourceKind::Zendesk => self.zendesk(root),
             TicketSourceKind::Generic => self.generic(root),
