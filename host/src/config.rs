@@ -29,6 +29,7 @@
 //! roles = ["requester"]                # requester | pipeline | approver | admin | auditor
 //! groups = ["helpdesk-tier2"]
 //! subject-roles = ["helpdesk"]         # a requester's job roles
+//! # subject-kind = "service"           # set on its own requests (default: the request says)
 //!
 //! [provisioner]
 //! kind = "webhook"                     # or "log" (default)
@@ -59,6 +60,9 @@
 //! claim = "groups"
 //! value = "helpdesk-tier2"
 //! roles = ["requester"]
+//!
+//! [identity-aliases]                   # one person's names: no approving your own request under another
+//! "alice@example.com" = ["alice", "a.smith@example.com"]
 //!
 //! [audit]                              # signed checkpoints of the chain head (off by default)
 //! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
@@ -147,6 +151,11 @@ pub struct Config {
     pub identity_providers: Vec<crate::identity::IdentityProviderConfig>,
     /// `[trust]`: when present, only policy sets signed by these keys load.
     pub trust: Option<TrustConfig>,
+    /// `[identity-aliases]`: canonical name → the other names of the same
+    /// person (see [`crate::grant::IdentityAliases`]); separation of duties
+    /// compares all of them.
+    #[serde(default)]
+    pub identity_aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// `[trust]`: the keys policy sets must be signed with. Present, it cannot
@@ -350,6 +359,9 @@ pub struct TokenConfig {
     /// A requester's job roles.
     #[serde(default)]
     pub subject_roles: Vec<String>,
+    /// The kind of subject this token's holder is (`human` or `service`),
+    /// set on the requests it makes for itself. Default: the request says.
+    pub subject_kind: Option<crate::request::SubjectKind>,
 }
 
 /// Provisioner choice.
@@ -423,6 +435,7 @@ impl Default for Config {
             ticket_sources: Vec::new(),
             identity_providers: Vec::new(),
             trust: None,
+            identity_aliases: BTreeMap::new(),
         })
     }
 }
@@ -555,6 +568,7 @@ impl Config {
         }
         crate::ticket::check_sources(&self.ticket_sources)?;
         crate::identity::check_providers(&self.identity_providers)?;
+        crate::grant::IdentityAliases::new(&self.identity_aliases)?;
         if let Some(t) = &self.trust {
             if t.public_keys.is_empty() {
                 return Err(
@@ -647,6 +661,9 @@ impl Config {
                 .map(|(k, _)| k.clone())
                 .collect(),
             invalid_body_excerpt_bytes: self.limits.invalid_body_excerpt_bytes,
+            // Checked by `check`; an unusable table adds no alias.
+            identity_aliases: crate::grant::IdentityAliases::new(&self.identity_aliases)
+                .unwrap_or_default(),
         }
     }
 
@@ -682,6 +699,8 @@ impl Config {
                         roles: t.roles.clone(),
                         groups: t.groups.clone(),
                         subject_roles: t.subject_roles.clone(),
+                        kind: t.subject_kind,
+                        ..Principal::default()
                     },
                 )
             })

@@ -123,6 +123,7 @@ fn pipeline() -> Principal {
         roles: [Role::Pipeline].into(),
         groups: vec![],
         subject_roles: vec![],
+        ..Default::default()
     }
 }
 
@@ -193,6 +194,7 @@ fn requester_cannot_ask_for_someone_else_or_set_now() {
         roles: [Role::Requester].into(),
         groups: vec![],
         subject_roles: vec![],
+        ..Default::default()
     };
     assert!(matches!(
         svc.request(&alice, &body()),
@@ -212,6 +214,7 @@ fn approver(name: &str) -> Principal {
         roles: [Role::Approver, Role::Pipeline].into(),
         groups: vec!["leads".into()],
         subject_roles: vec![],
+        ..Default::default()
     }
 }
 
@@ -519,6 +522,7 @@ fn a_quarantined_grant_is_never_approved_but_can_be_revoked() {
         roles: [Role::Admin].into(),
         groups: vec![],
         subject_roles: vec![],
+        ..Default::default()
     };
     let g = svc.revoke(&admin, &id, Some("salvaged")).expect("revoke");
     assert_eq!(g.state, GrantState::Revoked);
