@@ -26,10 +26,7 @@ impl Idp {
     fn new() -> Idp {
         let key = SigningKey::from_bytes(&rand_bytes());
         let dir = tempfile::tempdir().expect("tempdir");
-        let jwks = json!({"keys": [{
-            "kty": "OKP", "crv": "Ed25519", "kid": KID, "alg": "EdDSA", "use": "sig",
-            "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-        }]});
+        let jwks = jwks(&key, KID);
         std::fs::write(dir.path().join("jwks.json"), jwks.to_string()).expect("jwks");
         Idp { key, dir }
     }
@@ -90,11 +87,22 @@ groups = ["saas-owners"]
     }
 
     fn signed(&self, claims: &Value, key: &SigningKey) -> String {
-        let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": KID});
-        let input = format!("{}.{}", b64(&header), b64(claims));
-        let sig = key.sign(input.as_bytes());
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+        signed_with_kid(claims, key, KID)
     }
+}
+
+fn signed_with_kid(claims: &Value, key: &SigningKey, kid: &str) -> String {
+    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
+    let input = format!("{}.{}", b64(&header), b64(claims));
+    let sig = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
+}
+
+fn jwks(key: &SigningKey, kid: &str) -> Value {
+    json!({"keys": [{
+        "kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA", "use": "sig",
+        "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+    }]})
 }
 
 fn b64(v: &Value) -> String {
@@ -294,7 +302,12 @@ fn a_requester_cannot_claim_fresh_mfa(b: Backend) {
         ),
     ] {
         let token = idp.token(claims);
-        let mut req = own_body("m1", "alice@example.com", "saas-admin", "okta:read");
+        let mut req = own_body(
+            &format!("m-{}", what.replace(' ', "-")),
+            "alice@example.com",
+            "saas-admin",
+            "okta:read",
+        );
         req["subject"]["mfa-at"] = json!(now - 10);
         let r = app.post("/v1/decisions", Some(&token), &req);
         match r.status {
@@ -398,6 +411,135 @@ fn self_approval_is_refused_and_approvals_show_the_sign_in(b: Backend) {
         )),
         "{out}"
     );
+}
+
+/// `jitgate dev-idp` prints a configuration and tokens that work together:
+/// the README walk-through with IdP tokens.
+#[test]
+fn dev_idp_tokens_work_with_the_printed_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(jitgate_tests::jitgate_bin())
+        .args(["dev-idp", "--mfa", "--ttl", "600", "--dir"])
+        .arg(dir.path().join("idp"))
+        .output()
+        .expect("run jitgate dev-idp");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}");
+    let is_token = |l: &str| {
+        l.split_once('=')
+            .is_some_and(|(k, _)| !k.is_empty() && k.bytes().all(|b| b.is_ascii_uppercase()))
+    };
+    let token = |who: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{who}=")))
+            .unwrap_or_else(|| panic!("no {who} token in {text}"))
+            .to_string()
+    };
+    let config: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !is_token(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let app = App::new(Backend::Sqlite, &config);
+    let alice = token("ALICE");
+    let r = app.post(
+        "/v1/requests",
+        Some(&alice),
+        &own_body("dev1", "alice@example.com", "saas-admin", "okta:read"),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["state"], "active", "{}", r.body);
+    let r = app.post(
+        "/v1/requests",
+        Some(&alice),
+        &own_body("dev2", "alice@example.com", "saas-admin", "okta:admin"),
+    );
+    assert_eq!(r.json()["state"], "pending", "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap_or_default().to_string();
+    let r = app.post(
+        &format!("/v1/grants/{id}/approve"),
+        Some(&token("BOB")),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.json()["approvals"][0]["sign-in"]["identity-provider"],
+        "dev-idp"
+    );
+}
+
+/// A JWKS endpoint on loopback serving whatever `doc` holds; counts fetches.
+fn jwks_server(
+    doc: std::sync::Arc<std::sync::Mutex<String>>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let fetches = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = fetches.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = doc.lock().map(|d| d.clone()).unwrap_or_default();
+            let mut w = &stream;
+            let _ = write!(
+                w,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (format!("http://{addr}/keys"), fetches)
+}
+
+/// `jwks-url`: keys are fetched when first needed; a token naming a key
+/// the cache lacks (the IdP rotated) triggers a refetch, at most once per
+/// 10 s, so a flood of made-up `kid`s costs the IdP one request.
+#[test]
+fn jwks_url_is_refetched_for_a_rotated_key_at_most_every_10_s() {
+    let old_key = SigningKey::from_bytes(&rand_bytes());
+    let new_key = SigningKey::from_bytes(&rand_bytes());
+    let doc = std::sync::Arc::new(std::sync::Mutex::new(jwks(&old_key, "k-old").to_string()));
+    let (url, fetches) = jwks_server(doc.clone());
+    let idp = Idp::new();
+    let config = idp.config("").replace(
+        &format!(
+            "jwks-file = \"{}\"",
+            idp.dir.path().join("jwks.json").display()
+        ),
+        &format!("jwks-url = \"{url}\""),
+    );
+    assert!(config.contains("jwks-url"), "{config}");
+    let app = App::new(Backend::Sqlite, &config);
+    let fetched = || fetches.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(fetched(), 0, "nothing is fetched before a token needs it");
+    let old = signed_with_kid(&idp.claims(json!({})), &old_key, "k-old");
+    assert_eq!(app.get("/v1/grants", Some(&old)).status, 200);
+    assert_eq!(fetched(), 1);
+
+    // The IdP rotates.
+    if let Ok(mut d) = doc.lock() {
+        *d = jwks(&new_key, "k-new").to_string();
+    }
+    let new = signed_with_kid(&idp.claims(json!({})), &new_key, "k-new");
+    let started = std::time::Instant::now();
+    let r = app.get("/v1/grants", Some(&new));
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("no key `k-new`"), "{}", r.body);
+    for i in 0..5 {
+        let made_up = signed_with_kid(&idp.claims(json!({})), &new_key, &format!("k-{i}"));
+        assert_eq!(app.get("/v1/grants", Some(&made_up)).status, 401);
+    }
+    assert_eq!(fetched(), 1, "refetches within 10 s are rate-limited");
+    std::thread::sleep(std::time::Duration::from_secs(11).saturating_sub(started.elapsed()));
+    let r = app.get("/v1/grants", Some(&new));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(fetched(), 2);
 }
 
 both_stores!(

@@ -336,7 +336,7 @@ pub const JWKS_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_se
 /// needs it, so an IdP outage at start-up leaves static tokens working.
 fn identity_providers(config: &Config) -> Result<IdentityProviders, ServerError> {
     let mut out = Vec::with_capacity(config.identity_providers.len());
-    let mut client = None;
+    let mut client: Option<crate::outbound::Outbound> = None;
     for (i, p) in config.identity_providers.iter().enumerate() {
         let provider = match &p.jwks_url {
             None => IdentityProvider::from_file_config(p.clone())
@@ -344,7 +344,7 @@ fn identity_providers(config: &Config) -> Result<IdentityProviders, ServerError>
             Some(url) => {
                 let key = format!("identity-providers[{i}].jwks-url");
                 let client = match &client {
-                    Some(c) => Clone::clone(c),
+                    Some(c) => c.clone(),
                     None => {
                         let c = crate::outbound::Outbound::new(None)
                             .map_err(|e| config_error(&key, e))?;
@@ -372,9 +372,6 @@ fn jwks_fetch(client: crate::outbound::Outbound, url: String) -> JwksFetch {
     Box::new(move || {
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| "no runtime to fetch the JWKS on".to_string())?;
-        if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
-            return Err("the JWKS cannot be fetched from a current-thread runtime".into());
-        }
         let req = hyper::Request::get(url.as_str())
             .header(hyper::header::ACCEPT, "application/json")
             .body(http_body_util::Full::new(hyper::body::Bytes::new()))

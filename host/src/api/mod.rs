@@ -191,8 +191,7 @@ fn principal_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a Prin
 
 /// The name of an already verified identity-provider token's holder (from
 /// the verified-token cache only: no signature check, no JWKS fetch).
-fn verified_name(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    let token = bearer(headers)?;
+fn verified_name(state: &AppState, token: &str) -> Option<String> {
     let key = crate::identity::VerifiedTokens::key(token);
     let now = jsonwebtoken::get_current_timestamp();
     state.identities.cache().get(&key, now).map(|id| id.subject)
@@ -217,11 +216,14 @@ async fn audit_refusals(
     let actor = principal_of(&s, req.headers()).map(|p| p.name.clone());
     // An identity-provider caller is known once its token was verified,
     // which happens inside the handler; a refusal reads it from the cache.
-    let headers = actor.is_none().then(|| req.headers().clone());
+    let token = match actor {
+        None if !s.identities.is_empty() => bearer(req.headers()).map(str::to_string),
+        _ => None,
+    };
     let resp = next.run(req).await;
     if resp.status() == StatusCode::FORBIDDEN {
         let actor = actor
-            .or_else(|| headers.and_then(|h| verified_name(&s, &h)))
+            .or_else(|| token.and_then(|t| verified_name(&s, &t)))
             .unwrap_or_else(|| "anonymous".into());
         let why = resp.extensions().get::<Refusal>().map(|r| r.0.clone());
         let draft = crate::audit::AuditDraft::new(
