@@ -886,6 +886,34 @@ mod tests {
     }
 
     #[test]
+    fn token_subject_kind_and_identity_aliases_are_read_and_checked() {
+        let c: Config = toml::from_str(
+            "[[tokens]]\nname='ci'\nsha256='AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'\nroles=['requester']\nsubject-kind='service'\n\
+             [[tokens]]\nname='amy'\nsha256='cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'\nroles=['requester']\n\
+             [identity-aliases]\n'alice@example.com' = ['alice', 'a.smith']\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        let p = c.principals();
+        let (ci, amy) = (&p[&"a".repeat(64)], &p[&"c".repeat(64)]);
+        assert_eq!(ci.kind, Some(crate::request::SubjectKind::Service));
+        assert_eq!(amy.kind, None, "default: the request says");
+        assert_eq!(
+            c.service_config().identity_aliases.others("ALICE"),
+            ["a.smith", "alice@example.com"]
+        );
+        let e = toml::from_str::<Config>(
+            "[[tokens]]\nname='a'\nsha256='x'\nroles=[]\nsubject-kind='robot'\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("robot"), "{e}");
+        let c: Config =
+            toml::from_str("[identity-aliases]\nalice = ['ops']\nbob = ['Ops']\n").unwrap();
+        let e = c.check().unwrap_err();
+        assert!(e.starts_with("identity-aliases.bob:"), "{e}");
+    }
+
+    #[test]
     fn trust_block_without_key_is_a_configuration_error() {
         for doc in [
             "[trust]\n",

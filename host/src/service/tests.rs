@@ -685,3 +685,45 @@ fn the_typed_request_hash_ignores_now_and_nothing_else() {
     canonical.as_object_mut().expect("object").remove("now");
     assert_eq!(body_hash(&canonical), request_hash(&a));
 }
+
+/// A caller asking for itself: an identity-provider sign-in decides the MFA
+/// time (a body's fresher claim is dropped) and the kind; a static token
+/// without those facts leaves the body as it is; a pipeline acting for
+/// someone else passes its user's facts.
+#[test]
+fn sign_in_facts_fill_the_callers_own_subject() {
+    use crate::request::SubjectKind;
+    let mut v = body();
+    v["now"] = json!(1_700_000_100);
+    let mut req = crate::request::from_value(v).expect("request");
+    req.subject.mfa_at = Some(1_700_000_000);
+    req.subject.kind = SubjectKind::Service;
+    let mut idp_user = Principal::new(req.subject.id.clone(), [Role::Requester]);
+    idp_user.kind = Some(SubjectKind::Human);
+    idp_user.sign_in = Some(crate::grant::SignIn {
+        identity_provider: "corp".into(),
+        jti: None,
+        session: None,
+    });
+    let mut r = req.clone();
+    idp_user.authorize_subject(&mut r).expect("own request");
+    assert_eq!(r.subject.mfa_at, None, "no MFA in the sign-in: none at all");
+    assert_eq!(r.subject.kind, SubjectKind::Human);
+    idp_user.mfa_at = Some(1_600_000_000);
+    let mut r = req.clone();
+    idp_user.authorize_subject(&mut r).expect("own request");
+    assert_eq!(r.subject.mfa_at, Some(1_600_000_000));
+
+    let static_user = Principal::new(req.subject.id.clone(), [Role::Requester]);
+    let mut r = req.clone();
+    static_user.authorize_subject(&mut r).expect("own request");
+    assert_eq!(r.subject.mfa_at, Some(1_700_000_000));
+    assert_eq!(r.subject.kind, SubjectKind::Service);
+
+    let mut pipe = pipeline();
+    pipe.kind = Some(SubjectKind::Service);
+    pipe.sign_in = idp_user.sign_in.clone();
+    let mut r = req.clone();
+    pipe.authorize_subject(&mut r).expect("for a user");
+    assert_eq!(r, req, "a pipeline's own facts are not its user's");
+}
