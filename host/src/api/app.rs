@@ -162,6 +162,8 @@ impl Server {
                 "global-ttl-cap": config.global_ttl_cap,
                 "approval-timeout": config.approval_timeout,
                 "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
+                "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience})).collect::<Vec<_>>(),
+                "identity-aliases": config.identity_aliases,
                 "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
             }),
         )?;
