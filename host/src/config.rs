@@ -29,6 +29,7 @@
 //! roles = ["requester"]                # requester | pipeline | approver | admin | auditor
 //! groups = ["helpdesk-tier2"]
 //! subject-roles = ["helpdesk"]         # a requester's job roles
+//! # subject-kind = "service"           # set on its own requests (default: the request says)
 //!
 //! [provisioner]
 //! kind = "webhook"                     # or "log" (default)
@@ -59,6 +60,9 @@
 //! claim = "groups"
 //! value = "helpdesk-tier2"
 //! roles = ["requester"]
+//!
+//! [identity-aliases]                   # one person's names: no approving your own request under another
+//! "alice@example.com" = ["alice", "a.smith@example.com"]
 //!
 //! [audit]                              # signed checkpoints of the chain head (off by default)
 //! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
@@ -149,6 +153,11 @@ pub struct Config {
     pub identity_providers: Vec<crate::identity::IdentityProviderConfig>,
     /// `[trust]`: when present, only policy sets signed by these keys load.
     pub trust: Option<TrustConfig>,
+    /// `[identity-aliases]`: canonical name → the other names of the same
+    /// person (see [`crate::grant::IdentityAliases`]); separation of duties
+    /// compares all of them.
+    #[serde(default)]
+    pub identity_aliases: BTreeMap<String, Vec<String>>,
 }
 
 /// `[trust]`: the keys policy sets must be signed with. Present, it cannot
@@ -352,6 +361,9 @@ pub struct TokenConfig {
     /// A requester's job roles.
     #[serde(default)]
     pub subject_roles: Vec<String>,
+    /// The kind of subject this token's holder is (`human` or `service`),
+    /// set on the requests it makes for itself. Default: the request says.
+    pub subject_kind: Option<crate::request::SubjectKind>,
 }
 
 /// Provisioner choice.
@@ -425,6 +437,7 @@ impl Default for Config {
             ticket_sources: Vec::new(),
             identity_providers: Vec::new(),
             trust: None,
+            identity_aliases: BTreeMap::new(),
         })
     }
 }
@@ -557,6 +570,7 @@ impl Config {
         }
         crate::ticket::check_sources(&self.ticket_sources)?;
         crate::identity::check_providers(&self.identity_providers)?;
+        crate::grant::IdentityAliases::new(&self.identity_aliases)?;
         if let Some(t) = &self.trust {
             if t.public_keys.is_empty() {
                 return Err(
@@ -649,6 +663,9 @@ impl Config {
                 .map(|(k, _)| k.clone())
                 .collect(),
             invalid_body_excerpt_bytes: self.limits.invalid_body_excerpt_bytes,
+            // Checked by `check`; an unusable table adds no alias.
+            identity_aliases: crate::grant::IdentityAliases::new(&self.identity_aliases)
+                .unwrap_or_default(),
         }
     }
 
@@ -684,6 +701,8 @@ impl Config {
                         roles: t.roles.clone(),
                         groups: t.groups.clone(),
                         subject_roles: t.subject_roles.clone(),
+                        kind: t.subject_kind,
+                        ..Principal::default()
                     },
                 )
             })
@@ -866,6 +885,34 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn token_subject_kind_and_identity_aliases_are_read_and_checked() {
+        let c: Config = toml::from_str(
+            "[[tokens]]\nname='ci'\nsha256='AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'\nroles=['requester']\nsubject-kind='service'\n\
+             [[tokens]]\nname='amy'\nsha256='cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc'\nroles=['requester']\n\
+             [identity-aliases]\n'alice@example.com' = ['alice', 'a.smith']\n",
+        )
+        .unwrap();
+        c.check().unwrap();
+        let p = c.principals();
+        let (ci, amy) = (&p[&"a".repeat(64)], &p[&"c".repeat(64)]);
+        assert_eq!(ci.kind, Some(crate::request::SubjectKind::Service));
+        assert_eq!(amy.kind, None, "default: the request says");
+        assert_eq!(
+            c.service_config().identity_aliases.others("ALICE"),
+            ["a.smith", "alice@example.com"]
+        );
+        let e = toml::from_str::<Config>(
+            "[[tokens]]\nname='a'\nsha256='x'\nroles=[]\nsubject-kind='robot'\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("robot"), "{e}");
+        let c: Config =
+            toml::from_str("[identity-aliases]\nalice = ['ops']\nbob = ['Ops']\n").unwrap();
+        let e = c.check().unwrap_err();
+        assert!(e.starts_with("identity-aliases.bob:"), "{e}");
     }
 
     #[test]

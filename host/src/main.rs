@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{audit, bench, eval, inspect, keygen, serve, sign, test, verify};
+use cli::{audit, bench, dev_idp, eval, inspect, keygen, serve, sign, test, verify};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Show a module's info, digest, size and imports.
     Inspect(inspect::InspectArgs),
+    /// Mint identity-provider tokens for the example users (a development aid only).
+    DevIdp(dev_idp::DevIdpArgs),
 }
 
 // The service allocates and frees many small blocks per request (JSON
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args, config),
+        Command::DevIdp(args) => dev_idp::run(args),
     };
     ran.unwrap_or_else(|e| {
         eprintln!("error: {}", cli::chain(&e));

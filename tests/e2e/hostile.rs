@@ -794,6 +794,7 @@ fn principal(name: &str, role: jitgate::service::Role) -> jitgate::service::Prin
         roles: [role].into_iter().collect(),
         groups: vec!["helpdesk-tier2".into()],
         subject_roles: vec!["helpdesk".into()],
+        ..Default::default()
     }
 }
 

@@ -22,6 +22,7 @@ mod embedding;
 mod examples;
 mod hostile;
 mod http;
+mod identity;
 mod outbox;
 mod props;
 mod replicas;

@@ -23,6 +23,9 @@ use super::{AppState, router};
 use crate::audit;
 use crate::config::{Config, ProvisionerKind};
 use crate::engine::EngineError;
+use crate::identity::{
+    IdentityProvider, IdentityProviders, JwksFetch, JwksSource, MAX_JWKS_BYTES, MIN_REFRESH,
+};
 use crate::policy::LoadError;
 use crate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
 use crate::service::{PolicySource, Principal, Role, Service, ServiceError, SourceError};
@@ -115,8 +118,7 @@ impl Server {
                 Principal {
                     name: "admin".into(),
                     roles: BTreeSet::from([Role::Admin, Role::Pipeline, Role::Auditor]),
-                    groups: Vec::new(),
-                    subject_roles: Vec::new(),
+                    ..Principal::default()
                 },
             );
             bootstrap_token = Some(token);
@@ -160,6 +162,8 @@ impl Server {
                 "global-ttl-cap": config.global_ttl_cap,
                 "approval-timeout": config.approval_timeout,
                 "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
+                "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience})).collect::<Vec<_>>(),
+                "identity-aliases": config.identity_aliases,
                 "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
             }),
         )?;
@@ -188,11 +192,13 @@ impl Server {
             None => None,
         };
         let provisioner = provisioner(&config)?;
+        let identities = Arc::new(identity_providers(&config)?);
         let state = Arc::new(AppState {
             service,
             principals,
             ready: Default::default(),
             auth_guard: Arc::new(AuthGuard::new(config.auth_limits())),
+            identities,
         });
         Ok(Server {
             state,
@@ -322,6 +328,67 @@ fn new_token() -> Result<String, ServerError> {
     getrandom::fill(&mut b)
         .map_err(|e| config_error("tokens", format!("no OS randomness: {e}")))?;
     Ok(format!("jg_{}", hex::encode(b)))
+}
+
+/// Longest wait for an identity provider's JWKS, response body included.
+pub const JWKS_FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `[[identity-providers]]`, ready to verify: a `jwks-file` is read now (a
+/// bad one fails start-up); a `jwks-url` is fetched when the first token
+/// needs it, so an IdP outage at start-up leaves static tokens working.
+fn identity_providers(config: &Config) -> Result<IdentityProviders, ServerError> {
+    let mut out = Vec::with_capacity(config.identity_providers.len());
+    let mut client: Option<crate::outbound::Outbound> = None;
+    for (i, p) in config.identity_providers.iter().enumerate() {
+        let provider = match &p.jwks_url {
+            None => IdentityProvider::from_file_config(p.clone())
+                .map_err(|e| config_error(&format!("identity-providers[{i}].jwks-file"), e))?,
+            Some(url) => {
+                let key = format!("identity-providers[{i}].jwks-url");
+                let client = match &client {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = crate::outbound::Outbound::new(None)
+                            .map_err(|e| config_error(&key, e))?;
+                        client = Some(c.clone());
+                        c
+                    }
+                };
+                let algorithms = p
+                    .parsed_algorithms(&format!("identity-providers[{i}]"))
+                    .map_err(|e| config_error(&key, e))?;
+                let fetch = jwks_fetch(client, url.clone());
+                let keys = JwksSource::new(fetch, algorithms, MIN_REFRESH);
+                IdentityProvider::new(p.clone(), keys).map_err(|e| config_error(&key, e))?
+            }
+        };
+        out.push(provider);
+    }
+    Ok(IdentityProviders::new(out))
+}
+
+/// GET `url` with the outbound client, bounded in time and size. Called on
+/// a blocking thread (the API verifies new tokens in `spawn_blocking`),
+/// where the runtime's handle can wait for the async client.
+fn jwks_fetch(client: crate::outbound::Outbound, url: String) -> JwksFetch {
+    Box::new(move || {
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| "no runtime to fetch the JWKS on".to_string())?;
+        let req = hyper::Request::get(url.as_str())
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+            .map_err(|e| format!("{url}: {e}"))?;
+        let answer = handle
+            .block_on(client.send(req, JWKS_FETCH_TIMEOUT, MAX_JWKS_BYTES))
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !answer.status.is_success() {
+            return Err(format!("{url}: answered {}", answer.status));
+        }
+        answer
+            .body
+            .map(|b| b.to_vec())
+            .map_err(|e| format!("{url}: {e}"))
+    })
 }
 
 fn provisioner(config: &Config) -> Result<Arc<dyn Provisioner>, ServerError> {

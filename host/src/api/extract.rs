@@ -12,7 +12,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 
-use super::{ApiError, AppState, bearer, body_bytes, principal_of, refuse, server};
+use super::{ApiError, AppState, bearer, body_bytes, principal_of, refuse, refuse_because, server};
+use crate::identity::{IdentityProviders, VerifiedTokens};
 use crate::service::Principal;
 
 impl FromRequestParts<Arc<AppState>> for Principal {
@@ -32,14 +33,41 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             .get::<MatchedPath>()
             .map(|m| m.as_str().to_string())
             .unwrap_or_else(|| "?".into());
-        let had_token = bearer(&parts.headers).is_some();
-        Err(refuse(
-            state,
-            server::peer().map(|a| a.ip()),
-            had_token,
-            &route,
-        ))
+        let peer = server::peer().map(|a| a.ip());
+        let token = bearer(&parts.headers);
+        match token {
+            Some(t) if !state.identities.is_empty() && IdentityProviders::looks_like_jwt(t) => {
+                identity_principal(state, t.to_string())
+                    .await
+                    .map_err(|message| {
+                        refuse_because(state, peer, "identity token refused", message, &route)
+                    })
+            }
+            _ => Err(refuse(state, peer, token.is_some(), &route)),
+        }
     }
+}
+
+/// The principal an identity-provider JWT proves, or the 401 message. A
+/// token verified before is answered from the cache on this thread (a few
+/// µs); a new one is verified on a blocking thread, because verification
+/// may fetch the provider's JWKS (at most once per refresh interval) and a
+/// signature check alone costs up to a millisecond.
+async fn identity_principal(state: &Arc<AppState>, token: String) -> Result<Principal, String> {
+    let now = jsonwebtoken::get_current_timestamp();
+    if let Some(id) = state
+        .identities
+        .cache()
+        .get(&VerifiedTokens::key(&token), now)
+    {
+        return Ok(id.principal());
+    }
+    let identities = state.identities.clone();
+    tokio::task::spawn_blocking(move || identities.verify(&token))
+        .await
+        .map_err(|e| format!("verifying the token failed: {e}"))?
+        .map(|id| id.principal())
+        .map_err(|e| e.to_string())
 }
 
 /// A JSON body parsed into `T`; an error names the field path

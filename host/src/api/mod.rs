@@ -50,6 +50,8 @@ pub struct AppState {
     pub ready: AtomicBool,
     /// Rate limit and audit tallies of failed authentications.
     pub auth_guard: Arc<guard::AuthGuard>,
+    /// `[[identity-providers]]`: bearer JWTs of people.
+    pub identities: Arc<crate::identity::IdentityProviders>,
 }
 
 /// An API error.
@@ -189,6 +191,14 @@ fn principal_of<'a>(state: &'a AppState, headers: &HeaderMap) -> Option<&'a Prin
         .get(&hex::encode(Sha256::digest(token.as_bytes())))
 }
 
+/// The name of an already verified identity-provider token's holder (from
+/// the verified-token cache only: no signature check, no JWKS fetch).
+fn verified_name(state: &AppState, token: &str) -> Option<String> {
+    let key = crate::identity::VerifiedTokens::key(token);
+    let now = jsonwebtoken::get_current_timestamp();
+    state.identities.cache().get(&key, now).map(|id| id.subject)
+}
+
 /// Every 403 is audited (who, what, why), through group commit: a refused
 /// attempt by an authenticated caller is evidence, like an unknown token.
 /// A route layer, so the matched route (not only the raw path) is known.
@@ -205,11 +215,18 @@ async fn audit_refusals(
     // The raw path carries caller-chosen ids: bounded, and JSON-escaped in
     // the record like every other string.
     let path: String = req.uri().path().chars().take(256).collect();
-    let actor = principal_of(&s, req.headers())
-        .map(|p| p.name.clone())
-        .unwrap_or_else(|| "anonymous".into());
+    let actor = principal_of(&s, req.headers()).map(|p| p.name.clone());
+    // An identity-provider caller is known once its token was verified,
+    // which happens inside the handler; a refusal reads it from the cache.
+    let token = match actor {
+        None if !s.identities.is_empty() => bearer(req.headers()).map(str::to_string),
+        _ => None,
+    };
     let resp = next.run(req).await;
     if resp.status() == StatusCode::FORBIDDEN {
+        let actor = actor
+            .or_else(|| token.and_then(|t| verified_name(&s, &t)))
+            .unwrap_or_else(|| "anonymous".into());
         let why = resp.extensions().get::<Refusal>().map(|r| r.0.clone());
         let draft = crate::audit::AuditDraft::new(
             s.service.now(),
@@ -257,15 +274,31 @@ fn refuse(s: &AppState, peer: Option<std::net::IpAddr>, had_token: bool, path: &
     } else {
         "no bearer token"
     };
+    refuse_because(
+        s,
+        peer,
+        why,
+        format!("{why}: send `Authorization: Bearer <token>`"),
+        path,
+    )
+}
+
+/// [`refuse`] with the tally's `reason` and the 401's `message` given (an
+/// identity-provider token's refusal says what was wrong with it).
+fn refuse_because(
+    s: &AppState,
+    peer: Option<std::net::IpAddr>,
+    why: &'static str,
+    message: String,
+    path: &str,
+) -> ApiError {
     let verdict = s
         .auth_guard
         .failure(peer, why, path, std::time::Instant::now(), s.service.now());
     match verdict {
-        guard::Verdict::Unauthorized => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            format!("{why}: send `Authorization: Bearer <token>`"),
-        ),
+        guard::Verdict::Unauthorized => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+        }
         guard::Verdict::Limited(secs) => {
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -256,7 +256,24 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
         );
     }
     for a in &g.approvals {
-        say!("approved by {} at {}", a.approver, when(Some(a.at)));
+        let via = a
+            .sign_in
+            .as_ref()
+            .map(|s| {
+                format!(
+                    " (identity provider {}, jti {}, session {})",
+                    s.identity_provider,
+                    s.jti.as_deref().unwrap_or("-"),
+                    s.session.as_deref().unwrap_or("-")
+                )
+            })
+            .unwrap_or_default();
+        say!(
+            "approved by {} at {} as [{}]{via}",
+            a.approver,
+            when(Some(a.at)),
+            a.groups.join(", ")
+        );
     }
     say!(
         "issued {}  expires {}",

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod dev_idp;
 pub mod eval;
 pub mod inspect;
 pub mod keygen;

@@ -6,7 +6,7 @@
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
-use super::{Approval, Grant, GrantState, Millis};
+use super::{Approval, Grant, GrantState, Millis, SignIn};
 use crate::audit::{self, AuditDraft};
 use crate::decision::Outcome;
 use crate::request::TicketState;
@@ -40,6 +40,11 @@ pub enum GrantEvent {
         groups: Vec<String>,
         /// The id of the review a break-glass activation opens.
         review_id: Option<String>,
+        /// Every other name the approver is known by (`[identity-aliases]`):
+        /// none of them may be the requester or the subject either.
+        also_known_as: Vec<String>,
+        /// The sign-in that proved the approver, recorded with the approval.
+        sign_in: Option<SignIn>,
     },
     /// The actor refuses a pending grant. After `lapses-at` the grant lapses
     /// instead.
@@ -48,6 +53,8 @@ pub enum GrantEvent {
         groups: Vec<String>,
         /// Why.
         reason: String,
+        /// Every other name the approver is known by.
+        also_known_as: Vec<String>,
     },
     /// An admin ends an active or pending grant.
     Revoke {
@@ -124,6 +131,15 @@ pub fn identity_key(name: &str) -> String {
     name.trim().nfkc().collect::<String>().to_lowercase()
 }
 
+/// The actor's name and its aliases, normalised with [`identity_key`].
+fn names_of(actor: &str, also_known_as: &[String]) -> BTreeSet<String> {
+    std::iter::once(actor)
+        .chain(also_known_as.iter().map(String::as_str))
+        .map(identity_key)
+        .filter(|k| !k.is_empty())
+        .collect()
+}
+
 impl GrantState {
     /// The states a grant may begin in, once decided (the edges out of
     /// creation; [`GrantState::can_become`] holds the rest).
@@ -197,17 +213,24 @@ impl Grant {
                 self.activate(&mut fx, actor, now, review_id);
                 Ok(fx)
             }
-            GrantEvent::Approve { groups, review_id } => {
+            GrantEvent::Approve {
+                groups,
+                review_id,
+                also_known_as,
+                sign_in,
+            } => {
                 self.require(&[Pending], Active)?;
                 if let Some(fx) = self.lapse_if_due(now) {
                     return Ok(fx);
                 }
                 self.not_quarantined()?;
-                self.eligible_approver(actor, &groups)?;
+                let me = names_of(actor, &also_known_as);
+                self.eligible_approver(actor, &me, &groups)?;
+                // One person under two names is still one approval.
                 if self
                     .approvals
                     .iter()
-                    .any(|a| identity_key(&a.approver) == identity_key(actor))
+                    .any(|a| me.contains(&identity_key(&a.approver)))
                 {
                     return Err(IllegalTransition::AlreadyApproved {
                         id: self.id.clone(),
@@ -218,6 +241,7 @@ impl Grant {
                     approver: actor.to_string(),
                     groups,
                     at: now,
+                    sign_in,
                 };
                 let mut fx = Effects::default();
                 fx.audit.push(
@@ -232,12 +256,16 @@ impl Grant {
                 }
                 Ok(fx)
             }
-            GrantEvent::Reject { groups, reason } => {
+            GrantEvent::Reject {
+                groups,
+                reason,
+                also_known_as,
+            } => {
                 self.require(&[Pending], Rejected)?;
                 if let Some(fx) = self.lapse_if_due(now) {
                     return Ok(fx);
                 }
-                self.eligible_approver(actor, &groups)?;
+                self.eligible_approver(actor, &names_of(actor, &also_known_as), &groups)?;
                 Ok(self.end(Rejected, actor, &reason, now))
             }
             GrantEvent::Revoke { reason } => {
@@ -327,9 +355,17 @@ impl Grant {
         }
     }
 
-    fn eligible_approver(&self, actor: &str, groups: &[String]) -> Result<(), IllegalTransition> {
-        let me = identity_key(actor);
-        if me == identity_key(&self.request.subject.id) || me == identity_key(&self.requested_by) {
+    /// Separation of duties, then group membership. `me`: every name the
+    /// actor is known by, normalised ([`names_of`]).
+    fn eligible_approver(
+        &self,
+        actor: &str,
+        me: &BTreeSet<String>,
+        groups: &[String],
+    ) -> Result<(), IllegalTransition> {
+        if me.contains(&identity_key(&self.request.subject.id))
+            || me.contains(&identity_key(&self.requested_by))
+        {
             return Err(IllegalTransition::NotEligible(
                 "nobody may approve their own request (made by them or for them)".into(),
             ));

@@ -18,6 +18,9 @@ use crate::request::Request;
 mod lifecycle;
 pub use lifecycle::{GrantEvent, IllegalTransition, identity_key};
 
+mod aliases;
+pub use aliases::IdentityAliases;
+
 /// Unix milliseconds.
 pub type Millis = i64;
 
@@ -100,6 +103,25 @@ pub struct Approval {
     pub groups: Vec<String>,
     /// When.
     pub at: Millis,
+    /// The identity-provider sign-in the approver proved itself with;
+    /// absent for a static token (and in rows written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in: Option<SignIn>,
+}
+
+/// Which identity provider vouched for a caller, and the token that did:
+/// an auditor can match an approval to the IdP's own sign-in log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SignIn {
+    /// The configured provider's `name`.
+    pub identity_provider: String,
+    /// The token's `jti`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// The sign-in session (`sid`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
 }
 
 /// A grant and its whole history.
@@ -260,6 +282,7 @@ mod approval_tests {
             approver: who.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
             at: 0,
+            sign_in: None,
         });
     }
 

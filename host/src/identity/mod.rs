@@ -92,6 +92,13 @@ impl Identity {
             roles: self.roles.clone(),
             groups: self.groups.clone(),
             subject_roles: self.subject_roles.clone(),
+            kind: Some(self.kind),
+            mfa_at: self.mfa_at,
+            sign_in: Some(crate::grant::SignIn {
+                identity_provider: self.provider.clone(),
+                jti: self.jti.clone(),
+                session: self.session.clone(),
+            }),
         }
     }
 }

@@ -31,6 +31,10 @@ impl Service {
         }
         let mut with_now = body;
         with_now["now"] = json!(now / 1000);
+        // The caller's credential knows its kind: the body need not say it.
+        if let (Some(kind), Some(subject)) = (actor.kind, with_now["subject"].as_object_mut()) {
+            subject.entry("kind").or_insert(json!(kind));
+        }
         let mut req = crate::request::from_value(with_now)?;
         actor.authorize_subject(&mut req)?;
         Ok(req)

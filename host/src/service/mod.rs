@@ -73,6 +73,8 @@ pub struct ServiceConfig {
     /// Bytes of an invalid body kept (escaped) in its audit record, beside
     /// its sha256 and size. Default 256.
     pub invalid_body_excerpt_bytes: usize,
+    /// The names each person goes by, for separation of duties.
+    pub identity_aliases: crate::grant::IdentityAliases,
 }
 
 impl Default for ServiceConfig {
@@ -81,6 +83,7 @@ impl Default for ServiceConfig {
             approval_timeout_secs: 3600,
             break_glass_tasks: BTreeSet::new(),
             invalid_body_excerpt_bytes: 256,
+            identity_aliases: Default::default(),
         }
     }
 }

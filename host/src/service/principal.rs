@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
 use super::ServiceError;
-use crate::grant::Grant;
-use crate::request::Request;
+use crate::grant::{Grant, SignIn};
+use crate::request::{Request, SubjectKind, Timestamp};
 
 /// An API role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ pub enum Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal {
     /// Name; for requesters, their subject id.
     pub name: String,
@@ -41,6 +41,15 @@ pub struct Principal {
     pub groups: Vec<String>,
     /// Job roles a requester's subject carries.
     pub subject_roles: Vec<String>,
+    /// What kind of subject this caller is (`human` for identity-provider
+    /// users, a static token's `subject-kind`); `None`: the request says.
+    pub kind: Option<SubjectKind>,
+    /// When this caller last passed MFA, seconds since the epoch, as its
+    /// identity provider's sign-in says (never what a body claims).
+    pub mfa_at: Option<Timestamp>,
+    /// The identity-provider sign-in that authenticated this caller; `None`
+    /// for a static token or an embedder's principal.
+    pub sign_in: Option<SignIn>,
 }
 
 impl Principal {
@@ -50,8 +59,7 @@ impl Principal {
         Principal {
             name: name.into(),
             roles: roles.into_iter().collect(),
-            groups: Vec::new(),
-            subject_roles: Vec::new(),
+            ..Principal::default()
         }
     }
 
@@ -110,6 +118,9 @@ impl Principal {
 
     /// Check and fix the request's subject for this caller.
     pub fn authorize_subject(&self, req: &mut Request) -> Result<(), ServiceError> {
+        if req.subject.id == self.name {
+            self.fill_sign_in_facts(req);
+        }
         if self.has(Role::Pipeline) || self.has(Role::Admin) {
             return Ok(());
         }
@@ -122,6 +133,19 @@ impl Principal {
         req.subject.roles = self.subject_roles.clone();
         req.subject.groups = self.groups.clone();
         Ok(())
+    }
+
+    /// A caller asking for itself: the subject's kind and MFA time are
+    /// facts of its credential. An identity-provider sign-in decides the
+    /// MFA time outright (none unless its `amr` says MFA), so a body cannot
+    /// claim a fresher one; a static token leaves it to the body.
+    fn fill_sign_in_facts(&self, req: &mut Request) {
+        if let Some(kind) = self.kind {
+            req.subject.kind = kind;
+        }
+        if self.sign_in.is_some() {
+            req.subject.mfa_at = self.mfa_at;
+        }
     }
 
     /// May this caller see `g`?

@@ -126,6 +126,7 @@ fn pipeline() -> Principal {
         roles: [Role::Pipeline].into(),
         groups: vec![],
         subject_roles: vec![],
+        ..Default::default()
     }
 }
 
@@ -196,6 +197,7 @@ fn requester_cannot_ask_for_someone_else_or_set_now() {
         roles: [Role::Requester].into(),
         groups: vec![],
         subject_roles: vec![],
+        ..Default::default()
     };
     assert!(matches!(
         svc.request(&alice, &body()),
@@ -215,6 +217,7 @@ fn approver(name: &str) -> Principal {
         roles: [Role::Approver, Role::Pipeline].into(),
         groups: vec!["leads".into()],
         subject_roles: vec![],
+        ..Default::default()
     }
 }
 
@@ -522,6 +525,7 @@ fn a_quarantined_grant_is_never_approved_but_can_be_revoked() {
         roles: [Role::Admin].into(),
         groups: vec![],
         subject_roles: vec![],
+        ..Default::default()
     };
     let g = svc.revoke(&admin, &id, Some("salvaged")).expect("revoke");
     assert_eq!(g.state, GrantState::Revoked);
@@ -746,4 +750,46 @@ fn a_scripted_decision_goes_through_intake_quorum_and_expiry_to_the_millisecond(
     let g = store.grant(&g.id).expect("read").expect("grant");
     assert_eq!(g.state, GrantState::Expired);
     assert_eq!(g.ended_at, Some(T0 + 10 + 600_000));
+}
+
+/// A caller asking for itself: an identity-provider sign-in decides the MFA
+/// time (a body's fresher claim is dropped) and the kind; a static token
+/// without those facts leaves the body as it is; a pipeline acting for
+/// someone else passes its user's facts.
+#[test]
+fn sign_in_facts_fill_the_callers_own_subject() {
+    use crate::request::SubjectKind;
+    let mut v = body();
+    v["now"] = json!(1_700_000_100);
+    let mut req = crate::request::from_value(v).expect("request");
+    req.subject.mfa_at = Some(1_700_000_000);
+    req.subject.kind = SubjectKind::Service;
+    let mut idp_user = Principal::new(req.subject.id.clone(), [Role::Requester]);
+    idp_user.kind = Some(SubjectKind::Human);
+    idp_user.sign_in = Some(crate::grant::SignIn {
+        identity_provider: "corp".into(),
+        jti: None,
+        session: None,
+    });
+    let mut r = req.clone();
+    idp_user.authorize_subject(&mut r).expect("own request");
+    assert_eq!(r.subject.mfa_at, None, "no MFA in the sign-in: none at all");
+    assert_eq!(r.subject.kind, SubjectKind::Human);
+    idp_user.mfa_at = Some(1_600_000_000);
+    let mut r = req.clone();
+    idp_user.authorize_subject(&mut r).expect("own request");
+    assert_eq!(r.subject.mfa_at, Some(1_600_000_000));
+
+    let static_user = Principal::new(req.subject.id.clone(), [Role::Requester]);
+    let mut r = req.clone();
+    static_user.authorize_subject(&mut r).expect("own request");
+    assert_eq!(r.subject.mfa_at, Some(1_700_000_000));
+    assert_eq!(r.subject.kind, SubjectKind::Service);
+
+    let mut pipe = pipeline();
+    pipe.kind = Some(SubjectKind::Service);
+    pipe.sign_in = idp_user.sign_in.clone();
+    let mut r = req.clone();
+    pipe.authorize_subject(&mut r).expect("for a user");
+    assert_eq!(r, req, "a pipeline's own facts are not its user's");
 }

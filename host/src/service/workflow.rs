@@ -51,6 +51,8 @@ impl Service {
             let event = GrantEvent::Approve {
                 groups: actor.groups.clone(),
                 review_id,
+                also_known_as: self.config.identity_aliases.others(&actor.name),
+                sign_in: actor.sign_in.clone(),
             };
             Ok(Some(g.apply(event, &actor.name, now)?))
         })?;
@@ -81,6 +83,7 @@ impl Service {
             let event = GrantEvent::Reject {
                 groups: actor.groups.clone(),
                 reason: reason.to_string(),
+                also_known_as: self.config.identity_aliases.others(&actor.name),
             };
             Ok(Some(g.apply(event, &actor.name, now)?))
         })?;

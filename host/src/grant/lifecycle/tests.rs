@@ -83,6 +83,8 @@ fn events() -> Vec<(&'static str, GrantEvent)> {
             GrantEvent::Approve {
                 groups: vec!["leads".into()],
                 review_id: None,
+                also_known_as: Vec::new(),
+                sign_in: None,
             },
         ),
         (
@@ -90,6 +92,7 @@ fn events() -> Vec<(&'static str, GrantEvent)> {
             GrantEvent::Reject {
                 groups: vec!["leads".into()],
                 reason: "no".into(),
+                also_known_as: Vec::new(),
             },
         ),
         (
@@ -267,6 +270,8 @@ fn approve(g: &mut Grant, who: &str, at: Millis) -> Result<Effects, IllegalTrans
         GrantEvent::Approve {
             groups: vec!["leads".into()],
             review_id: Some("rv-1".into()),
+            also_known_as: Vec::new(),
+            sign_in: None,
         },
         who,
         at,
@@ -296,6 +301,7 @@ fn an_approval_at_lapses_at_lapses_the_grant_instead() {
         GrantEvent::Reject {
             groups: vec!["leads".into()],
             reason: "no".into(),
+            also_known_as: Vec::new(),
         },
         "bob",
         deadline,
@@ -348,7 +354,8 @@ fn self_approval_is_refused_under_any_spelling() {
                 g.apply(
                     GrantEvent::Reject {
                         groups: vec!["leads".into()],
-                        reason: "x".into()
+                        reason: "x".into(),
+                        also_known_as: Vec::new(),
                     },
                     who,
                     NOW
@@ -364,6 +371,8 @@ fn self_approval_is_refused_under_any_spelling() {
         GrantEvent::Approve {
             groups: vec!["finance".into()],
             review_id: None,
+            also_known_as: Vec::new(),
+            sign_in: None,
         },
         "dave",
         NOW,
@@ -472,4 +481,75 @@ fn activation_needs_every_requirement_met_and_opens_a_break_glass_review() {
         )
         .expect("decided");
     assert_eq!(fx.review.map(|r| r.id), Some("rv-8".to_string()));
+}
+
+#[test]
+fn an_alias_of_the_requester_or_subject_may_not_approve_or_reject() {
+    // `a.smith` is alice's other name ([identity-aliases]); `pipe` asked.
+    for (who, aka) in [("a.smith", "Alice"), ("svc-approver", " PIPE ")] {
+        let mut g = base(Pending);
+        let r = g.apply(
+            GrantEvent::Approve {
+                groups: vec!["leads".into()],
+                review_id: None,
+                also_known_as: vec![aka.into()],
+                sign_in: None,
+            },
+            who,
+            NOW,
+        );
+        assert!(
+            matches!(r, Err(IllegalTransition::NotEligible(_))),
+            "{who} ({aka}) approved: {r:?}"
+        );
+        let r = g.apply(
+            GrantEvent::Reject {
+                groups: vec!["leads".into()],
+                reason: "x".into(),
+                also_known_as: vec![aka.into()],
+            },
+            who,
+            NOW,
+        );
+        assert!(matches!(r, Err(IllegalTransition::NotEligible(_))), "{r:?}");
+        assert_eq!(g.state, Pending);
+    }
+}
+
+#[test]
+fn one_person_under_two_names_approves_once_and_the_sign_in_is_kept() {
+    let mut g = base(Pending);
+    g.required[0].min = 2;
+    let sign_in = crate::grant::SignIn {
+        identity_provider: "okta".into(),
+        jti: Some("j-1".into()),
+        session: Some("s-1".into()),
+    };
+    g.apply(
+        GrantEvent::Approve {
+            groups: vec!["leads".into()],
+            review_id: None,
+            also_known_as: vec!["bob@example.com".into()],
+            sign_in: Some(sign_in.clone()),
+        },
+        "bob",
+        NOW,
+    )
+    .expect("first approval");
+    assert_eq!(g.approvals[0].sign_in.as_ref(), Some(&sign_in));
+    let again = g.apply(
+        GrantEvent::Approve {
+            groups: vec!["leads".into()],
+            review_id: None,
+            also_known_as: vec!["bob".into()],
+            sign_in: None,
+        },
+        "Bob@Example.com",
+        NOW,
+    );
+    assert!(
+        matches!(again, Err(IllegalTransition::AlreadyApproved { .. })),
+        "{again:?}"
+    );
+    assert_eq!(g.approvals.len(), 1);
 }
