@@ -311,6 +311,12 @@ pub struct TokenConfig {
     /// A requester's job roles.
     #[serde(default)]
     pub subject_roles: Vec<String>,
+    /// A pipeline whose request bodies may carry ticket facts (state,
+    /// priority, assignee, opened-at); they are recorded in the ticket
+    /// registry as events of this pipeline (source = `name`). Default false:
+    /// ticket facts come from the registry only.
+    #[serde(default)]
+    pub trusted_context: bool,
 }
 
 /// Provisioner choice.
@@ -510,6 +516,35 @@ impl Config {
             return Err("limits.invalid-body-excerpt-bytes: at most 65536".into());
         }
         crate::ticket::check_sources(&self.ticket_sources)?;
+        for (i, t) in self.tokens.iter().enumerate() {
+            if !t.trusted_context {
+                continue;
+            }
+            if !t.roles.contains(&Role::Pipeline) {
+                return Err(format!(
+                    "tokens[{i}].trusted-context: only for a token with the `pipeline` role"
+                ));
+            }
+            // The pipeline's name is the source of its ticket events: it must
+            // not speak for a ticket system, nor share a name with an
+            // untrusted token.
+            if self.ticket_sources.iter().any(|s| s.name == t.name) {
+                return Err(format!(
+                    "tokens[{i}].trusted-context: `{}` is also a ticket source's name",
+                    t.name
+                ));
+            }
+            if self
+                .tokens
+                .iter()
+                .any(|o| o.name == t.name && !o.trusted_context)
+            {
+                return Err(format!(
+                    "tokens[{i}].trusted-context: another token named `{}` is not trusted",
+                    t.name
+                ));
+            }
+        }
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
                 return Err("provisioner.url: required for kind = \"webhook\"".into());
@@ -593,6 +628,28 @@ impl Config {
             per_minute: self.limits.auth_failure_per_minute,
             window: std::time::Duration::from_secs(u64::from(self.limits.auth_failure_window_secs)),
         }
+    }
+
+    /// Names of the pipelines whose tokens say `trusted-context = true`.
+    pub fn trusted_context(&self) -> BTreeSet<String> {
+        self.tokens
+            .iter()
+            .filter(|t| t.trusted_context)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// The checked `[[ticket-sources]]` with their secrets read from the
+    /// environment by `lookup`.
+    pub fn ticket_sources(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<crate::ticket::TicketSource>, String> {
+        self.ticket_sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| crate::ticket::TicketSource::from_env(i, s, &lookup))
+            .collect()
     }
 
     /// Token hash → principal.

@@ -126,11 +126,19 @@ impl Server {
         })?;
         let mut engine = Engine::new(config.engine_config())?;
         engine.load_path(&config.policies)?;
-        let service =
-            Service::new(engine, store, config.service_config()).with_policy_source(PolicySource {
+        let sources = config
+            .ticket_sources(|k| std::env::var(k).ok())
+            .map_err(|e| match e.split_once(": ") {
+                Some((key, message)) => config_error(key, message),
+                None => config_error("ticket-sources", e),
+            })?;
+        let service = Service::new(engine, store, config.service_config())
+            .with_policy_source(PolicySource {
                 path: config.policies.clone(),
                 engine: config.engine_config(),
-            });
+            })
+            .with_ticket_sources(sources)
+            .with_trusted_context(config.trusted_context());
         let service = Arc::new(service);
         service.audit(
             audit::kind::CONFIG_LOAD,

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::tickets::TicketProvenance;
 use super::{Principal, Role, Service, ServiceError, body_hash, bounded, new_id};
 use crate::audit::{self, AuditDraft};
 use crate::decision::{Decision, Outcome};
@@ -37,14 +38,17 @@ impl Service {
     /// until the record is committed: call it from a blocking thread, or use
     /// [`Service::dry_run_async`].
     pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
-        let (req, now) = self.dry_run_parse(actor, body.clone())?;
+        let (req, now, tickets) = self.dry_run_parse(actor, body.clone())?;
         let (req, result) = self.decide(req)?;
-        let (draft, result) = dry_run_record(
-            &req,
-            now,
-            actor,
-            result,
-            self.config.invalid_body_excerpt_bytes,
+        let (draft, result) = with_ticket_facts(
+            tickets,
+            dry_run_record(
+                &req,
+                now,
+                actor,
+                result,
+                self.config.invalid_body_excerpt_bytes,
+            ),
         );
         self.append_one(draft)?;
         Ok(result?)
@@ -60,14 +64,17 @@ impl Service {
         actor: &Principal,
         body: Value,
     ) -> Result<Decision, ServiceError> {
-        let (req, now) = self.dry_run_parse(actor, body)?;
+        let (req, now, tickets) = self.dry_run_parse(actor, body)?;
         let (req, result) = self.decide_async(req).await?;
-        let (draft, result) = dry_run_record(
-            &req,
-            now,
-            actor,
-            result,
-            self.config.invalid_body_excerpt_bytes,
+        let (draft, result) = with_ticket_facts(
+            tickets,
+            dry_run_record(
+                &req,
+                now,
+                actor,
+                result,
+                self.config.invalid_body_excerpt_bytes,
+            ),
         );
         self.append_async(draft).await?;
         Ok(result?)
@@ -92,11 +99,12 @@ impl Service {
     fn dry_run_parse(
         &self,
         actor: &Principal,
-        body: Value,
-    ) -> Result<(Request, Millis), ServiceError> {
+        mut body: Value,
+    ) -> Result<(Request, Millis, Option<TicketProvenance>), ServiceError> {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
         let now = self.now();
-        Ok((self.parse(actor, body, now)?, now))
+        let tickets = self.ticket_facts(actor, &mut body, now, false)?;
+        Ok((self.parse(actor, body, now)?, now, tickets))
     }
 
     /// Request access: decide, and store the resulting grant (active,
@@ -105,7 +113,9 @@ impl Service {
         actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
         let now = self.now();
         let hash = body_hash(body);
-        let req = match self.parse(actor, body.clone(), now) {
+        let mut filled = body.clone();
+        let tickets = self.ticket_facts(actor, &mut filled, now, true)?;
+        let req = match self.parse(actor, filled, now) {
             Ok(r) => r,
             Err(ServiceError::Invalid(e)) => {
                 self.store.append_audit(vec![AuditDraft::new(
@@ -128,7 +138,10 @@ impl Service {
         }
         let (req, decided) = self.decide(req)?;
         let decision = match decided {
-            Ok(d) => d,
+            Ok(d) => match &tickets {
+                Some(t) => t.explain(d),
+                None => d,
+            },
             Err(e) => {
                 let mut draft = AuditDraft::new(
                     now,
@@ -173,7 +186,7 @@ impl Service {
                 now,
                 audit::kind::REQUEST,
                 &actor.name,
-                json!({"request": grant.request, "decision": decision}),
+                json!({"request": grant.request, "decision": decision, "ticket-facts": tickets}),
             )
             .grant(&grant.id)
             .request(&grant.request.id),
@@ -231,6 +244,24 @@ impl Service {
 /// batch, refusing other clients' decisions.
 fn storable_id(id: &str) -> bool {
     !id.chars().any(char::is_control)
+}
+
+/// A dry run's record and decision with where its ticket facts came from.
+fn with_ticket_facts(
+    tickets: Option<TicketProvenance>,
+    (mut draft, result): (AuditDraft, Result<Decision, RequestError>),
+) -> (AuditDraft, Result<Decision, RequestError>) {
+    let Some(t) = tickets else {
+        return (draft, result);
+    };
+    let result = result.map(|d| t.explain(d));
+    if let Some(obj) = draft.data.as_object_mut() {
+        if let Ok(d) = &result {
+            obj.insert("decision".into(), json!(d));
+        }
+        obj.insert("ticket-facts".into(), json!(t));
+    }
+    (draft, result)
 }
 
 /// The dry run's record, which must be stored before its decision may be

@@ -22,6 +22,7 @@ mod operations;
 pub mod principal;
 pub mod scheduler;
 mod sweep;
+mod tickets;
 mod workflow;
 
 use serde_json::{Value, json};
@@ -42,6 +43,9 @@ pub use evidence::verify_store;
 pub use operations::{MAX_AUDIT_PAGE, PolicySource};
 pub use principal::{Principal, Role};
 pub use sweep::SWEEP_BATCH;
+#[cfg(feature = "server")]
+pub use tickets::WebhookError;
+pub use tickets::{DEFAULT_PRIORITY, TicketProvenance, ticket_json};
 pub use workflow::MAX_REASON_BYTES;
 
 /// Service settings (from `jitgate.toml`).
@@ -109,6 +113,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     /// What a policy reload loads; `None` disables reloading.
     policy_source: Option<PolicySource>,
+    /// Ticket sources and pipelines trusted with ticket facts.
+    tickets: tickets::TicketSettings,
 }
 
 impl Service {
@@ -141,6 +147,7 @@ impl Service {
             store,
             clock,
             policy_source: None,
+            tickets: Default::default(),
         }
     }
 
