@@ -27,3 +27,4 @@ mod replicas;
 mod router;
 mod service;
 mod store;
+mod tickets;

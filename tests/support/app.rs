@@ -39,7 +39,12 @@ impl App {
             .expect("runtime");
         // Built outside the runtime, as `jitgate serve` does: opening a
         // store blocks (the PostgreSQL store drives its own runtime).
-        let server = jitgate::api::Server::from_config(config, Some(cfg.into())).expect("server");
+        let server = jitgate::api::Server::from_config_with_env(
+            config,
+            Some(cfg.into()),
+            &crate::tickets::env,
+        )
+        .expect("server");
         let router = server.router();
         App {
             router,
@@ -62,12 +67,27 @@ impl App {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> Response {
+        let auth: Vec<(String, String)> = token
+            .map(|t| ("authorization".to_string(), format!("Bearer {t}")))
+            .into_iter()
+            .collect();
+        self.send_with(method, path, &auth, body)
+    }
+
+    /// Send one request with these extra headers.
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Response {
         let mut req = axum::http::Request::builder()
             .method(method)
             .uri(path)
             .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
         }
         let req = req
             .body(Body::from(body.unwrap_or_default().to_vec()))
