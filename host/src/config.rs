@@ -820,6 +820,44 @@ mod tests {
     }
 
     #[test]
+    fn trusted_context_is_for_pipelines_that_speak_for_no_ticket_source() {
+        let token = |name: &str, roles: &str, trusted: bool| {
+            format!(
+                "[[tokens]]\nname = '{name}'\nsha256 = '{}'\nroles = [{roles}]\ntrusted-context = {trusted}\n",
+                "ab".repeat(32)
+            )
+        };
+        let jira = "[[ticket-sources]]\nname = 'jira'\nkind = 'jira'\nsecret-env = 'J'\n";
+        let ok: Config = toml::from_str(&format!(
+            "{jira}{}{}",
+            token("ci", "'pipeline'", true),
+            token("alice", "'requester'", false)
+        ))
+        .unwrap();
+        ok.check().unwrap();
+        assert_eq!(ok.trusted_context(), BTreeSet::from(["ci".to_string()]));
+        for (doc, why) in [
+            (token("alice", "'requester'", true), "`pipeline` role"),
+            (
+                format!("{jira}{}", token("jira", "'pipeline'", true)),
+                "ticket source",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    token("ci", "'pipeline'", true),
+                    token("ci", "'pipeline'", false)
+                ),
+                "not trusted",
+            ),
+        ] {
+            let c: Config = toml::from_str(&doc).unwrap();
+            let e = c.check().unwrap_err();
+            assert!(e.starts_with("tokens[") && e.contains(why), "{e}");
+        }
+    }
+
+    #[test]
     fn ticket_sources_are_read_and_checked() {
         let c: Config = toml::from_str(
             "[[ticket-sources]]\nname = 'jira'\nkind = 'jira'\nsecret-env = 'JIRA_SECRET'\n\

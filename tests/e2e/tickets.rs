@@ -6,13 +6,13 @@ use jitgate_tests::app::App;
 use jitgate_tests::http::Response;
 use jitgate_tests::server::Backend;
 use jitgate_tests::tickets::{
-    SOURCES, generic_event, now_ms, requester_body, rfc3339, sample, sign_generic, sign_jira,
+    generic_event, now_ms, requester_body, rfc3339, sample, sign_generic, sign_jira,
     sign_servicenow, sign_zendesk,
 };
 use serde_json::{Value, json};
 
 fn app(b: Backend) -> App {
-    App::new(b, SOURCES)
+    App::new(b, "")
 }
 
 fn post_event(app: &App, source: &str, body: &[u8], headers: &[(String, String)]) -> Response {
@@ -482,7 +482,7 @@ fn a_source_reporting_another_sources_ticket_is_refused_and_audited(b: Backend) 
 fn forged_webhooks_are_counted_as_failed_authentications(b: Backend) {
     let app = App::new(
         b,
-        &format!("{SOURCES}\n[limits]\nauth-failure-burst = 2\nauth-failure-per-minute = 1\n"),
+        "\n[limits]\nauth-failure-burst = 2\nauth-failure-per-minute = 1\n",
     );
     let body = generic_event("g-1", "INC-30", "closed", None, now_ms()).to_string();
     let wrong = sign_generic(b"x", now_ms());

@@ -106,6 +106,22 @@ impl App {
         })
     }
 
+    /// Make the registry hold `body`'s ticket facts (a signed `generic`
+    /// event); returns the body as a requester sends it.
+    pub fn seed(&self, body: &serde_json::Value) -> serde_json::Value {
+        let Some((bytes, headers, stripped)) = crate::tickets::registry_event(body) else {
+            return body.clone();
+        };
+        let r = self.send_with(
+            "POST",
+            "/v1/ticket-sources/generic/events",
+            &headers,
+            Some(&bytes),
+        );
+        assert_eq!(r.status, 200, "seeding the ticket registry: {}", r.body);
+        stripped
+    }
+
     /// GET `path`.
     pub fn get(&self, path: &str, token: Option<&str>) -> Response {
         self.send("GET", path, token, None)

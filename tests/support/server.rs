@@ -128,6 +128,10 @@ pub fn write_config_with(dir: &Path, store: &str, extra: &str) -> PathBuf {
         dir.join("cache").display()
     );
     toml.push_str(extra);
+    // Every test server believes the test ticket systems (tests/support/tickets.rs).
+    if !extra.contains("[[ticket-sources]]") {
+        toml.push_str(crate::tickets::SOURCES);
+    }
     // Test servers are debug builds sharing two cores with many other tests;
     // a preempted evaluation must not turn into a spurious timeout denial.
     // (The 50 ms default itself is exercised by tests/e2e/hostile.rs.)

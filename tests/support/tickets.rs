@@ -141,3 +141,86 @@ pub fn requester_body(id: &str, ticket: &str) -> Value {
     v["ticket"] = json!({"id": ticket});
     v
 }
+
+/// The signed `generic` event that makes the registry hold `body`'s ticket
+/// facts (a request body as a trusted pipeline would send it), and the
+/// body as a requester sends it: the ticket named by id only. `None` when
+/// the body has no ticket.
+pub fn registry_event(body: &Value) -> Option<(Vec<u8>, Vec<(String, String)>, Value)> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let t = body.get("ticket").filter(|t| t.is_object())?;
+    let id = t["id"].as_str()?.to_string();
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let now = now_ms();
+    let mut ev = json!({
+        "event-id": format!("seed-{}-{n}-{now}", std::process::id()),
+        "ticket": id,
+        "state": t["state"],
+        "priority": t["priority"],
+        "updated-at": rfc3339(now),
+    });
+    if let Some(a) = t.get("assignee").filter(|a| !a.is_null()) {
+        ev["assignee"] = a.clone();
+    }
+    if let Some(o) = t.get("opened-at").and_then(Value::as_u64) {
+        ev["opened-at"] = json!(jitgate::request::format_rfc3339(o));
+    }
+    let bytes = ev.to_string().into_bytes();
+    let headers = sign_generic(&bytes, now);
+    let mut stripped = body.clone();
+    stripped["ticket"] = json!({"id": id});
+    Some((bytes, headers, stripped))
+}
+
+/// Make the registry of the server at `addr` hold `body`'s ticket facts
+/// (see [`registry_event`]); returns the body as a requester sends it.
+pub fn seed(addr: std::net::SocketAddr, body: &Value) -> Value {
+    let Some((bytes, headers, stripped)) = registry_event(body) else {
+        return body.clone();
+    };
+    let r = crate::http::send_with(
+        addr,
+        "POST",
+        "/v1/ticket-sources/generic/events",
+        &headers,
+        Some(&bytes),
+    );
+    assert_eq!(r.status, 200, "seeding the ticket registry: {}", r.body);
+    stripped
+}
+
+/// Make `svc`'s registry hold `body`'s ticket facts (as the `generic`
+/// source would); returns the body as a requester sends it.
+pub fn seed_service(svc: &jitgate::service::Service, body: &Value) -> Value {
+    let Some(t) = body.get("ticket").filter(|t| t.is_object()) else {
+        return body.clone();
+    };
+    let id = t["id"].as_str().unwrap_or_default().to_string();
+    let state: jitgate::request::TicketState =
+        serde_json::from_value(t["state"].clone()).expect("ticket state");
+    let facts = jitgate::store::TicketFacts {
+        source: "generic".into(),
+        event_id: None,
+        ticket_id: id.clone(),
+        deleted: false,
+        state,
+        priority: t["priority"].as_u64().map(|p| p as u8),
+        assignee: t["assignee"].as_str().map(str::to_string),
+        opened_at: t["opened-at"].as_i64().map(|s| s * 1000),
+        updated_at: svc.now(),
+    };
+    svc.apply_ticket_facts(&facts, "generic", true, true)
+        .expect("seed the ticket registry");
+    let mut stripped = body.clone();
+    stripped["ticket"] = json!({"id": id});
+    stripped
+}
+
+/// `body` without a ticket (for tasks whose policies do not read it).
+pub fn without_ticket(body: &Value) -> Value {
+    let mut v = body.clone();
+    if let Some(o) = v.as_object_mut() {
+        o.remove("ticket");
+    }
+    v
+}

@@ -64,7 +64,15 @@ impl Service {
         actor: &Principal,
         body: Value,
     ) -> Result<Decision, ServiceError> {
-        let (req, now, tickets) = self.dry_run_parse(actor, body)?;
+        // A named ticket is looked up in the store: off the async workers.
+        let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null()) {
+            let (svc, who) = (self.clone(), actor.clone());
+            tokio::task::spawn_blocking(move || svc.dry_run_parse(&who, body))
+                .await
+                .map_err(|e| ServiceError::Unavailable(format!("ticket look-up: {e}")))??
+        } else {
+            self.dry_run_parse(actor, body)?
+        };
         let (req, result) = self.decide_async(req).await?;
         let (draft, result) = with_ticket_facts(
             tickets,

@@ -82,6 +82,12 @@ impl TicketProvenance {
 /// Longest ticket id looked up, bytes (the request's string bound).
 const MAX_TICKET_ID: usize = 1024;
 
+/// Whether a caller's string may be looked up and stored: bounded, no
+/// control characters (a NUL fails a PostgreSQL query).
+fn storable(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_TICKET_ID && !s.chars().any(char::is_control)
+}
+
 fn bad(field: impl Into<String>, message: impl Into<String>) -> ServiceError {
     ServiceError::BadRequest {
         field: field.into(),
@@ -244,34 +250,34 @@ impl Service {
             return Err(bad("ticket", "must be an object: {\"id\": \"…\"}"));
         };
         let mut t: Map<String, Value> = t.clone();
-        let request_id = obj.get("id").and_then(Value::as_str).map(str::to_string);
-        let id = match t.get("id") {
-            Some(Value::String(s)) => s.clone(),
-            _ => return Err(bad("ticket.id", "must be the ticket's id (a string)")),
-        };
-        // Checked before any look-up: the id goes into a query and, when
-        // unknown, into the decision's reasons.
-        if id.is_empty() || id.len() > MAX_TICKET_ID || id.chars().any(char::is_control) {
-            return Err(bad(
-                "ticket.id",
-                format!("must be 1 to {MAX_TICKET_ID} bytes without control characters"),
-            ));
-        }
         let source = match t.remove("source") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s),
+            Some(Value::String(s)) if storable(&s) => Some(s),
             Some(_) => return Err(bad("ticket.source", "must be a ticket source's name")),
         };
         let trusted = self.trusted_context(actor);
+        let facts_sent = t.keys().find(|k| *k != "id").cloned();
+        if let (Some(extra), false) = (&facts_sent, trusted) {
+            return Err(bad(
+                format!("ticket.{extra}"),
+                "ticket facts come from the ticket registry; send only `ticket.id` (and `ticket.source`) \
+                 — only a pipeline whose token has `trusted-context = true` may send them",
+            ));
+        }
+        let id = match t.get("id") {
+            Some(Value::String(s)) if storable(s) => s.clone(),
+            // Not an id that can be looked up (or stored): left for the
+            // request's validation to refuse, naming the field.
+            _ => return Ok(None),
+        };
+        let request_id = obj
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|r| storable(r))
+            .map(str::to_string);
         let mut claim = None;
-        if let Some(extra) = t.keys().find(|k| *k != "id") {
-            if !trusted {
-                return Err(bad(
-                    format!("ticket.{extra}"),
-                    "ticket facts come from the ticket registry; send only `ticket.id` (and `ticket.source`) \
-                     — only a pipeline whose token has `trusted-context = true` may send them",
-                ));
-            }
+        let mut judged = None;
+        if facts_sent.is_some() {
             let ticket: Ticket = serde_path_to_error::deserialize(Value::Object(t.clone()))
                 .map_err(|e| {
                     let path = e.path().to_string();
@@ -316,8 +322,13 @@ impl Service {
                 }
             };
             claim = Some(outcome.as_str());
+            judged = Some(outcome.current().cloned());
         }
-        let stored = self.store.ticket(&id)?;
+        // A dry run's claim is not stored: decide on what it would leave.
+        let stored = match judged {
+            Some(current) => current,
+            None => self.store.ticket(&id)?,
+        };
         let mut prov = TicketProvenance {
             ticket: id.clone(),
             known: false,
