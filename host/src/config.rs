@@ -822,9 +822,11 @@ mod tests {
     #[test]
     fn trusted_context_is_for_pipelines_that_speak_for_no_ticket_source() {
         let token = |name: &str, roles: &str, trusted: bool| {
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!(
+                "{name}{roles}{trusted}"
+            )));
             format!(
-                "[[tokens]]\nname = '{name}'\nsha256 = '{}'\nroles = [{roles}]\ntrusted-context = {trusted}\n",
-                "ab".repeat(32)
+                "[[tokens]]\nname = '{name}'\nsha256 = '{hash}'\nroles = [{roles}]\ntrusted-context = {trusted}\n"
             )
         };
         let jira = "[[ticket-sources]]\nname = 'jira'\nkind = 'jira'\nsecret-env = 'J'\n";

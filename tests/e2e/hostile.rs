@@ -956,7 +956,12 @@ fn harmless_rate(addr: std::net::SocketAddr, window: Duration) -> f64 {
     let started = std::time::Instant::now();
     let mut n = 0u32;
     while started.elapsed() < window {
-        let mut b = body(&format!("h-{n}"), "alice", "file-recovery", 60);
+        let mut b = jitgate_tests::tickets::as_requester(&body(
+            &format!("h-{n}"),
+            "alice",
+            "file-recovery",
+            60,
+        ));
         b["ticket"] = seeded["ticket"].clone();
         let r = post(addr, "/v1/decisions", Some("t-alice"), &b);
         assert_eq!(r.status, 200, "{}", r.body);
@@ -990,12 +995,14 @@ fn drive(
                         addr,
                         "/v1/decisions",
                         Some("t-alice"),
-                        &jitgate_tests::tickets::without_ticket(&body(
-                            &format!("{task}-{c}-{n}"),
-                            "alice",
-                            task,
-                            60,
-                        )),
+                        &jitgate_tests::tickets::as_requester(
+                            &jitgate_tests::tickets::without_ticket(&body(
+                                &format!("{task}-{c}-{n}"),
+                                "alice",
+                                task,
+                                60,
+                            )),
+                        ),
                     );
                     assert!(r.status == 200 || r.status == 503, "{}", r.body);
                     n += 1;

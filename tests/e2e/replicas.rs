@@ -81,7 +81,12 @@ fn three_replicas_end_each_grant_once_through_a_sigkill() {
         addrs[0],
         "/v1/requests",
         Some("t-pipe"),
-        &seed(addrs[0], &body("tk", "alice", "file-recovery", 600)),
+        // The pipeline names the ticket the generic source reported.
+        &{
+            let mut b = seed(addrs[0], &body("tk", "alice", "file-recovery", 600));
+            b["subject"]["kind"] = json!("human");
+            b
+        },
     )
     .json();
     let ticket_grant = id_of(&t);

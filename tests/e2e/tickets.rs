@@ -104,16 +104,33 @@ fn spoofed_unknown_ticket_fake_999_is_denied_as_not_known(b: Backend) {
         "{}",
         r.body
     );
+    // A requester's subject kind and MFA time come from its credential.
+    for field in ["kind", "mfa-at"] {
+        let mut b = requester_body("r-mfa", "FAKE-999");
+        b["subject"][field] = if field == "kind" {
+            json!("human")
+        } else {
+            json!(1_795_600_000)
+        };
+        let r = app.post("/v1/requests", Some("t-alice"), &b);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(
+            r.json()["error"]["field"],
+            format!("subject.{field}"),
+            "{}",
+            r.body
+        );
+    }
     // So is a dry run, and so is a pipeline not trusted with ticket facts.
     assert_eq!(
         app.post("/v1/decisions", Some("t-alice"), &claimed).status,
         400
     );
     claimed["id"] = json!("r-fake3");
-    assert_eq!(
-        app.post("/v1/requests", Some("t-pipe2"), &claimed).status,
-        400
-    );
+    claimed["subject"]["kind"] = json!("human");
+    let r = app.post("/v1/requests", Some("t-pipe2"), &claimed);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("trusted-context"), "{}", r.body);
 }
 
 fn spoofed_open_state_of_a_closed_ticket_inc_7_is_denied(b: Backend) {
@@ -127,6 +144,7 @@ fn spoofed_open_state_of_a_closed_ticket_inc_7_is_denied(b: Backend) {
     // A trusted pipeline claiming it open: the ticket is the generic
     // source's, so the claim changes nothing and the registry decides.
     let mut claimed = requester_body("r-7p", "INC-7");
+    claimed["subject"]["kind"] = json!("human");
     claimed["ticket"] = json!({"id": "INC-7", "state": "open", "priority": 1,
         "assignee": "alice", "opened-at": 1_795_600_000});
     let g = request(&app, "t-pipe", &claimed);

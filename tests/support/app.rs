@@ -107,7 +107,8 @@ impl App {
     }
 
     /// Make the registry hold `body`'s ticket facts (a signed `generic`
-    /// event); returns the body as a requester sends it.
+    /// event); returns the body as a requester sends it
+    /// ([`crate::tickets::as_requester`], ticket named by id).
     pub fn seed(&self, body: &serde_json::Value) -> serde_json::Value {
         let Some((bytes, headers, stripped)) = crate::tickets::registry_event(body) else {
             return body.clone();

@@ -137,7 +137,7 @@ pub fn sample(name: &str) -> Value {
 /// Alice's file-recovery request (`server::body`) on `ticket`, named by
 /// id only.
 pub fn requester_body(id: &str, ticket: &str) -> Value {
-    let mut v = crate::server::body(id, "alice", "file-recovery", 600);
+    let mut v = as_requester(&crate::server::body(id, "alice", "file-recovery", 600));
     v["ticket"] = json!({"id": ticket});
     v
 }
@@ -145,7 +145,8 @@ pub fn requester_body(id: &str, ticket: &str) -> Value {
 /// The signed `generic` event that makes the registry hold `body`'s ticket
 /// facts (a request body as a trusted pipeline would send it), and the
 /// body as a requester sends it: the ticket named by id only. `None` when
-/// the body has no ticket.
+/// the body has no ticket. The body returned has no subject kind or MFA
+/// time either ([`as_requester`]).
 pub fn registry_event(body: &Value) -> Option<(Vec<u8>, Vec<(String, String)>, Value)> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let t = body.get("ticket").filter(|t| t.is_object())?;
@@ -167,7 +168,7 @@ pub fn registry_event(body: &Value) -> Option<(Vec<u8>, Vec<(String, String)>, V
     }
     let bytes = ev.to_string().into_bytes();
     let headers = sign_generic(&bytes, now);
-    let mut stripped = body.clone();
+    let mut stripped = as_requester(body);
     stripped["ticket"] = json!({"id": id});
     Some((bytes, headers, stripped))
 }
@@ -211,7 +212,7 @@ pub fn seed_service(svc: &jitgate::service::Service, body: &Value) -> Value {
     };
     svc.apply_ticket_facts(&facts, "generic", true, true)
         .expect("seed the ticket registry");
-    let mut stripped = body.clone();
+    let mut stripped = as_requester(body);
     stripped["ticket"] = json!({"id": id});
     stripped
 }
@@ -221,6 +222,17 @@ pub fn without_ticket(body: &Value) -> Value {
     let mut v = body.clone();
     if let Some(o) = v.as_object_mut() {
         o.remove("ticket");
+    }
+    v
+}
+
+/// `body` as a requester sends it: no `subject.kind` or `subject.mfa-at`
+/// (jitgate sets them from the requester's credential).
+pub fn as_requester(body: &Value) -> Value {
+    let mut v = body.clone();
+    if let Some(s) = v.get_mut("subject").and_then(Value::as_object_mut) {
+        s.remove("kind");
+        s.remove("mfa-at");
     }
     v
 }

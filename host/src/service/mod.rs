@@ -20,6 +20,7 @@ pub mod group_commit;
 mod intake;
 mod operations;
 pub mod principal;
+mod requester;
 pub mod scheduler;
 mod sweep;
 mod tickets;

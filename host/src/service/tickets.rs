@@ -226,7 +226,8 @@ impl Service {
         Ok((t, grants))
     }
 
-    /// Replace the request body's ticket with the registry's facts before
+    /// Complete a requester's subject (see [`super::requester`]), then
+    /// replace the request body's ticket with the registry's facts before
     /// it is parsed, and say where they came from. A requester (or an
     /// untrusted pipeline) may send only `ticket.id` and `ticket.source`;
     /// a trusted pipeline's facts are applied to the registry first (when
@@ -240,6 +241,9 @@ impl Service {
         now: Millis,
         record: bool,
     ) -> Result<Option<TicketProvenance>, ServiceError> {
+        // What a requester may say about itself is checked first: neither
+        // its subject nor its ticket facts come from its body.
+        super::requester::requester_subject(actor, body)?;
         let Some(obj) = body.as_object_mut() else {
             return Ok(None);
         };
