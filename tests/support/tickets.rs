@@ -8,6 +8,9 @@ use serde_json::{Value, json};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
+/// HTTP headers, name and value.
+pub type Headers = Vec<(String, String)>;
+
 /// The environment variable every test ticket source reads its secret from.
 pub const SECRET_ENV: &str = "JITGATE_TEST_TICKET_SECRET";
 /// Its value.
@@ -147,7 +150,7 @@ pub fn requester_body(id: &str, ticket: &str) -> Value {
 /// body as a requester sends it: the ticket named by id only. `None` when
 /// the body has no ticket. The body returned has no subject kind or MFA
 /// time either ([`as_requester`]).
-pub fn registry_event(body: &Value) -> Option<(Vec<u8>, Vec<(String, String)>, Value)> {
+pub fn registry_event(body: &Value) -> Option<(Vec<u8>, Headers, Value)> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let t = body.get("ticket").filter(|t| t.is_object())?;
     let id = t["id"].as_str()?.to_string();
