@@ -583,7 +583,28 @@ fn get_ticket_shows_a_requester_only_its_own_tickets(b: Backend) {
     );
 }
 
+fn a_refused_pipeline_request_records_no_ticket_event(b: Backend) {
+    let app = app(b);
+    let mut bad = jitgate_tests::server::body("r-50", "alice", "file-recovery", 600);
+    bad["requested-ttl"] = json!(0);
+    let r = app.post("/v1/requests", Some("t-pipe"), &bad);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "requested-ttl", "{}", r.body);
+    assert_eq!(ticket(&app, "T-r-50").status, 404);
+    // The same request, valid, records the pipeline's facts as its event.
+    bad["requested-ttl"] = json!(600);
+    let g = request(&app, "t-pipe", &bad);
+    assert_eq!(g["state"], "active", "{g}");
+    let t = ticket(&app, "T-r-50").json();
+    assert_eq!(
+        (&t["source"], &t["last-event-id"]),
+        (&json!("pipeline"), &json!("r-50")),
+        "{t}"
+    );
+}
+
 both_stores!(
+    a_refused_pipeline_request_records_no_ticket_event,
     spoofed_unknown_ticket_fake_999_is_denied_as_not_known,
     spoofed_open_state_of_a_closed_ticket_inc_7_is_denied,
     spoofed_assignee_is_decided_on_the_registrys_assignee,

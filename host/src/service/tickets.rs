@@ -279,6 +279,12 @@ impl Service {
             .and_then(Value::as_str)
             .filter(|r| storable(r))
             .map(str::to_string);
+        if facts_sent.is_some() && record && !self.valid_apart_from_registry(obj, &t, now) {
+            // A request refused anyway records nothing in the registry; the
+            // parser and validation name what is wrong.
+            obj.insert("ticket".into(), Value::Object(t));
+            return Ok(None);
+        }
         let mut claim = None;
         let mut judged = None;
         if facts_sent.is_some() {
@@ -389,6 +395,29 @@ impl Service {
         prov.updated_at = Some(rec.updated_at);
         prov.recorded_at = Some(rec.recorded_at);
         Ok(Some(prov))
+    }
+}
+
+impl Service {
+    /// Whether the request `body` (its ticket as `ticket`) parses and
+    /// passes validation as it stands.
+    fn valid_apart_from_registry(
+        &self,
+        body: &Map<String, Value>,
+        ticket: &Map<String, Value>,
+        now: Millis,
+    ) -> bool {
+        if body.contains_key("now") {
+            return false;
+        }
+        let mut candidate = body.clone();
+        candidate.insert("ticket".into(), Value::Object(ticket.clone()));
+        candidate.insert("now".into(), json!(now / 1000));
+        let engine = self.engine();
+        crate::request::from_value(Value::Object(candidate)).is_ok_and(|req| {
+            req.validate(&engine.config().request_limits, engine.known_tasks())
+                .is_ok()
+        })
     }
 }
 
