@@ -36,6 +36,7 @@
 //! secret-env = "JITGATE_WEBHOOK_SECRET"
 //! timeout-ms = 10000                   # one delivery, response body included (≤ 10000)
 //! max-response-bytes = 65536           # of the response body read
+//! ca-file = "/etc/jitgate/ca.pem"       # extra CA for an https:// url (default: system roots)
 //!
 //! [http]                               # the server's connection limits
 //! header-read-timeout-ms = 10000       # request line + headers (also idle keep-alive)
@@ -337,6 +338,9 @@ pub struct ProvisionerConfig {
     pub timeout_ms: Option<u64>,
     /// Bytes of a webhook response body read at most. Default 65536.
     pub max_response_bytes: Option<usize>,
+    /// A PEM file of CA certificates trusted for an `https://` webhook, in
+    /// addition to the system's roots (a private CA). Default none.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Built-in provisioners.

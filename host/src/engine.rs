@@ -31,6 +31,9 @@ use crate::policy::sandbox::{EpochTicker, SandboxLimits, StoreState};
 use crate::policy::{LoadedPolicy, PolicyMeta, Verdict};
 use crate::request::{Request, RequestError, RequestLimits};
 
+mod builder;
+pub use builder::{BuildError, EngineBuilder};
+
 /// Whether policy instances are reused between decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Isolation {
@@ -136,6 +139,7 @@ impl Default for EngineConfig {
 
 /// Why an engine could not be built.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// wasmtime refused the configuration.
     #[error("wasmtime engine: {0}")]
@@ -377,8 +381,26 @@ impl Engine {
         self.stats
     }
 
-    /// Decide one request: validate, select, evaluate each selected policy in
-    /// a fresh sandbox, combine, explain.
+    /// [`Engine::decide`] at the system clock's time: `req.now` is replaced
+    /// by the current Unix second (on a copy; `req` is left as it is). For
+    /// requests built with [`Request::builder`], which leaves `now` unset.
+    pub fn decide_now(&self, req: &Request) -> Result<Decision, RequestError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.decide_at(req, now)
+    }
+
+    /// [`Engine::decide`] at `now` (Unix seconds, e.g. from the embedder's
+    /// own clock), on a copy of `req`.
+    pub fn decide_at(&self, req: &Request, now: u64) -> Result<Decision, RequestError> {
+        let mut at = req.clone();
+        at.now = now;
+        self.decide(&at)
+    }
+
+    /// Decide one request at its own `now`: validate, select, evaluate each
+    /// selected policy in a fresh sandbox, combine, explain.
     pub fn decide(&self, req: &Request) -> Result<Decision, RequestError> {
         let started = Instant::now();
         req.validate(&self.config.request_limits, &self.known_tasks)?;

@@ -18,7 +18,25 @@
 //!
 //! The public surface is small: [`Engine`] and [`EngineConfig`], the
 //! [`Request`] model, the [`Decision`] it returns, and the sandbox knobs in
-//! [`SandboxLimits`]. [`fixture`] runs policy test files (`jitgate test`).
+//! [`SandboxLimits`]; [`fixture`] runs policy test files (`jitgate test`).
+//! With more features: the grant `service` over a `store`, and the HTTP
+//! `api` built from a `config` (`jitgate::api::Server::from_config`). The sandbox, the generated bindings, the
+//! compile cache and the loader are private.
+//!
+//! ## Cargo features
+//!
+//! | feature | adds | brings in |
+//! |---|---|---|
+//! | `engine` | load policies, decide, run fixtures | wasmtime, serde (137 crates in all) |
+//! | `service` | grants, approvals, revocation, audit chain, provisioning events, SQLite store | rusqlite, tokio (152) |
+//! | `postgres` | the PostgreSQL store | tokio-postgres, deadpool |
+//! | `server` | `jitgate.toml`, the HTTP API, webhook provisioner, ticket sources | axum, hyper, toml (212) |
+//! | `cli` (default) | the `jitgate` binary | clap, tracing-subscriber, mimalloc (235) |
+//!
+//! An embedder that only decides uses `default-features = false, features =
+//! ["engine"]`. Crate counts are `cargo tree -e normal,build` of each set.
+
+#![warn(missing_docs)]
 
 pub mod decision;
 pub mod engine;
@@ -46,10 +64,20 @@ pub mod api;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod outbound;
+#[cfg(feature = "server")]
 pub mod ticket;
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 
 pub use decision::{ApprovalRequirement, Decision, LogLevel, Outcome, PolicyTrace, TraceVerdict};
 pub use engine::{Engine, EngineConfig, EngineError, Isolation, LoadStats};
-pub use policy::sandbox::{PolicyFailure, SandboxLimits};
-pub use policy::{LoadError, PolicyMeta};
+pub use policy::{LoadError, PolicyFailure, PolicyMeta, SandboxLimits};
 pub use request::{Request, RequestError};
+
+#[cfg(all(doctest, feature = "service"))]
+#[doc = include_str!("../../docs/embedding.md")]
+pub struct EmbeddingDoctests;

@@ -265,10 +265,7 @@ fn inspect_shows_info_digest_and_imports() {
     let (code, out, err) = jitgate(&["inspect", p.to_str().unwrap_or(".")]);
     assert_eq!(code, 0, "{err}");
     let bytes = std::fs::read(&p).expect("read");
-    assert!(
-        out.contains(&jitgate::policy::loader::digest(&bytes)),
-        "{out}"
-    );
+    assert!(out.contains(&jitgate::policy::digest(&bytes)), "{out}");
     assert!(
         out.contains(&format!("size:     {} bytes", bytes.len())),
         "{out}"

@@ -25,7 +25,7 @@ fn composed_file_recovery_is_explained_policy_by_policy() {
     assert_eq!(verdicts, ["not-applicable", "not-applicable", "allow"]);
     for p in &d.policies {
         let bytes = std::fs::read(policy(&p.name)).expect("module file");
-        assert_eq!(p.digest, jitgate::policy::loader::digest(&bytes));
+        assert_eq!(p.digest, jitgate::policy::digest(&bytes));
         assert!(p.fuel > 0, "{} used no fuel?", p.name);
     }
 }

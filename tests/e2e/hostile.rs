@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use jitgate::policy::loader::LoadErrorKind;
+use jitgate::policy::LoadErrorKind;
 use jitgate::{Engine, EngineConfig, Isolation, Outcome, PolicyFailure, SandboxLimits};
 use jitgate_tests::*;
 

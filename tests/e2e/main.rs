@@ -18,6 +18,7 @@ mod audit;
 mod cli;
 mod clients;
 mod crash;
+mod embedding;
 mod examples;
 mod hostile;
 mod http;

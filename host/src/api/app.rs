@@ -253,30 +253,29 @@ impl Server {
                 "ended grants that fell due while the service was down"
             );
         }
-        tokio::spawn(crate::service::scheduler::run(service.clone()));
-        tokio::spawn(crate::provision::dispatch(
-            service.clone(),
-            self.provisioner.clone(),
-        ));
+        let mut background = service
+            .start_background(self.provisioner.clone())
+            .map_err(|e| ServiceError::Unavailable(e.to_string()))?;
         if let Some(cp) = self.checkpoints {
-            tokio::spawn(audit::checkpoint::every(
+            background.adopt(tokio::spawn(audit::checkpoint::every(
                 service.store().clone(),
                 cp.dir,
                 cp.key,
                 cp.every,
                 Some(cp.written),
-            ));
+            )));
         }
-        tokio::spawn(guard::flush_every_window(
+        background.adopt(tokio::spawn(guard::flush_every_window(
             self.state.auth_guard.clone(),
             service.clone(),
-        ));
+        )));
         self.state.ready.store(true, Ordering::Release);
         Ok(Running {
             listener,
             addr,
             state: self.state,
             limits: self.config.http_limits(),
+            _background: background,
         })
     }
 
@@ -292,6 +291,8 @@ pub struct Running {
     addr: SocketAddr,
     state: Arc<AppState>,
     limits: super::server::HttpLimits,
+    /// Scheduler, dispatcher, checkpoints, auth tallies: stopped with it.
+    _background: crate::service::Background,
 }
 
 impl Running {
@@ -340,8 +341,10 @@ fn provisioner(config: &Config) -> Result<Arc<dyn Provisioner>, ServerError> {
                 .provisioner
                 .max_response_bytes
                 .unwrap_or(crate::provision::DEFAULT_MAX_RESPONSE_BYTES);
+            let client = crate::outbound::Outbound::new(config.provisioner.ca_file.as_deref())
+                .map_err(|e| config_error("provisioner.ca-file", e))?;
             Arc::new(
-                WebhookProvisioner::new(&url, secret.as_bytes())
+                WebhookProvisioner::with_client(&url, secret.as_bytes(), client)
                     .map_err(|e| config_error("provisioner.url", e))?
                     .with_limits(timeout, cap),
             )

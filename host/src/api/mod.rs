@@ -4,16 +4,18 @@
 //! Handlers are thin: authenticate, read a size-limited body, call the
 //! [`Service`] on a blocking thread (the store is synchronous), map the
 //! result. Every authentication failure is counted and audited, per client
-//! address per window, and rate-limited ([`guard`]); the server's
-//! connection limits are in [`server`].
+//! address per window, and rate-limited (`guard`); the server's
+//! connection limits are in `server` ([`HttpLimits`]).
 
 mod app;
 mod extract;
-pub mod guard;
-pub mod server;
+pub(crate) mod guard;
+pub(crate) mod server;
 
 pub use app::{Running, Server, ServerError};
 use extract::{JsonBody, JsonValue, OptionalJsonBody, QueryOf};
+pub use guard::AuthLimits;
+pub use server::HttpLimits;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
@@ -434,14 +436,22 @@ struct ReasonBody {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct EmptyBody {}
 
+/// Run one grant action on a blocking thread; answer the grant.
+async fn act(
+    s: &AppState,
+    f: impl FnOnce(&Service) -> Result<crate::grant::Grant, ServiceError> + Send + 'static,
+) -> ApiResult {
+    let svc = s.service.clone();
+    Ok(Json(blocking(move || f(&svc)).await?).into_response())
+}
+
 async fn approve(
     State(s): State<Arc<AppState>>,
     who: Principal,
     Path(id): Path<String>,
     OptionalJsonBody(EmptyBody {}): OptionalJsonBody<EmptyBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    Ok(Json(blocking(move || svc.approve(&who, &id)).await?).into_response())
+    act(&s, move |svc| svc.approve(&who, &id)).await
 }
 
 async fn release(
@@ -450,8 +460,7 @@ async fn release(
     Path(id): Path<String>,
     OptionalJsonBody(EmptyBody {}): OptionalJsonBody<EmptyBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    Ok(Json(blocking(move || svc.release(&who, &id)).await?).into_response())
+    act(&s, move |svc| svc.release(&who, &id)).await
 }
 
 async fn reject(
@@ -460,9 +469,7 @@ async fn reject(
     Path(id): Path<String>,
     OptionalJsonBody(b): OptionalJsonBody<ReasonBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    let g = blocking(move || svc.reject(&who, &id, b.reason.as_deref())).await?;
-    Ok(Json(g).into_response())
+    act(&s, move |svc| svc.reject(&who, &id, b.reason.as_deref())).await
 }
 
 async fn revoke(
@@ -471,9 +478,7 @@ async fn revoke(
     Path(id): Path<String>,
     OptionalJsonBody(b): OptionalJsonBody<ReasonBody>,
 ) -> ApiResult {
-    let svc = s.service.clone();
-    let g = blocking(move || svc.revoke(&who, &id, b.reason.as_deref())).await?;
-    Ok(Json(g).into_response())
+    act(&s, move |svc| svc.revoke(&who, &id, b.reason.as_deref())).await
 }
 
 /// Any other action: authenticated first, like every route, then 404.

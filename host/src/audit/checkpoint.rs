@@ -47,6 +47,7 @@ pub struct Checkpoint {
 
 /// A checkpoint problem.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CheckpointError {
     /// The store failed.
     #[error(transparent)]

@@ -257,6 +257,7 @@ pub fn export_line(r: &AuditRecord) -> Vec<u8> {
 
 /// What is wrong with the chain at one record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ChainError {
     /// A record's content does not match its hash (edited).
     #[error("record {seq}: content does not match its hash (edited)")]

@@ -6,7 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use jitgate::policy::sandbox::escape as esc;
+use jitgate::policy::escape as esc;
 use jitgate::{Decision, Engine, EngineConfig, Outcome};
 
 use super::InvalidRequest;

@@ -1,4 +1,4 @@
-//! Deny-overrides, default-deny combination with TTL clamping (DESIGN §4.4).
+//! Deny-overrides, default-deny combination with TTL clamping.
 //!
 //! * any deny or any policy failure → deny, every reason kept;
 //! * else any require-approval → require-approval, one requirement per policy;

@@ -80,6 +80,7 @@ pub enum GrantEvent {
 
 /// Why [`Grant::apply`] refused an event. Nothing was changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum IllegalTransition {
     /// The lifecycle has no such edge from the grant's state (or the event
     /// does not apply yet, e.g. an expiry before `expires-at`).

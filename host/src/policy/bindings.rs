@@ -1,9 +1,12 @@
-//! Host-side bindings of world `jitgate:policy/policy-module`, generated from
-//! `wit/` at compile time so the host and the SDK cannot drift apart, plus the
+//! Host-side bindings of world `jitgate:policy/policy-module`, generated at
+//! compile time from `host/wit/`, the crate's copy of `wit/` (a test keeps
+//! them identical, so the host and the SDK cannot drift apart), plus the
 //! one-way conversion of a [`crate::Request`] into the WIT record.
 
 wasmtime::component::bindgen!({
-    path: "../wit",
+    // The crate's own copy, so it builds vendored or published alone; a
+    // test keeps it identical to the workspace's `wit/`.
+    path: "wit",
     world: "policy-module",
     // Parameters borrow: the request is lowered into each instance straight
     // from the host's own strings, with no owned copy per decision.
@@ -13,9 +16,10 @@ wasmtime::component::bindgen!({
     imports: { "jitgate:policy/host.log": trappable },
 });
 
-pub use exports::jitgate::policy::policy as exported;
-pub use jitgate::policy::host;
-pub use jitgate::policy::types as wit;
+// `self::`: under `rustdoc --test` the crate itself is an extern named
+// `jitgate` too, which would make the generated module's name ambiguous.
+pub use self::jitgate::policy::host;
+pub use self::jitgate::policy::types as wit;
 
 use crate::request::{Request, SubjectKind, TicketState};
 
@@ -77,5 +81,61 @@ pub fn to_wit<'a>(r: &'a Request, lists: &'a Lists<'a>) -> wit::Request<'a> {
         }),
         now: r.now,
         attributes: &lists.attributes,
+    }
+}
+
+#[cfg(test)]
+mod wit_copy {
+    use std::path::{Path, PathBuf};
+
+    fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).expect("readable wit dir") {
+                let path = entry.expect("dir entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else {
+                    let rel = path.strip_prefix(dir).expect("under dir").to_path_buf();
+                    out.push((rel, std::fs::read(&path).expect("readable wit file")));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// The bindings are generated from `host/wit`; the SDK and the guests
+    /// from the workspace's `wit/`. If the two differed, host and policies
+    /// would disagree on the contract without a compile error.
+    #[test]
+    fn host_wit_is_identical_to_the_workspace_wit() {
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let workspace = manifest.join("../wit");
+        if !workspace.is_dir() {
+            eprintln!(
+                "skipped: {} is absent (the crate is vendored or published alone), so there is no workspace copy to compare host/wit with",
+                workspace.display()
+            );
+            return;
+        }
+        let ours = files(&manifest.join("wit"));
+        let theirs = files(&workspace);
+        assert!(!ours.is_empty(), "host/wit is empty");
+        let names = |v: &[(PathBuf, Vec<u8>)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            names(&ours),
+            names(&theirs),
+            "host/wit and wit/ hold different files: copy wit/ to host/wit"
+        );
+        for ((path, a), (_, b)) in ours.iter().zip(&theirs) {
+            assert!(
+                a == b,
+                "host/wit/{} differs from wit/{}: copy wit/ to host/wit",
+                path.display(),
+                path.display()
+            );
+        }
     }
 }

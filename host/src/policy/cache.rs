@@ -60,7 +60,9 @@ impl ComponentCache {
         })
     }
 
-    /// Keep at most `max` bytes of artifacts.
+    /// Keep at most `max` bytes of artifacts (tests shrink it to see
+    /// eviction).
+    #[cfg(test)]
     pub fn with_max_bytes(mut self, max: u64) -> Self {
         self.max_bytes = max;
         self

@@ -35,6 +35,7 @@ pub struct LoadError {
 
 /// What is wrong with a module.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LoadErrorKind {
     /// Could not read it.
     #[error("cannot read: {0}")]

@@ -1,15 +1,16 @@
 //! Policy modules: loading, checking, caching and sandboxed evaluation.
 //!
-//! Split by job, as in Kubewarden's policy-server: [`loader`] reads a file and
+//! Split by job, as in Kubewarden's policy-server: `loader` reads a file and
 //! refuses anything that is not a `policy-module` component importing only
-//! the contract; [`cache`] keeps authenticated precompiled artifacts;
-//! [`sandbox`] holds the per-evaluation budget and failure taxonomy;
-//! [`bindings`] is the WIT contract as Rust.
+//! the contract; `cache` keeps authenticated precompiled artifacts;
+//! `sandbox` holds the per-evaluation budget and failure taxonomy;
+//! `bindings` is the WIT contract as Rust. All four are private: an
+//! embedder sees the types re-exported here.
 
-pub mod bindings;
-pub mod cache;
-pub mod loader;
-pub mod sandbox;
+pub(crate) mod bindings;
+pub(crate) mod cache;
+pub(crate) mod loader;
+pub(crate) mod sandbox;
 
 use serde::Serialize;
 use std::cell::RefCell;
@@ -21,9 +22,10 @@ use std::time::{Duration, Instant};
 use wasmtime::Store;
 
 use bindings::{PolicyModule, PolicyModulePre, wit};
-use sandbox::{PolicyFailure, SandboxLimits, StoreState};
+use sandbox::StoreState;
 
-pub use loader::LoadError;
+pub use loader::{LoadError, LoadErrorKind, digest};
+pub use sandbox::{PolicyFailure, SandboxLimits, escape};
 
 /// What the host knows about a loaded policy (its `info`, plus provenance).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -420,5 +422,5 @@ pub(crate) fn call_info(
         .map_err(|e| sandbox::classify(&e, store.data(), limits))
 }
 
-/// The least wall time `info` gets at load (see [`call_info`]).
+/// The least wall time `info` gets at load (see `call_info`).
 pub const INFO_MIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);

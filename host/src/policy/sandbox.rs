@@ -125,7 +125,7 @@ impl SandboxLimits {
 
     /// Bytes wasmtime may copy out of the guest in one call during an
     /// evaluation: the largest well-formed verdict (one reason of
-    /// `max_output_bytes` and [`MAX_APPROVER_GROUPS`] groups of
+    /// `max_output_bytes` and `MAX_APPROVER_GROUPS` groups of
     /// `max_reason_bytes`), which also bounds one `log` argument. Anything
     /// larger is refused while it is being lifted, before the host has
     /// allocated for it.
@@ -147,6 +147,7 @@ impl SandboxLimits {
 /// Why a policy produced no usable verdict. Every variant denies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
 pub enum PolicyFailure {
     /// The epoch deadline passed.
     #[error("timed out after {limit_ms} ms")]
@@ -270,11 +271,6 @@ impl StoreState {
     /// Start this call's clock (with the epoch deadline).
     pub(crate) fn start_deadline(&mut self) {
         self.deadline = Instant::now().checked_add(self.limits.timeout);
-    }
-
-    /// Bytes of memories and tables the instance holds.
-    pub fn reserved_bytes(&self) -> usize {
-        self.reserved
     }
 
     fn grow(&mut self, current: usize, desired: usize, hit: LimitHit) -> wasmtime::Result<bool> {
@@ -401,7 +397,7 @@ fn escaped_len(c: char) -> usize {
     }
 }
 
-/// `s` with every character [`needs_escape`] says written as an escape
+/// `s` with every character `needs_escape` says written as an escape
 /// (`\n`, `\u{1b}`), so that it prints as one inert line.
 pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(needs_escape) {

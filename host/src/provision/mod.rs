@@ -16,9 +16,9 @@
 //! receivers ignore a sequence at or below the last one they applied.
 //!
 //! Built in: [`LogProvisioner`] (the demo default: logs the event) and
-//! `WebhookProvisioner` (HMAC-SHA256-signed JSON POST over HTTP; feature
-//! `server`).
-//! Embedders implement [`Provisioner`].
+//! `WebhookProvisioner` (HMAC-SHA256-signed JSON POST over HTTPS; feature
+//! `server`). Embedders implement [`Provisioner`], or pass a closure to
+//! [`from_fn`].
 
 #[cfg(feature = "server")]
 mod webhook;
@@ -42,6 +42,44 @@ pub type Delivery<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send +
 pub trait Provisioner: Send + Sync {
     /// Deliver one event; `Err` schedules a retry.
     fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> Delivery<'a>;
+}
+
+/// A [`Provisioner`] made from a closure; see [`from_fn`].
+pub struct FnProvisioner<F>(F);
+
+/// A provisioner that calls `f` with each event (a clone: the future it
+/// returns may keep it). `Err` schedules a retry with backoff, like any
+/// provisioner's; delivery is at least once, so `f` must be idempotent per
+/// `event.id`.
+///
+/// ```no_run
+/// # // no_run: delivering needs a service and a runtime; this shows the shape.
+/// use std::sync::Arc;
+/// let provisioner = Arc::new(jitgate::provision::from_fn(|event| async move {
+///     println!("{} {} (grant {})", event.kind, event.id, event.grant_id);
+///     Ok::<(), std::convert::Infallible>(())
+/// }));
+/// # let _: Arc<dyn jitgate::provision::Provisioner> = provisioner;
+/// ```
+pub fn from_fn<F, Fut, E>(f: F) -> FnProvisioner<F>
+where
+    F: Fn(OutboxEvent) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + 'static,
+{
+    FnProvisioner(f)
+}
+
+impl<F, Fut, E> Provisioner for FnProvisioner<F>
+where
+    F: Fn(OutboxEvent) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: std::fmt::Display + 'static,
+{
+    fn deliver<'a>(&'a self, event: &'a OutboxEvent) -> Delivery<'a> {
+        let delivery = (self.0)(event.clone());
+        Box::pin(async move { delivery.await.map_err(|e| e.to_string()) })
+    }
 }
 
 /// Logs each event (demo default).
@@ -185,7 +223,10 @@ mod tests {
 
     #[test]
     fn webhook_refuses_weak_setup() {
-        assert!(WebhookProvisioner::new("https://x", b"0123456789abcdef").is_err());
+        // https:// is supported since the client speaks TLS (see
+        // webhook::tests); other schemes and short secrets are not.
+        assert!(WebhookProvisioner::new("ftp://x", b"0123456789abcdef").is_err());
         assert!(WebhookProvisioner::new("http://x", b"short").is_err());
+        assert!(WebhookProvisioner::new("https://x", b"short").is_err());
     }
 }

@@ -7,8 +7,10 @@
 //! duplicates refused so that a policy and an auditor cannot read different
 //! values for the same key).
 
+mod builder;
 mod validate;
 
+pub use builder::RequestBuilder;
 pub use validate::{Limits as RequestLimits, RequestError};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -123,7 +125,7 @@ pub struct Request {
     pub resource: String,
     /// What to grant.
     pub entitlement: String,
-    /// Why.
+    /// The requester's reason, in its own words (shown to approvers).
     pub justification: String,
     /// Requested duration, seconds.
     pub requested_ttl: u32,

@@ -1,5 +1,5 @@
 //! Request validation: the bounds every request must respect before any
-//! policy runs (DESIGN §4.1). Bounds exist so that a policy's fuel budget is
+//! policy runs. Bounds exist so that a policy's fuel budget is
 //! spent on its rule, not on copying megabytes of attacker-chosen strings in,
 //! and so that every rejection names the field a caller must fix.
 
@@ -140,6 +140,25 @@ impl Request {
         limits: &Limits,
         known_tasks: &BTreeSet<String>,
     ) -> Result<(), RequestError> {
+        self.validate_shape(limits)?;
+        if !known_tasks.contains(&self.task) {
+            let known: Vec<&str> = known_tasks.iter().map(String::as_str).collect();
+            return Err(RequestError::new(
+                "task",
+                format!(
+                    "`{}` is not a task any loaded policy declares (known: {})",
+                    self.task,
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Every rule of [`Request::validate`] but whether a loaded policy
+    /// declares `task`, which only an engine knows ([`Request::builder`]
+    /// checks this much).
+    pub fn validate_shape(&self, limits: &Limits) -> Result<(), RequestError> {
         let max = limits.max_string;
         string("id", &self.id, max, true)?;
         string("subject.id", &self.subject.id, max, true)?;
@@ -194,17 +213,6 @@ impl Request {
             if v.chars().any(char::is_control) {
                 no_controls(&format!("attributes.{k}"), v, Text::Prose)?;
             }
-        }
-        if !known_tasks.contains(&self.task) {
-            let known: Vec<&str> = known_tasks.iter().map(String::as_str).collect();
-            return Err(RequestError::new(
-                "task",
-                format!(
-                    "`{}` is not a task any loaded policy declares (known: {})",
-                    self.task,
-                    known.join(", ")
-                ),
-            ));
         }
         Ok(())
     }

@@ -6,6 +6,7 @@ use crate::store::StoreError;
 
 /// Why a service call failed; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The request failed validation (422), naming the field.
     #[error("{0}")]

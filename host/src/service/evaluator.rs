@@ -32,7 +32,6 @@ pub struct Busy {
 pub struct Evaluator {
     /// `None` when no thread could be started: every decision is then busy.
     tx: Option<SyncSender<Job>>,
-    workers: usize,
     queue: usize,
 }
 
@@ -82,19 +81,8 @@ impl Evaluator {
         }
         Evaluator {
             tx: (started > 0).then_some(tx),
-            workers: started,
             queue,
         }
-    }
-
-    /// Threads.
-    pub fn workers(&self) -> usize {
-        self.workers
-    }
-
-    /// Queue bound.
-    pub fn queue(&self) -> usize {
-        self.queue
     }
 
     /// Queue `f`; its result arrives on the returned receiver (which errs if
@@ -120,18 +108,21 @@ impl Evaluator {
 type Decided = (Request, Result<Decision, RequestError>, std::time::Duration);
 
 impl Service {
-    /// Queue `req`'s decision on the evaluator; `Busy` if it is full.
-    fn submit_decision(
+    /// Queue `req`'s decision on the evaluator; `Busy` if it is full. The
+    /// result goes to `send`.
+    fn queue_decision(
         &self,
         req: Request,
-    ) -> Result<tokio::sync::oneshot::Receiver<Decided>, ServiceError> {
+        send: impl FnOnce(Decided) + Send + 'static,
+    ) -> Result<(), ServiceError> {
         let engine = self.engine();
         self.evaluator
             .submit(move || {
                 let started = std::time::Instant::now();
                 let out = engine.decide(&req);
-                (req, out, started.elapsed())
+                send((req, out, started.elapsed()));
             })
+            .map(drop)
             .map_err(|b| {
                 self.metrics
                     .busy
@@ -140,15 +131,15 @@ impl Service {
             })
     }
 
-    /// A finished decision, or `Busy` if the host could not evaluate it
-    /// (no instance slot): such a decision says nothing about the request
-    /// and must never be stored.
+    /// A finished decision (`None`: its worker panicked), or `Busy` if the
+    /// host could not evaluate it (no instance slot): such a decision says
+    /// nothing about the request and must never be stored.
     fn settle_decision(
         &self,
-        done: Result<Decided, tokio::sync::oneshot::error::RecvError>,
+        done: Option<Decided>,
     ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
         let (req, out, took) =
-            done.map_err(|_| ServiceError::Unavailable("a decision worker failed".into()))?;
+            done.ok_or_else(|| ServiceError::Unavailable("a decision worker failed".into()))?;
         if let Ok(d) = &out
             && d.policies
                 .iter()
@@ -167,12 +158,26 @@ impl Service {
     }
 
     /// Decide on the evaluator and wait, blocking this thread.
+    ///
+    /// The wait is on a std channel, not tokio's `blocking_recv`, which
+    /// panics when called on an async worker ("Cannot block the current
+    /// thread from within a runtime"): a sync call is then safe from any
+    /// thread. Called on an async worker it still blocks that worker for
+    /// the decision's duration (as any sync call does); async callers use
+    /// [`Service::decide_async`]. The decision itself stays on the bounded
+    /// evaluator rather than the caller's thread, so sync callers (the
+    /// HTTP request handler among them) keep the same bound, the same
+    /// `Busy` answer and the same instance-slot accounting as async ones.
     pub(super) fn decide(
         &self,
         req: Request,
     ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
-        let rx = self.submit_decision(req)?;
-        self.settle_decision(rx.blocking_recv())
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.queue_decision(req, move |d| {
+            let _ = tx.send(d);
+        })?;
+        // A panicking job drops `tx`: `recv` errs instead of waiting forever.
+        self.settle_decision(rx.recv().ok())
     }
 
     /// Decide on the evaluator; the wait holds no thread.
@@ -180,8 +185,11 @@ impl Service {
         &self,
         req: Request,
     ) -> Result<(Request, Result<Decision, RequestError>), ServiceError> {
-        let rx = self.submit_decision(req)?;
-        self.settle_decision(rx.await)
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.queue_decision(req, move |d| {
+            let _ = tx.send(d);
+        })?;
+        self.settle_decision(rx.await.ok())
     }
 }
 

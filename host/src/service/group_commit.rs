@@ -18,7 +18,9 @@ use crate::store::{Store, StoreError};
 /// Most records in one transaction.
 pub const MAX_BATCH: usize = 1024;
 
-type Job = (AuditDraft, oneshot::Sender<Result<(), String>>);
+/// A record and where its outcome goes: a tokio oneshot for async
+/// waiters, a std channel for sync ones.
+type Job = (AuditDraft, Box<dyn FnOnce(Result<(), String>) + Send>);
 
 /// The writer's handle.
 pub struct GroupCommit {
@@ -47,6 +49,9 @@ impl GroupCommit {
         draft: AuditDraft,
     ) -> impl Future<Output = Result<(), StoreError>> + Send + 'static {
         let (reply, answer) = oneshot::channel();
+        let reply = Box::new(move |r| {
+            let _ = reply.send(r);
+        });
         let queued = self.tx.send((draft, reply)).map_err(|_| stopped());
         async move {
             queued?;
@@ -57,12 +62,17 @@ impl GroupCommit {
         }
     }
 
-    /// Append `draft` and wait until it is committed, from a blocking thread.
+    /// Append `draft` and wait until it is committed, blocking this thread.
+    /// The wait is on a std channel (tokio's `blocking_recv` panics on an
+    /// async worker), so a sync caller inside a runtime is safe too.
     pub fn append(&self, draft: AuditDraft) -> Result<(), StoreError> {
-        let (reply, answer) = oneshot::channel();
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let reply = Box::new(move |r| {
+            let _ = reply.send(r);
+        });
         self.tx.send((draft, reply)).map_err(|_| stopped())?;
         answer
-            .blocking_recv()
+            .recv()
             .map_err(|_| stopped())?
             .map_err(|e| StoreError::Backend(e.into()))
     }
@@ -87,12 +97,12 @@ fn writer(store: Arc<dyn Store>, rx: Receiver<Job>) {
             // own answer. A store that is down fails each of them anyway.
             (Err(_), Some(drafts)) => {
                 for (d, r) in drafts.into_iter().zip(replies) {
-                    let _ = r.send(store.append_audit(vec![d]).map_err(|e| e.to_string()));
+                    r(store.append_audit(vec![d]).map_err(|e| e.to_string()));
                 }
             }
             (result, _) => {
                 for r in replies {
-                    let _ = r.send(result.clone());
+                    r(result.clone());
                 }
             }
         }

@@ -1,5 +1,9 @@
-//! Intake: parsing a request with the server's `now`, dry runs, and
-//! [`Service::request`], which decides and stores the resulting grant.
+//! Intake: requests and dry runs. The typed core ([`Service::submit`],
+//! [`Service::dry_run_request`] and their async forms) is what an embedder
+//! calls; the JSON forms ([`Service::request`], [`Service::dry_run`],
+//! [`Service::dry_run_async`]) are the HTTP edge: they parse (naming the
+//! JSON path of a bad field, auditing a body that does not parse) and then
+//! take the same steps as the typed core.
 
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -33,25 +37,78 @@ impl Service {
         Ok(req)
     }
 
-    /// Decide without granting (dry run). Only the audit record is stored;
-    /// if it cannot be, the answer is an error, never a decision. Blocks
-    /// until the record is committed: call it from a blocking thread, or use
+    // ---- The typed core: what an embedder calls. ----
+
+    /// Request access with a typed [`Request`]: decide, and store the
+    /// resulting grant (active, pending or denied). Returns the grant and
+    /// whether it was new.
+    ///
+    /// The service decides at its own clock's time: `req.now` is replaced
+    /// (build requests with [`Request::builder`], which leaves it 0). The
+    /// same `req.id` with the same request (compared in its canonical
+    /// JSON form without `now`, see [`request_hash`]) returns the stored
+    /// grant; with a different one it is [`ServiceError::Conflict`].
+    ///
+    /// Blocks the calling thread (decision, then the store's commit) and
+    /// never panics inside a tokio runtime; from async code prefer
+    /// [`Service::submit_async`], which holds no async worker.
+    pub fn submit(&self, actor: &Principal, req: Request) -> Result<(Grant, bool), ServiceError> {
+        let now = self.intake_now(actor)?;
+        let (req, hash) = self.admit_typed(actor, req, now)?;
+        self.submit_admitted(actor, req, hash, now, None)
+    }
+
+    /// [`Service::submit`] for async callers: the decision runs on the
+    /// service's evaluator threads and the store's work on tokio's blocking
+    /// pool, so no async worker is held.
+    pub async fn submit_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        req: Request,
+    ) -> Result<(Grant, bool), ServiceError> {
+        let now = self.intake_now(actor)?;
+        let (req, hash) = self.admit_typed(actor, req, now)?;
+        self.submit_admitted_async(actor, req, hash, now, None)
+            .await
+    }
+
+    /// Decide `req` without granting (dry run) at the service's time
+    /// (`req.now` is replaced). Only the audit record is stored; if it
+    /// cannot be, the answer is an error, never a decision.
+    ///
+    /// Blocks the calling thread and never panics inside a tokio runtime;
+    /// from async code prefer [`Service::dry_run_request_async`].
+    pub fn dry_run_request(
+        &self,
+        actor: &Principal,
+        req: Request,
+    ) -> Result<Decision, ServiceError> {
+        let now = self.intake_now(actor)?;
+        let (req, _) = self.admit_typed(actor, req, now)?;
+        self.dry_run_admitted(actor, req, now, None)
+    }
+
+    /// [`Service::dry_run_request`] for async callers; holds no async
+    /// worker.
+    pub async fn dry_run_request_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        req: Request,
+    ) -> Result<Decision, ServiceError> {
+        let now = self.intake_now(actor)?;
+        let (req, _) = self.admit_typed(actor, req, now)?;
+        self.dry_run_admitted_async(actor, req, now, None).await
+    }
+
+    // ---- The JSON edge: what the HTTP API calls. ----
+
+    /// Decide the JSON request `body` without granting (dry run). Field
+    /// errors name the JSON path; a client-set `now` is refused. Blocks the
+    /// calling thread (never panics inside a runtime); async callers use
     /// [`Service::dry_run_async`].
     pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
         let (req, now, tickets) = self.dry_run_parse(actor, body.clone())?;
-        let (req, result) = self.decide(req)?;
-        let (draft, result) = with_ticket_facts(
-            tickets,
-            dry_run_record(
-                &req,
-                now,
-                actor,
-                result,
-                self.config.invalid_body_excerpt_bytes,
-            ),
-        );
-        self.append_one(draft)?;
-        Ok(result?)
+        self.dry_run_admitted(actor, req, now, tickets)
     }
 
     /// [`Service::dry_run`] for async callers: the decision runs on the
@@ -67,12 +124,175 @@ impl Service {
         // A named ticket is looked up in the store: off the async workers.
         let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null()) {
             let (svc, who) = (self.clone(), actor.clone());
-            tokio::task::spawn_blocking(move || svc.dry_run_parse(&who, body))
-                .await
-                .map_err(|e| ServiceError::Unavailable(format!("ticket look-up: {e}")))??
+            blocking(move || svc.dry_run_parse(&who, body)).await?
         } else {
             self.dry_run_parse(actor, body)?
         };
+        self.dry_run_admitted_async(actor, req, now, tickets).await
+    }
+
+    /// Request access with the JSON request `body`, as [`Service::submit`]
+    /// does with a typed one. Field errors name the JSON path; a body that
+    /// does not parse is audited (its sha256, size and an escaped excerpt)
+    /// and stored nowhere else. Idempotency compares the body as sent.
+    pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
+        let now = self.intake_now(actor)?;
+        let (req, hash, tickets) = self.admit_json(actor, body, now)?;
+        self.submit_admitted(actor, req, hash, now, tickets)
+    }
+
+    /// [`Service::request`] for async callers; holds no async worker.
+    pub async fn request_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        body: Value,
+    ) -> Result<(Grant, bool), ServiceError> {
+        let now = self.intake_now(actor)?;
+        let (svc, who) = (self.clone(), actor.clone());
+        // Parsing is quick, but an invalid body is audited: a store write.
+        let (req, hash, tickets) = blocking(move || svc.admit_json(&who, &body, now)).await?;
+        self.submit_admitted_async(actor, req, hash, now, tickets)
+            .await
+    }
+
+    // ---- Shared steps. ----
+
+    /// Who may ask, and the time the request is decided at.
+    fn intake_now(&self, actor: &Principal) -> Result<Millis, ServiceError> {
+        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
+        Ok(self.now())
+    }
+
+    /// A typed request at `now`, once its sender may ask for its subject,
+    /// with its idempotency hash.
+    fn admit_typed(
+        &self,
+        actor: &Principal,
+        mut req: Request,
+        now: Millis,
+    ) -> Result<(Request, String), ServiceError> {
+        let hash = request_hash(&req);
+        req.now = (now / 1000).max(0) as u64;
+        actor.authorize_subject(&mut req)?;
+        Ok((req, hash))
+    }
+
+    /// A JSON request at `now`, with the hash of the body as sent and its
+    /// ticket's facts filled from the registry (see
+    /// [`Service::ticket_facts`]). A body that does not parse is audited
+    /// before the error is returned.
+    fn admit_json(
+        &self,
+        actor: &Principal,
+        body: &Value,
+        now: Millis,
+    ) -> Result<(Request, String, Option<TicketProvenance>), ServiceError> {
+        let hash = body_hash(body);
+        let mut filled = body.clone();
+        let tickets = self.ticket_facts(actor, &mut filled, now, true)?;
+        match self.parse(actor, filled, now) {
+            Ok(r) => Ok((r, hash, tickets)),
+            Err(ServiceError::Invalid(e)) => {
+                self.store.append_audit(vec![AuditDraft::new(
+                    now,
+                    audit::kind::REQUEST,
+                    &actor.name,
+                    json!({"body": bounded::body_evidence(body, self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
+                )])?;
+                Err(e.into())
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// The stored grant of a request id already used by `actor`: the
+    /// same grant for the same hash, a conflict for another.
+    fn lookup(
+        &self,
+        actor: &Principal,
+        req: &Request,
+        hash: &str,
+    ) -> Result<Option<(Grant, bool)>, ServiceError> {
+        // An id that cannot be stored cannot have been: no look-up (a NUL
+        // in a PostgreSQL query parameter fails the query); the decision
+        // refuses it naming `id`.
+        if storable_id(&req.id)
+            && let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)?
+        {
+            return self.replay(existing, hash).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Look up, decide, record: the path shared by the typed and JSON forms.
+    fn submit_admitted(
+        &self,
+        actor: &Principal,
+        req: Request,
+        hash: String,
+        now: Millis,
+        tickets: Option<TicketProvenance>,
+    ) -> Result<(Grant, bool), ServiceError> {
+        if let Some(replayed) = self.lookup(actor, &req, &hash)? {
+            return Ok(replayed);
+        }
+        let (req, decided) = self.decide(req)?;
+        self.record_request(actor, req, decided, hash, now, tickets)
+    }
+
+    /// `submit_admitted` for async callers: the lookup and the
+    /// record on the blocking pool, the decision on the evaluator.
+    async fn submit_admitted_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        req: Request,
+        hash: String,
+        now: Millis,
+        tickets: Option<TicketProvenance>,
+    ) -> Result<(Grant, bool), ServiceError> {
+        let (svc, who) = (self.clone(), actor.clone());
+        let (found, req, hash) = blocking(move || {
+            let found = svc.lookup(&who, &req, &hash)?;
+            Ok((found, req, hash))
+        })
+        .await?;
+        if let Some(replayed) = found {
+            return Ok(replayed);
+        }
+        let (req, decided) = self.decide_async(req).await?;
+        let (svc, who) = (self.clone(), actor.clone());
+        blocking(move || svc.record_request(&who, req, decided, hash, now, tickets)).await
+    }
+
+    fn dry_run_admitted(
+        &self,
+        actor: &Principal,
+        req: Request,
+        now: Millis,
+        tickets: Option<TicketProvenance>,
+    ) -> Result<Decision, ServiceError> {
+        let (req, result) = self.decide(req)?;
+        let (draft, result) = with_ticket_facts(
+            tickets,
+            dry_run_record(
+                &req,
+                now,
+                actor,
+                result,
+                self.config.invalid_body_excerpt_bytes,
+            ),
+        );
+        self.append_one(draft)?;
+        Ok(result?)
+    }
+
+    async fn dry_run_admitted_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        req: Request,
+        now: Millis,
+        tickets: Option<TicketProvenance>,
+    ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide_async(req).await?;
         let (draft, result) = with_ticket_facts(
             tickets,
@@ -109,42 +329,22 @@ impl Service {
         actor: &Principal,
         mut body: Value,
     ) -> Result<(Request, Millis, Option<TicketProvenance>), ServiceError> {
-        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
-        let now = self.now();
+        let now = self.intake_now(actor)?;
         let tickets = self.ticket_facts(actor, &mut body, now, false)?;
         Ok((self.parse(actor, body, now)?, now, tickets))
     }
 
-    /// Request access: decide, and store the resulting grant (active,
-    /// pending or denied). Returns the grant and whether it was new.
-    pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
-        actor.require_any(&[Role::Requester, Role::Pipeline, Role::Admin])?;
-        let now = self.now();
-        let hash = body_hash(body);
-        let mut filled = body.clone();
-        let tickets = self.ticket_facts(actor, &mut filled, now, true)?;
-        let req = match self.parse(actor, filled, now) {
-            Ok(r) => r,
-            Err(ServiceError::Invalid(e)) => {
-                self.store.append_audit(vec![AuditDraft::new(
-                    now,
-                    audit::kind::REQUEST,
-                    &actor.name,
-                    json!({"body": bounded::body_evidence(body, self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
-                )])?;
-                return Err(e.into());
-            }
-            Err(other) => return Err(other),
-        };
-        // An id that cannot be stored cannot have been: no look-up (a NUL
-        // in a PostgreSQL query parameter fails the query); the decision
-        // below refuses it naming `id`.
-        if storable_id(&req.id)
-            && let Some(existing) = self.store.grant_by_request(&actor.name, &req.id)?
-        {
-            return self.replay(existing, &hash);
-        }
-        let (req, decided) = self.decide(req)?;
+    /// Store a decided request's grant (or, for an invalid request, only
+    /// its audit record).
+    fn record_request(
+        &self,
+        actor: &Principal,
+        req: Request,
+        decided: Result<Decision, RequestError>,
+        hash: String,
+        now: Millis,
+        tickets: Option<TicketProvenance>,
+    ) -> Result<(Grant, bool), ServiceError> {
         let decision = match decided {
             Ok(d) => match &tickets {
                 Some(t) => t.explain(d),
@@ -243,6 +443,28 @@ impl Service {
             )))
         }
     }
+}
+
+/// The idempotency hash of a typed request: sha256 of its canonical JSON
+/// form (sorted keys, see [`crate::audit::canonical`]) without `now`, which
+/// the service sets. A JSON body written exactly in that form (what
+/// serialising a [`Request`] gives, minus `now`) hashes the same through
+/// [`Service::request`].
+pub fn request_hash(req: &Request) -> String {
+    let mut v = json!(req);
+    if let Some(obj) = v.as_object_mut() {
+        obj.remove("now");
+    }
+    body_hash(&v)
+}
+
+/// Run a blocking service step on tokio's blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServiceError::Unavailable(format!("a blocking service task failed: {e}")))?
 }
 
 /// Whether a request id may go into the audit record's indexed

@@ -2,6 +2,15 @@
 //! and a [`Store`] — the library an approval pipeline embeds, and what the
 //! HTTP API calls.
 //!
+//! **Sync and async.** Every lifecycle call has a sync form, which blocks
+//! its thread (a decision, an fsync or a PostgreSQL round trip) and is
+//! safe on any thread, inside a tokio runtime too: it never panics there,
+//! it only holds that thread. Async code calls the `_async` forms
+//! ([`Service::submit_async`], [`Service::approve_async`], …), which run
+//! decisions on the service's evaluator threads and store work on tokio's
+//! blocking pool, holding no async worker. [`Service::start_background`]
+//! starts the expiry scheduler and the provisioning dispatcher.
+//!
 //! Invariants kept here:
 //! * a state change, its audit records and its provisioning event commit
 //!   together (the store's transactions), or not at all;
@@ -11,11 +20,15 @@
 //! * the same request id with the same body returns the same grant; with a
 //!   different body it is a conflict.
 
-pub mod bounded;
+mod background;
+pub(crate) mod bounded;
 pub mod clock;
 mod errors;
-pub mod evaluator;
+pub(crate) mod evaluator;
 mod evidence;
+// Public only for the store contract tests (tests/e2e/store.rs), which
+// run it against both backends; not part of the embedding API.
+#[doc(hidden)]
 pub mod group_commit;
 mod intake;
 mod operations;
@@ -31,6 +44,7 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::{Arc, RwLock};
 
+pub use background::{Background, NoRuntime};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 use crate::audit::{self, AuditDraft};
@@ -41,6 +55,7 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 pub use errors::ServiceError;
 pub use evidence::verify_store;
+pub use intake::request_hash;
 pub use operations::{MAX_AUDIT_PAGE, PolicySource};
 pub use principal::{Principal, Role};
 pub use sweep::SWEEP_BATCH;

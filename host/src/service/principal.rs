@@ -44,6 +44,33 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// A caller named `name` holding `roles`, in no groups. An embedder
+    /// authenticates its callers itself and hands the service this.
+    pub fn new(name: impl Into<String>, roles: impl IntoIterator<Item = Role>) -> Self {
+        Principal {
+            name: name.into(),
+            roles: roles.into_iter().collect(),
+            groups: Vec::new(),
+            subject_roles: Vec::new(),
+        }
+    }
+
+    /// With directory `groups` (approver eligibility; a requester's
+    /// subject groups).
+    pub fn with_groups<S: Into<String>>(mut self, groups: impl IntoIterator<Item = S>) -> Self {
+        self.groups = groups.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With the job roles a requester's subject carries.
+    pub fn with_subject_roles<S: Into<String>>(
+        mut self,
+        roles: impl IntoIterator<Item = S>,
+    ) -> Self {
+        self.subject_roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
     /// Holds `role`.
     pub fn has(&self, role: Role) -> bool {
         self.roles.contains(&role)

@@ -619,3 +619,65 @@ fn ticket_close_revokes_only_the_open_grants_that_asked_for_it() {
             .is_empty()
     );
 }
+
+/// `dry_run` once waited with tokio's `blocking_recv` and panicked on an
+/// async worker ("Cannot block the current thread from within a
+/// runtime"); every sync call must answer there instead.
+#[tokio::test(flavor = "current_thread")]
+async fn sync_calls_answer_on_a_current_thread_runtime_instead_of_panicking() {
+    let svc = service(Arc::new(SqliteStore::in_memory().expect("store")));
+    match svc.dry_run(&pipeline(), &body()) {
+        Err(ServiceError::Invalid(e)) => assert_eq!(e.field, "task"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    let typed = crate::request::from_value({
+        let mut b = body();
+        b["now"] = json!(0);
+        b
+    })
+    .expect("typed");
+    match svc.submit(&pipeline(), typed.clone()) {
+        Err(ServiceError::Invalid(e)) => assert_eq!(e.field, "task"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    match svc.dry_run_request(&pipeline(), typed) {
+        Err(ServiceError::Invalid(e)) => assert_eq!(e.field, "task"),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    // Both dry runs and the refused submit were recorded (group commit and
+    // direct appends waited for on this thread).
+    assert_eq!(svc.store().audit_page(0, 10).expect("audit").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_and_async_dry_runs_answer_alike_on_a_multi_thread_runtime() {
+    let svc = Arc::new(service(Arc::new(SqliteStore::in_memory().expect("store"))));
+    let sync = svc.dry_run(&pipeline(), &body());
+    let async_ = svc.dry_run_async(&pipeline(), body()).await;
+    match (sync, async_) {
+        (Err(ServiceError::Invalid(a)), Err(ServiceError::Invalid(b))) => assert_eq!(a, b),
+        other => panic!("expected two invalid answers, got {other:?}"),
+    }
+}
+
+/// A typed request is the same request whatever its `now`: the service
+/// sets it, so a retry built later still replays.
+#[test]
+fn the_typed_request_hash_ignores_now_and_nothing_else() {
+    let mut a = crate::request::from_value({
+        let mut b = body();
+        b["now"] = json!(1);
+        b
+    })
+    .expect("typed");
+    let h = request_hash(&a);
+    a.now = 99;
+    assert_eq!(request_hash(&a), h);
+    a.justification.push('!');
+    assert_ne!(request_hash(&a), h);
+    // A JSON body written in the canonical form hashes the same as the
+    // typed request, so the two forms agree on idempotency.
+    let mut canonical = json!(a);
+    canonical.as_object_mut().expect("object").remove("now");
+    assert_eq!(body_hash(&canonical), request_hash(&a));
+}

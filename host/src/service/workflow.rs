@@ -2,6 +2,9 @@
 //! revocation and release, each one [`crate::grant::Grant::apply`]
 //! inside a store transaction.
 
+use std::sync::Arc;
+
+use super::intake::blocking;
 use super::{Principal, Role, Service, ServiceError, new_id};
 use crate::grant::{Grant, GrantEvent, GrantState};
 use crate::store::GrantFilter;
@@ -121,6 +124,65 @@ impl Service {
         })?;
         self.outbox_changed.notify_one();
         Ok(g)
+    }
+}
+
+/// The lifecycle calls for async callers: each runs its sync form on
+/// tokio's blocking pool, so the store's commit (an fsync, a PostgreSQL
+/// round trip) holds no async worker.
+impl Service {
+    /// [`Service::approve`] without holding an async worker.
+    pub async fn approve_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<Grant, ServiceError> {
+        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
+        blocking(move || svc.approve(&who, &id)).await
+    }
+
+    /// [`Service::reject`] without holding an async worker.
+    pub async fn reject_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<Grant, ServiceError> {
+        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
+        let reason = reason.map(str::to_string);
+        blocking(move || svc.reject(&who, &id, reason.as_deref())).await
+    }
+
+    /// [`Service::revoke`] without holding an async worker.
+    pub async fn revoke_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<Grant, ServiceError> {
+        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
+        let reason = reason.map(str::to_string);
+        blocking(move || svc.revoke(&who, &id, reason.as_deref())).await
+    }
+
+    /// [`Service::release`] without holding an async worker.
+    pub async fn release_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<Grant, ServiceError> {
+        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
+        blocking(move || svc.release(&who, &id)).await
+    }
+
+    /// [`Service::grant`] without holding an async worker.
+    pub async fn grant_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        id: &str,
+    ) -> Result<Grant, ServiceError> {
+        let (svc, who, id) = (self.clone(), actor.clone(), id.to_string());
+        blocking(move || svc.grant(&who, &id)).await
     }
 }
 

@@ -2,7 +2,7 @@
 //! outbox and break-glass reviews.
 //!
 //! The trait is shaped around *transactions its callers need*, not tables:
-//! [`Store::create_grant`] and [`Store::update_grant`] each write the grant,
+//! [`Store::create_grant`] and [`Store::update_grant_with`] each write the grant,
 //! its audit records and its outbox events atomically, so no state change is
 //! ever visible without its evidence and its provisioning call queued.
 //! `update_grant` hands the current grant to a closure under the store's
@@ -33,6 +33,7 @@ use crate::grant::{Grant, GrantState, Millis};
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The backend failed (I/O, corruption, lock timeout); the driver's
     /// error is kept as the source.
@@ -59,8 +60,9 @@ pub enum StoreError {
 
 /// Why [`Store::update_grant_with`] stored nothing: the store failed, or the
 /// caller's closure aborted the change (its own error stays with the caller;
-/// see [`Store::update_grant`](trait.Store.html#method.update_grant)).
+/// see [`Store::update_grant_with`](trait.Store.html#method.update_grant)).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum UpdateError {
     /// The store failed.
     #[error(transparent)]

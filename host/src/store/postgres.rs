@@ -7,9 +7,12 @@
 //! threads; the CLI calls it outside any runtime), so the store owns a small
 //! dedicated tokio runtime and drives each call with `Runtime::block_on`.
 //! That keeps the async driver's connections on a runtime the store
-//! controls, independent of the caller's runtime, and never blocks an async
-//! worker thread. `block_on` must not be called from inside an async task
-//! (tokio panics): every caller is on a blocking thread.
+//! controls, independent of the caller's runtime. A sync call may come from
+//! any thread, an async task included (an embedder calling the sync
+//! lifecycle calls from `async fn main`), where a bare `block_on` panics
+//! ("Cannot start a runtime from within a runtime"); [`PostgresStore`]'s
+//! `block` picks, per call, the way to wait that cannot panic (see
+//! `Blocking` below).
 //!
 //! **Coordination between replicas** is done with row and advisory locks,
 //! never a leader that can die:
@@ -17,7 +20,7 @@
 //!   starting together migrate once;
 //! * [`Store::due`] claims with `FOR UPDATE SKIP LOCKED` (grants another
 //!   replica is ending right now are skipped), and
-//!   [`Store::update_grant`]/[`Store::update_grants`] lock their rows with
+//!   [`Store::update_grant_with`]/[`Store::update_grants_with`] lock their rows with
 //!   `FOR UPDATE` (ordered by id, all before any write, so two batches cannot
 //!   deadlock) and hand the *locked, current* grant to the closure, which
 //!   re-checks its state: the replica that loses a race sees the grant
@@ -97,6 +100,40 @@ fn corrupt(e: serde_json::Error) -> StoreError {
 type Client = deadpool_postgres::Object;
 type Tx<'a> = deadpool_postgres::Transaction<'a>;
 
+/// How a sync call waits for the store's runtime on the current thread.
+///
+/// * No runtime on this thread (the CLI, a plain thread): `block_on`
+///   directly.
+/// * A multi-thread runtime: `tokio::task::block_in_place`, which on an
+///   async worker hands the worker's other tasks to another thread and
+///   lets this one block, and on tokio's blocking pool just runs. Chosen
+///   over a hand-off to another thread because it costs nothing on the
+///   hot path (the HTTP layer calls from the blocking pool).
+/// * A current-thread runtime, where `block_in_place` panics: the call is
+///   handed to a scoped thread of its own and this one waits for it (the
+///   runtime stalls meanwhile, as with any sync call on it; async callers
+///   use the grant layer's `_async` methods). tokio gives no way to tell this
+///   runtime's blocking pool from its own thread, so calls from that pool
+///   take this path too: one extra thread per call, only on current-thread
+///   runtimes.
+enum Blocking {
+    Plain,
+    InPlace,
+    OtherThread,
+}
+
+impl Blocking {
+    fn here() -> Blocking {
+        match tokio::runtime::Handle::try_current() {
+            Err(_) => Blocking::Plain,
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                Blocking::InPlace
+            }
+            Ok(_) => Blocking::OtherThread,
+        }
+    }
+}
+
 impl PostgresStore {
     /// Connect to `url` (`postgres://user@host:port/db`), migrating if needed.
     /// Fails (does not wait forever) if the server is unreachable.
@@ -135,13 +172,29 @@ impl PostgresStore {
         Ok(store)
     }
 
-    /// Run `f` to completion on the store's runtime. Callers are on blocking
-    /// threads (see the module doc).
-    fn block<T>(&self, f: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        match &self.rt {
-            Some(rt) => rt.block_on(f),
-            None => Err(StoreError::Backend("store is shutting down".into())),
+    /// Run `f` to completion on the store's runtime, from whatever thread
+    /// the caller is on (see [`Blocking`]).
+    fn block<T: Send>(
+        &self,
+        f: impl Future<Output = Result<T, StoreError>> + Send,
+    ) -> Result<T, StoreError> {
+        let rt = self.runtime()?;
+        match Blocking::here() {
+            Blocking::Plain => rt.block_on(f),
+            Blocking::InPlace => tokio::task::block_in_place(|| rt.block_on(f)),
+            Blocking::OtherThread => {
+                std::thread::scope(|s| match s.spawn(|| rt.block_on(f)).join() {
+                    Ok(v) => v,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+            }
         }
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, StoreError> {
+        self.rt
+            .as_ref()
+            .ok_or_else(|| StoreError::Backend("store is shutting down".into()))
     }
 
     async fn client(&self) -> Result<Client, StoreError> {
@@ -682,11 +735,61 @@ impl PostgresStore {
         change: &mut Change<'_>,
         single: bool,
     ) -> Result<Vec<Grant>, UpdateError> {
-        let rt = match &self.rt {
-            Some(rt) => rt,
-            None => return Err(StoreError::Backend("store is shutting down".into()).into()),
-        };
-        rt.block_on(async {
+        let rt = self.runtime()?;
+        match Blocking::here() {
+            Blocking::Plain => rt.block_on(self.update_tx(ids, change, single)),
+            Blocking::InPlace => {
+                tokio::task::block_in_place(|| rt.block_on(self.update_tx(ids, change, single)))
+            }
+            Blocking::OtherThread => self.update_on_other_thread(rt, ids, change, single),
+        }
+    }
+
+    /// [`Self::update_locked`] from a current-thread runtime: the
+    /// transaction runs on a scoped thread, but the caller's closure (not
+    /// `Send`: it may borrow anything of the caller's) runs here, each
+    /// grant sent over and back through channels.
+    fn update_on_other_thread(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        ids: &[String],
+        change: &mut Change<'_>,
+        single: bool,
+    ) -> Result<Vec<Grant>, UpdateError> {
+        type Changed = (Grant, Result<Option<Effects>, super::Abort>);
+        let (to_caller, from_store) = std::sync::mpsc::channel::<Grant>();
+        let (to_store, from_caller) = std::sync::mpsc::channel::<Changed>();
+        std::thread::scope(|s| {
+            let worker = s.spawn(move || {
+                let mut proxy = move |g: &mut Grant| {
+                    to_caller.send(g.clone()).map_err(|_| super::Abort)?;
+                    let (changed, result) = from_caller.recv().map_err(|_| super::Abort)?;
+                    *g = changed;
+                    result
+                };
+                rt.block_on(self.update_tx(ids, &mut proxy, single))
+            });
+            // Ends when the worker's transaction is done (its sender dropped).
+            for mut g in from_store.iter() {
+                let result = change(&mut g);
+                if to_store.send((g, result)).is_err() {
+                    break;
+                }
+            }
+            match worker.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    async fn update_tx(
+        &self,
+        ids: &[String],
+        change: &mut Change<'_>,
+        single: bool,
+    ) -> Result<Vec<Grant>, UpdateError> {
+        {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(be)?;
             let rows = tx
@@ -719,6 +822,6 @@ impl PostgresStore {
                 tx.commit().await.map_err(be)?;
             }
             Ok(grants)
-        })
+        }
     }
 }

@@ -73,6 +73,7 @@ pub struct TicketEvent {
 
 /// Why a webhook's sender was not believed (answer 401).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuthError {
     /// No signature / secret / timestamp header.
     #[error("missing header `{0}`")]
@@ -134,6 +135,7 @@ impl From<crate::request::RequestError> for EventError {
 
 /// Anything that stops a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum TicketError {
     /// Not from the system (401).
     #[error("unauthenticated ticket event: {0}")]
