@@ -50,10 +50,24 @@
 //! auth-failure-window-secs = 60        # one audit record per address per window
 //! invalid-body-excerpt-bytes = 256     # of an invalid body kept in its audit record
 //!
+//! [[identity-providers]]               # OIDC bearer JWTs (crate::identity has every key)
+//! name = "entra"
+//! issuer = "https://login.microsoftonline.com/<tenant>/v2.0"
+//! audience = "api://jitgate"
+//! jwks-file = "/etc/jitgate/entra-jwks.json"   # or jwks-url = "https://…"
+//! [[identity-providers.map]]
+//! claim = "groups"
+//! value = "helpdesk-tier2"
+//! roles = ["requester"]
+//!
 //! [audit]                              # signed checkpoints of the chain head (off by default)
 //! checkpoint-dir = "/var/lib/jitgate-checkpoints"   # outside the store: another disk or host
 //! checkpoint-key = "/etc/jitgate/audit.key"         # from `jitgate keygen`
 //! checkpoint-interval-minutes = 15                  # also one at start-up
+//!
+//! [trust]                              # signed policy sets (docs/policies.md)
+//! public-keys = ["/etc/jitgate/policy-signer.pub"]   # from `jitgate keygen`
+//! min-signatures = 1                   # distinct trusted keys that must sign
 //!
 //! [[ticket-sources]]                   # see crate::ticket and docs/tickets.md
 //! name = "jira"                        # POST /v1/ticket-sources/jira/events
@@ -127,6 +141,30 @@ pub struct Config {
     /// (see [`crate::ticket::TicketSourceConfig`]).
     #[serde(default)]
     pub ticket_sources: Vec<crate::ticket::TicketSourceConfig>,
+    /// OpenID Connect identity providers whose bearer JWTs authenticate
+    /// people (see [`crate::identity`]); static tokens stay for pipelines.
+    #[serde(default)]
+    pub identity_providers: Vec<crate::identity::IdentityProviderConfig>,
+    /// `[trust]`: when present, only policy sets signed by these keys load.
+    pub trust: Option<TrustConfig>,
+}
+
+/// `[trust]`: the keys policy sets must be signed with. Present, it cannot
+/// be empty: a `[trust]` block without a key is an error, never "trust
+/// everything".
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TrustConfig {
+    /// Public key files (SPKI PEM, `jitgate keygen --public`).
+    #[serde(default)]
+    pub public_keys: Vec<PathBuf>,
+    /// Distinct trusted keys that must sign a set. Default 1.
+    #[serde(default = "default_min_signatures")]
+    pub min_signatures: usize,
+}
+
+fn default_min_signatures() -> usize {
+    1
 }
 
 /// `[http]`: the server's timeouts and connection cap. Every default is safe
@@ -389,6 +427,8 @@ impl Default for Config {
             http: HttpConfig::default(),
             limits: LimitsConfig::default(),
             ticket_sources: Vec::new(),
+            identity_providers: Vec::new(),
+            trust: None,
         })
     }
 }
@@ -549,6 +589,26 @@ impl Config {
                 ));
             }
         }
+        crate::identity::check_providers(&self.identity_providers)?;
+        if let Some(t) = &self.trust {
+            if t.public_keys.is_empty() {
+                return Err(
+                    "trust.public-keys: a [trust] block needs at least one public key \
+                     (verification is never switched off by omission)"
+                        .into(),
+                );
+            }
+            if t.min_signatures == 0 {
+                return Err("trust.min-signatures: must be at least 1".into());
+            }
+            if t.min_signatures > t.public_keys.len() {
+                return Err(format!(
+                    "trust.min-signatures: {} exceeds the {} public keys listed",
+                    t.min_signatures,
+                    t.public_keys.len()
+                ));
+            }
+        }
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
                 return Err("provisioner.url: required for kind = \"webhook\"".into());
@@ -558,6 +618,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The trust anchors of `[trust]`, keys read; `None` without the block.
+    pub fn trust(&self) -> Result<Option<crate::policy_set::Trust>, String> {
+        self.trust
+            .as_ref()
+            .map(|t| {
+                crate::policy_set::Trust::from_files(&t.public_keys, t.min_signatures)
+                    .map_err(|e| format!("trust.public-keys: {e}"))
+            })
+            .transpose()
     }
 
     /// The engine settings this config implies.
@@ -890,6 +961,33 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn trust_block_without_key_is_a_configuration_error() {
+        for doc in [
+            "[trust]\n",
+            "[trust]\npublic-keys = []\n",
+            "[trust]\nmin-signatures = 1\n",
+        ] {
+            let c: Config = toml::from_str(doc).unwrap();
+            let e = c.check().unwrap_err();
+            assert!(e.starts_with("trust.public-keys"), "{doc}: {e}");
+        }
+        let c: Config =
+            toml::from_str("[trust]\npublic-keys = ['a.pub']\nmin-signatures = 2\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("trust.min-signatures"));
+        let c: Config =
+            toml::from_str("[trust]\npublic-keys = ['a.pub']\nmin-signatures = 0\n").unwrap();
+        assert!(c.check().unwrap_err().starts_with("trust.min-signatures"));
+        let e = toml::from_str::<Config>("[trust]\npublic-key = ['a.pub']\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("public-key"), "{e}");
+        let c: Config = toml::from_str("[trust]\npublic-keys = ['/nonexistent/a.pub']\n").unwrap();
+        c.check().unwrap();
+        assert!(c.trust().unwrap_err().starts_with("trust.public-keys"));
+        assert!(Config::default().trust().unwrap().is_none());
     }
 
     #[test]

@@ -29,6 +29,7 @@ use crate::policy::cache::{CacheOutcome, ComponentCache};
 use crate::policy::loader::{self, LoadError, LoadErrorKind};
 use crate::policy::sandbox::{EpochTicker, SandboxLimits, StoreState};
 use crate::policy::{LoadedPolicy, PolicyMeta, Verdict};
+use crate::policy_set::{SetInfo, VerifiedSet};
 use crate::request::{Request, RequestError, RequestLimits};
 
 mod builder;
@@ -178,6 +179,8 @@ pub struct Engine {
     known_tasks: BTreeSet<String>,
     stats: LoadStats,
     ticker: EpochTicker,
+    /// The set the loaded policies form; every decision names its digest.
+    set: SetInfo,
 }
 
 /// Bytes at the start of each recycled memory slot that are reset in place
@@ -270,6 +273,7 @@ impl Engine {
             known_tasks: BTreeSet::new(),
             stats: LoadStats::default(),
             ticker,
+            set: SetInfo::unsigned(std::iter::empty()),
         })
     }
 
@@ -326,6 +330,7 @@ impl Engine {
             tracing::warn!(name = %policy.meta.name, path = %policy.meta.path.display(), "{w}");
         }
         self.policies.push(Arc::new(policy));
+        self.set = self.unsigned_set();
         let last = self.policies.len() - 1;
         Ok(&self.policies[last].meta)
     }
@@ -350,6 +355,48 @@ impl Engine {
             }
         }
         Ok(files.len())
+    }
+
+    /// Load a verified policy set from the bytes [`crate::policy_set::verify`]
+    /// hashed; the files are not read again. All or nothing. Afterwards
+    /// [`Engine::policy_set`] is the set's manifest info, and every decision
+    /// names its digest.
+    pub fn load_set(&mut self, set: &VerifiedSet) -> Result<usize, LoadError> {
+        let before = self.policies.len();
+        let tasks_before = self.known_tasks.clone();
+        let set_before = self.set.clone();
+        for m in &set.modules {
+            if let Err(e) = self.load_bytes(&set.dir.join(&m.name), &m.bytes) {
+                self.policies.truncate(before);
+                self.known_tasks = tasks_before;
+                self.set = set_before;
+                return Err(e);
+            }
+        }
+        // Only a set loaded alone is that set: added to other modules, the
+        // engine runs something no manifest describes.
+        if before == 0 {
+            self.set = set.info();
+        }
+        Ok(set.modules.len())
+    }
+
+    fn unsigned_set(&self) -> SetInfo {
+        SetInfo::unsigned(self.policies.iter().map(|p| {
+            let name = p
+                .meta
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
+            (name, p.meta.digest.as_str(), p.meta.size)
+        }))
+    }
+
+    /// The policy set loaded: its digest, and for a verified set its
+    /// version, sequence and signers.
+    pub fn policy_set(&self) -> &SetInfo {
+        &self.set
     }
 
     /// Load a folder or a single file.
@@ -444,6 +491,7 @@ impl Engine {
             .zip(evals)
             .map(|(p, e)| trace(&p.meta, e))
             .collect();
+        decision.policy_set = self.set.digest.clone();
         decision.micros = started.elapsed().as_micros() as u64;
         Ok(decision)
     }

@@ -30,8 +30,8 @@
 //! | `engine` | load policies, decide, run fixtures | wasmtime, serde (137 crates in all) |
 //! | `service` | grants, approvals, revocation, audit chain, provisioning events, SQLite store | rusqlite, tokio (152) |
 //! | `postgres` | the PostgreSQL store | tokio-postgres, deadpool |
-//! | `server` | `jitgate.toml`, the HTTP API, webhook provisioner, ticket sources | axum, hyper, toml (212) |
-//! | `cli` (default) | the `jitgate` binary | clap, tracing-subscriber, mimalloc (235) |
+//! | `server` | `jitgate.toml`, the HTTP API, webhook provisioner, ticket sources, OIDC identity providers | axum, hyper, toml, jsonwebtoken (244) |
+//! | `cli` (default) | the `jitgate` binary | clap, tracing-subscriber, mimalloc (267) |
 //!
 //! An embedder that only decides uses `default-features = false, features =
 //! ["engine"]`. Crate counts are `cargo tree -e normal,build` of each set.
@@ -43,6 +43,7 @@ pub mod engine;
 pub mod fixture;
 pub mod keys;
 pub mod policy;
+pub mod policy_set;
 pub mod request;
 pub mod text;
 
@@ -63,6 +64,8 @@ pub mod store;
 pub mod api;
 #[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
+pub mod identity;
 #[cfg(feature = "server")]
 pub mod outbound;
 #[cfg(feature = "server")]

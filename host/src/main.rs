@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{audit, bench, eval, inspect, keygen, serve, test};
+use cli::{audit, bench, eval, inspect, keygen, serve, sign, test, verify};
 
 #[derive(Parser)]
 #[command(
@@ -33,8 +33,12 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Read the audit log of a store.
     Audit(audit::AuditArgs),
-    /// Make an Ed25519 key pair (signs audit checkpoints); refuses to overwrite.
+    /// Make an Ed25519 key pair (signs policy sets, audit checkpoints); refuses to overwrite.
     Keygen(keygen::KeygenArgs),
+    /// Sign a folder of policy modules (writes policy-set.json and policy-set.sig).
+    Sign(sign::SignArgs),
+    /// Verify a signed policy set (exit 0 valid, 1 not).
+    Verify(verify::VerifyArgs),
     /// Show a module's info, digest, size and imports.
     Inspect(inspect::InspectArgs),
 }
@@ -84,29 +88,14 @@ fn main() -> ExitCode {
         }
         Command::Audit(args) => audit::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Sign(args) => sign::run(args),
+        Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args, config),
     };
     ran.unwrap_or_else(|e| {
-        eprintln!("error: {}", chain(&e));
+        eprintln!("error: {}", cli::chain(&e));
         ExitCode::from(error_code)
     })
-}
-
-/// The error and its causes, each cause shown once: an error that already
-/// quotes its source (the store's "store unavailable: <driver message>")
-/// does not have the source repeated after it.
-fn chain(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if !out.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-    }
-    out
 }
 
 /// Whether the (unparseable) command line names `eval`: parsed again

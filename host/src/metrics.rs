@@ -70,6 +70,12 @@ pub struct Metrics {
     /// Decisions refused with 503 `busy` (queue full or no instance slot):
     /// what tells an operator to raise `[sandbox] workers`/`queue`.
     pub busy: AtomicU64,
+    /// Policy reloads that swapped a new set in.
+    pub policy_reloads_accepted: AtomicU64,
+    /// Candidate sets refused (did not verify, load, or pass fixtures).
+    pub policy_reloads_rejected: AtomicU64,
+    /// Returns to a previous set.
+    pub policy_rollbacks: AtomicU64,
 }
 
 impl Metrics {
@@ -141,6 +147,23 @@ impl Metrics {
             out,
             "jitgate_webhook_failures_total {}",
             self.webhook_failures.load(Relaxed)
+        );
+        out.push_str("# HELP jitgate_policy_reloads_total Policy set candidates, by result.\n# TYPE jitgate_policy_reloads_total counter\n");
+        let _ = writeln!(
+            out,
+            "jitgate_policy_reloads_total{{result=\"accepted\"}} {}",
+            self.policy_reloads_accepted.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "jitgate_policy_reloads_total{{result=\"rejected\"}} {}",
+            self.policy_reloads_rejected.load(Relaxed)
+        );
+        out.push_str("# HELP jitgate_policy_rollbacks_total Returns to a previous policy set.\n# TYPE jitgate_policy_rollbacks_total counter\n");
+        let _ = writeln!(
+            out,
+            "jitgate_policy_rollbacks_total {}",
+            self.policy_rollbacks.load(Relaxed)
         );
         out.push_str("# HELP jitgate_outbox_pending Provisioning events not yet delivered.\n# TYPE jitgate_outbox_pending gauge\n");
         let _ = writeln!(out, "jitgate_outbox_pending {outbox_pending}");

@@ -27,5 +27,6 @@ mod props;
 mod replicas;
 mod router;
 mod service;
+mod signing;
 mod store;
 mod tickets;

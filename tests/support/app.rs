@@ -30,7 +30,10 @@ impl App {
         App::from_file(&cfg, (dir, store))
     }
 
-    fn from_file(cfg: &Path, guard: Guard) -> App {
+    /// A server built from the config file `cfg` (for tests that prepare
+    /// its policy folder first, e.g. signing it); `guard` keeps its files
+    /// and database alive.
+    pub fn from_file(cfg: &Path, guard: Guard) -> App {
         let config = jitgate::config::Config::load(cfg).expect("config");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

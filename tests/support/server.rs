@@ -217,6 +217,11 @@ impl Server {
         }
     }
 
+    /// Its process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL it (no graceful shutdown).
     pub fn kill(mut self) {
         let _ = self.child.kill();

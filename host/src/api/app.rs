@@ -22,10 +22,10 @@ use super::guard::{self, AuthGuard};
 use super::{AppState, router};
 use crate::audit;
 use crate::config::{Config, ProvisionerKind};
-use crate::engine::{Engine, EngineError};
+use crate::engine::EngineError;
 use crate::policy::LoadError;
 use crate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
-use crate::service::{PolicySource, Principal, Role, Service, ServiceError};
+use crate::service::{PolicySource, Principal, Role, Service, ServiceError, SourceError};
 use crate::store::StoreError;
 
 /// Why the server could not be built or run.
@@ -54,6 +54,9 @@ pub enum ServerError {
     /// The policies did not load (build the examples with `./dev policies`).
     #[error("loading policies: {0}")]
     Policies(#[from] LoadError),
+    /// `[trust]` is set and the policy set was refused.
+    #[error("policy set refused: {0}")]
+    PolicySet(#[from] crate::policy_set::PolicySetError),
     /// Start-up records could not be written.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -135,8 +138,24 @@ impl Server {
             store: store_name.clone(),
             source,
         })?;
-        let mut engine = Engine::new(config.engine_config())?;
-        engine.load_path(&config.policies)?;
+        let source = PolicySource {
+            path: config.policies.clone(),
+            engine: config.engine_config(),
+            trust: config.trust().map_err(|e| ServerError::Config {
+                key: "trust.public-keys".into(),
+                message: e,
+            })?,
+        };
+        let engine = source.load(store.as_ref()).map_err(|e| match e {
+            SourceError::Engine(e) => ServerError::Engine(e),
+            SourceError::Load(e) => ServerError::Policies(e),
+            SourceError::Refused(e) => ServerError::PolicySet(e),
+            SourceError::Store(source) => ServerError::Store {
+                store: store_name.clone(),
+                source,
+            },
+            e @ SourceError::Fixtures(_) => ServerError::Service(e.into()),
+        })?;
         let sources = config
             .ticket_sources(env)
             .map_err(|e| match e.split_once(": ") {
@@ -144,10 +163,7 @@ impl Server {
                 None => config_error("ticket-sources", e),
             })?;
         let service = Service::new(engine, store, config.service_config())
-            .with_policy_source(PolicySource {
-                path: config.policies.clone(),
-                engine: config.engine_config(),
-            })
+            .with_policy_source(source)
             .with_ticket_sources(sources)
             .with_trusted_context(config.trusted_context());
         let service = Arc::new(service);
@@ -166,9 +182,7 @@ impl Server {
                 "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
             }),
         )?;
-        for m in service.engine().policies() {
-            service.audit(audit::kind::POLICY_LOAD, "system", json!(m))?;
-        }
+        service.record_policies(&service.engine(), "system")?;
         // Anchor the chain outside the store: one checkpoint now (so a bad
         // key or folder fails start-up, not the first tick), then every
         // interval.
@@ -265,6 +279,12 @@ impl Server {
                 Some(cp.written),
             )));
         }
+        // The policy folder is watched: a changed set is tried as a reload
+        // candidate (crate::service::reload).
+        background.adopt(tokio::spawn(crate::service::reload::watch(
+            service.clone(),
+            crate::service::reload::WATCH_INTERVAL,
+        )));
         background.adopt(tokio::spawn(guard::flush_every_window(
             self.state.auth_guard.clone(),
             service.clone(),

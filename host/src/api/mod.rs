@@ -157,6 +157,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/policies", get(policies))
         .route("/v1/policies/reload", post(reload_policies))
+        .route("/v1/policies/rollback", post(rollback_policies))
         .route("/v1/reviews", get(reviews))
         .route("/v1/reviews/{id}/close", post(close_review))
         .route("/metrics", get(metrics))
@@ -622,13 +623,24 @@ async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResu
 }
 
 async fn policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
-    Ok(Json(json!({"policies": s.service.policies(&who)})).into_response())
+    let mut v = s.service.policy_status(&who);
+    v["policies"] = json!(s.service.policies(&who));
+    Ok(Json(v).into_response())
 }
 
 async fn reload_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
+    let set_of = svc.clone();
     let loaded = blocking(move || svc.reload_policies(&who)).await?;
-    Ok(Json(json!({"policies": loaded})).into_response())
+    let set = set_of.engine().policy_set().clone();
+    Ok(Json(json!({"policies": loaded, "set": set})).into_response())
+}
+
+async fn rollback_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
+    let svc = s.service.clone();
+    let set = blocking(move || svc.rollback_policies(&who)).await?;
+    let policies: Vec<_> = s.service.engine().policies().cloned().collect();
+    Ok(Json(json!({"policies": policies, "set": set})).into_response())
 }
 
 #[derive(Deserialize)]

@@ -40,6 +40,8 @@ pub mod kind {
     pub const TRANSITION: &str = "transition";
     /// A policy was loaded.
     pub const POLICY_LOAD: &str = "policy-load";
+    /// A policy set was accepted (digest, sequence, signers) or refused.
+    pub const POLICY_SET: &str = "policy-set";
     /// A configuration was loaded.
     pub const CONFIG_LOAD: &str = "config-load";
     /// A bearer token was missing, unknown, or lacked the role.

@@ -45,13 +45,35 @@ pub struct EvalArgs {
     /// Print the decision as JSON.
     #[arg(long)]
     json: bool,
+    /// Config file: with a `[trust]` block, only signed policy sets that
+    /// verify are used (each `--policies` must then be a set's folder).
+    #[arg(long, env = "JITGATE_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// Decide and print; the exit status is the outcome (`EXIT_*`).
 pub fn run(args: EvalArgs, config: EngineConfig) -> Result<ExitCode> {
+    let max_module = config.sandbox.max_module_bytes;
     let mut engine = Engine::new(config)?;
-    for p in &args.policies {
-        engine.load_path(p)?;
+    match super::trust_from(args.config.as_deref())? {
+        None => {
+            for p in &args.policies {
+                engine.load_path(p)?;
+            }
+        }
+        Some((trust, floor)) => {
+            for p in &args.policies {
+                if !p.is_dir() {
+                    anyhow::bail!(
+                        "{}: [trust] is configured, so --policies must name a signed policy set's folder",
+                        p.display()
+                    );
+                }
+                let set = jitgate::policy_set::verify(p, &trust, floor, max_module)
+                    .map_err(|e| anyhow::anyhow!("policy set refused: {e}"))?;
+                engine.load_set(&set)?;
+            }
+        }
     }
     let decided = super::read_request(&args.request).and_then(|req| {
         engine

@@ -1,11 +1,12 @@
-//! `jitgate keygen`: an Ed25519 key pair for signing audit checkpoints.
+//! `jitgate keygen`: an Ed25519 key pair for signing policy sets and audit
+//! checkpoints.
 
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Make an Ed25519 key pair (signs audit checkpoints); refuses to overwrite.
+/// Make an Ed25519 key pair (signs policy sets, audit checkpoints); refuses to overwrite.
 #[derive(Args)]
 pub struct KeygenArgs {
     /// Secret key file to create, 0600 (PKCS#8 PEM).

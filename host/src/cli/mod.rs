@@ -8,13 +8,16 @@ pub mod eval;
 pub mod inspect;
 pub mod keygen;
 pub mod serve;
+pub mod sign;
 pub mod test;
+pub mod verify;
 
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
 use jitgate::EngineConfig;
+use jitgate::policy_set::Trust;
 
 /// Engine options shared by every command (given before or after it).
 #[derive(Args)]
@@ -95,4 +98,45 @@ pub fn read_request(path: &Path) -> Result<jitgate::Request> {
         obj.insert("now".into(), now.into());
     }
     Ok(jitgate::request::from_value(value).map_err(|e| InvalidRequest(e.to_string()))?)
+}
+
+/// The error and its causes, each cause shown once: an error that already
+/// quotes its source (the store's "store unavailable: <driver message>")
+/// does not have the source repeated after it.
+pub fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+/// `[trust]` of the config file `path` (if any) and the last policy-set
+/// sequence its store accepted (read only when the store already exists:
+/// `eval` and `test` never create one). `None` without a `[trust]` block.
+pub fn trust_from(path: Option<&Path>) -> Result<Option<(Trust, Option<u64>)>> {
+    let Some(path) = path else { return Ok(None) };
+    let config = jitgate::config::Config::load(path)?;
+    let Some(trust) = config
+        .trust()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+    else {
+        return Ok(None);
+    };
+    let exists = jitgate::store::is_postgres(&config.store) || Path::new(&config.store).exists();
+    let floor = if exists {
+        jitgate::store::open(&config.store)
+            .and_then(|s| s.policy_set_sequence())
+            .with_context(|| format!("store {}", jitgate::store::redacted(&config.store)))?
+            .map(|s| s.max(0) as u64)
+    } else {
+        None
+    };
+    Ok(Some((trust, floor)))
 }

@@ -46,11 +46,13 @@ pub fn run(args: ServeArgs) -> Result<()> {
         println!("one-time admin token (valid until this process exits): {token}");
     }
     let loaded = server.service().engine().policies().count();
+    let service = server.service().clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async move {
         let running = server.start().await?;
+        tokio::spawn(reload_on_hangup(service));
         println!(
             "jitgate listening on http://{} ({loaded} policies, store {store})",
             running.addr()
@@ -58,6 +60,30 @@ pub fn run(args: ServeArgs) -> Result<()> {
         running.serve(shutdown()).await?;
         Ok(())
     })
+}
+
+/// SIGHUP reloads the policy folder, as `POST /v1/policies/reload` does
+/// (verified, loaded, fixtures passed, or the running set stays).
+async fn reload_on_hangup(service: std::sync::Arc<jitgate::service::Service>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let svc = service.clone();
+            match tokio::task::spawn_blocking(move || svc.reload_from_source("system", "sighup"))
+                .await
+            {
+                Ok(Ok(list)) => println!("SIGHUP: policy set reloaded ({} policies)", list.len()),
+                Ok(Err(e)) => eprintln!("SIGHUP: candidate refused, running set kept: {e}"),
+                Err(e) => eprintln!("SIGHUP: reload failed: {e}"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = service;
 }
 
 async fn shutdown() {

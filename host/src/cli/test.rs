@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use jitgate::EngineConfig;
-use jitgate::fixture::RunOptions;
+use jitgate::fixture::{ModuleSource, RunOptions};
 
 /// Run policy fixture files and report every failing case.
 #[derive(Args)]
@@ -30,6 +30,10 @@ pub struct TestArgs {
     /// every evaluation). Pass 50 to hold fixtures to the production deadline.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
     timeout_ms: u64,
+    /// Config file: with a `[trust]` block, every policy a fixture names
+    /// must belong to a signed set that verifies.
+    #[arg(long, env = "JITGATE_CONFIG")]
+    config: Option<PathBuf>,
 }
 
 /// Exits 1 on any failing case or unreadable file, or when nothing ran.
@@ -39,6 +43,10 @@ pub fn run(args: TestArgs, mut engine: EngineConfig) -> Result<ExitCode> {
         policy_dir: args.policy_dir,
         filter: args.filter,
         engine,
+        source: match super::trust_from(args.config.as_deref())? {
+            Some((trust, floor)) => ModuleSource::Trusted(trust, floor),
+            None => ModuleSource::Files,
+        },
     };
     let report = jitgate::fixture::run(&args.paths, &opts);
     for e in &report.file_errors {

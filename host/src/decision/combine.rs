@@ -100,6 +100,7 @@ pub fn combine(request_id: &str, task: &str, inputs: &[Input<'_>], caps: &Caps) 
         approvals: Vec::new(),
         reasons,
         policies: Vec::<PolicyTrace>::new(),
+        policy_set: String::new(),
         micros: 0,
     };
 
@@ -133,6 +134,7 @@ pub fn combine(request_id: &str, task: &str, inputs: &[Input<'_>], caps: &Caps) 
         },
         reasons,
         policies: Vec::new(),
+        policy_set: String::new(),
         micros: 0,
     }
 }

@@ -191,6 +191,11 @@ pub struct Decision {
     pub reasons: Vec<String>,
     /// Every selected policy's verdict, in evaluation order.
     pub policies: Vec<PolicyTrace>,
+    /// Digest of the policy set that decided (see
+    /// [`crate::policy_set::SetInfo::digest`]); empty in decisions stored
+    /// before sets had digests.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy_set: String,
     /// Total wall time, microseconds.
     pub micros: u64,
 }
@@ -256,6 +261,7 @@ mod tests {
             }],
             reasons: vec!["c: needs a lead".into()],
             policies: traces,
+            policy_set: "sha256:5e7".into(),
             micros: 99,
         };
         let bare = Decision {
@@ -265,6 +271,7 @@ mod tests {
             revoke_on_ticket_close: false,
             approvals: Vec::new(),
             policies: vec![trace("d", TraceVerdict::NotApplicable)],
+            policy_set: String::new(),
             ..full.clone()
         };
         for d in [full, bare] {

@@ -33,6 +33,7 @@ pub mod group_commit;
 mod intake;
 mod operations;
 pub mod principal;
+pub mod reload;
 mod requester;
 pub mod scheduler;
 mod sweep;
@@ -42,7 +43,7 @@ mod workflow;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 pub use background::{Background, NoRuntime};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -56,8 +57,9 @@ use crate::store::{Store, StoreError};
 pub use errors::ServiceError;
 pub use evidence::verify_store;
 pub use intake::request_hash;
-pub use operations::{MAX_AUDIT_PAGE, PolicySource};
+pub use operations::MAX_AUDIT_PAGE;
 pub use principal::{Principal, Role};
+pub use reload::{PolicySource, SourceError};
 pub use sweep::SWEEP_BATCH;
 #[cfg(feature = "server")]
 pub use tickets::WebhookError;
@@ -131,6 +133,12 @@ pub struct Service {
     policy_source: Option<PolicySource>,
     /// Ticket sources and pipelines trusted with ticket facts.
     tickets: tickets::TicketSettings,
+    /// One reload or rollback at a time.
+    reload_lock: Mutex<()>,
+    /// Sets that ran before each accepted reload, newest last (rollback).
+    previous_sets: Mutex<Vec<Arc<Engine>>>,
+    /// The last refused candidate, for `GET /v1/policies`.
+    last_rejection: Mutex<Option<Value>>,
 }
 
 impl Service {
@@ -164,6 +172,9 @@ impl Service {
             clock,
             policy_source: None,
             tickets: Default::default(),
+            reload_lock: Mutex::new(()),
+            previous_sets: Mutex::new(Vec::new()),
+            last_rejection: Mutex::new(None),
         }
     }
 
@@ -215,16 +226,56 @@ impl Service {
 
     /// Swap in a newly loaded engine (policy reload), audited.
     pub fn replace_engine(&self, engine: Engine, actor: &str) -> Result<(), ServiceError> {
-        let drafts = engine
-            .policies()
-            .map(|p| AuditDraft::new(self.now(), audit::kind::POLICY_LOAD, actor, json!(p)))
-            .collect();
-        self.store.append_audit(drafts)?;
-        match self.engine.write() {
-            Ok(mut e) => *e = Arc::new(engine),
-            Err(poisoned) => *poisoned.into_inner() = Arc::new(engine),
-        }
+        self.record_policies(&engine, actor)?;
+        self.swap_engine(Arc::new(engine));
         Ok(())
+    }
+
+    /// Put `engine` in place; the one it replaces is returned. Decisions
+    /// already running keep the engine they took.
+    fn swap_engine(&self, engine: Arc<Engine>) -> Arc<Engine> {
+        let mut slot = self.engine.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *slot, engine)
+    }
+
+    /// Audit `engine`'s policies as loaded and, for a signed set, accept it
+    /// in the store (the new rollback floor) in the same transaction. A set
+    /// older than one accepted meanwhile (by another replica) is refused.
+    pub fn record_policies(&self, engine: &Engine, actor: &str) -> Result<(), ServiceError> {
+        let now = self.now();
+        let set = engine.policy_set();
+        let mut drafts: Vec<AuditDraft> = engine
+            .policies()
+            .map(|p| {
+                let mut v = json!(p);
+                v["policy-set"] = json!(set.digest);
+                AuditDraft::new(now, audit::kind::POLICY_LOAD, actor, v)
+            })
+            .collect();
+        drafts.push(AuditDraft::new(
+            now,
+            audit::kind::POLICY_SET,
+            actor,
+            json!(set),
+        ));
+        match (set.signed, set.sequence) {
+            (true, Some(sequence)) => {
+                let accepted = crate::store::AcceptedPolicySet {
+                    digest: set.digest.clone(),
+                    sequence: i64::try_from(sequence).unwrap_or(i64::MAX),
+                    version: set.version.clone().unwrap_or_default(),
+                    signers: set.signers.clone(),
+                    accepted_at: now,
+                };
+                if let Some(last) = self.store.accept_policy_set(&accepted, drafts)? {
+                    return Err(ServiceError::Conflict(format!(
+                        "policy set sequence {sequence} is lower than the last accepted sequence {last}; refusing a rollback"
+                    )));
+                }
+                Ok(())
+            }
+            _ => Ok(self.store.append_audit(drafts)?),
+        }
     }
 
     /// The store.

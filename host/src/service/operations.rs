@@ -3,21 +3,10 @@
 //! and the figures behind `/metrics`. Every role rule lives here, so any
 //! front end (HTTP, an embedder, the console) applies the same ones.
 
-use std::path::PathBuf;
-
 use super::{Principal, Role, Service, ServiceError};
 use crate::audit::{self, AuditRecord};
-use crate::engine::{Engine, EngineConfig};
 use crate::policy::PolicyMeta;
-
-/// Where a reload reads policy modules from, and with which engine settings.
-#[derive(Debug, Clone)]
-pub struct PolicySource {
-    /// A module or a folder of modules.
-    pub path: PathBuf,
-    /// Settings for the engine each reload builds.
-    pub engine: EngineConfig,
-}
+use crate::policy_set::SetInfo;
 
 /// Most records one page of the audit log holds.
 pub const MAX_AUDIT_PAGE: usize = 1000;
@@ -28,25 +17,10 @@ impl Service {
         self.engine().policies().cloned().collect()
     }
 
-    /// Load the policy source afresh and swap it in (admin), audited. All
-    /// or nothing: a set that fails to load leaves the running one in
-    /// place. Conflict when the service has no [`PolicySource`].
-    pub fn reload_policies(&self, actor: &Principal) -> Result<Vec<PolicyMeta>, ServiceError> {
-        actor.require_any(&[Role::Admin])?;
-        let Some(source) = self.policy_source.clone() else {
-            return Err(ServiceError::Conflict("reloading is disabled".into()));
-        };
-        let mut engine =
-            Engine::new(source.engine).map_err(|e| ServiceError::Unavailable(e.to_string()))?;
-        engine
-            .load_path(&source.path)
-            .map_err(|e| ServiceError::BadRequest {
-                field: "policies".into(),
-                message: e.to_string(),
-            })?;
-        let list: Vec<_> = engine.policies().cloned().collect();
-        self.replace_engine(engine, &actor.name)?;
-        Ok(list)
+    /// The policy set running: digest, and for a signed set its version,
+    /// sequence and signers (any authenticated caller).
+    pub fn policy_set(&self, _actor: &Principal) -> SetInfo {
+        self.engine().policy_set().clone()
     }
 
     /// One page of the audit log after `after` (auditor, admin); `limit` is

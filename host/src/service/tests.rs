@@ -57,6 +57,16 @@ impl Store for BrokenWrites {
     fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
         self.0.next_deadline()
     }
+    fn policy_set_sequence(&self) -> Result<Option<i64>, StoreError> {
+        self.0.policy_set_sequence()
+    }
+    fn accept_policy_set(
+        &self,
+        _: &crate::store::AcceptedPolicySet,
+        _: Vec<AuditDraft>,
+    ) -> Result<Option<i64>, StoreError> {
+        Err(down())
+    }
     fn quarantined(&self) -> Result<Vec<crate::store::Quarantined>, StoreError> {
         self.0.quarantined()
     }

@@ -172,6 +172,42 @@ pub struct GrantFilter {
     pub before: Option<(Millis, String)>,
 }
 
+/// A policy set a host accepted. The store keeps every one; the highest
+/// sequence is the floor below which a signed set is a rollback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedPolicySet {
+    /// `sha256:<hex>` of its manifest.
+    pub digest: String,
+    /// Its sequence.
+    pub sequence: i64,
+    /// Its version.
+    pub version: String,
+    /// Key ids whose signatures verified.
+    pub signers: Vec<String>,
+    /// When accepted.
+    pub accepted_at: Millis,
+}
+
+/// The migrations of `known` (ascending by version) not in `applied`, in
+/// order. Every unapplied one runs, not only those above the highest
+/// applied: migrations written on parallel branches (4 and 5) may be
+/// released in either order, and a store that got 5 first still gets 4.
+/// A store holding a version above every known one is newer than this
+/// binary.
+pub(crate) fn pending_migrations<'a>(
+    known: &'a [(i64, &'a str)],
+    applied: &[i64],
+) -> Result<Vec<&'a (i64, &'a str)>, StoreError> {
+    let newest = known.last().map_or(0, |m| m.0);
+    if let Some(found) = applied.iter().copied().filter(|v| *v > newest).max() {
+        return Err(StoreError::SchemaTooNew {
+            found,
+            known: newest,
+        });
+    }
+    Ok(known.iter().filter(|(v, _)| !applied.contains(v)).collect())
+}
+
 /// The durable state.
 pub trait Store: Send + Sync {
     /// Insert a new grant with its effects. Fails with
@@ -292,6 +328,18 @@ pub trait Store: Send + Sync {
         change: &TicketChange<'_>,
         end_grant: &mut Change<'_>,
     ) -> Result<TicketOutcome, UpdateError>;
+
+    /// The highest sequence of an accepted policy set.
+    fn policy_set_sequence(&self) -> Result<Option<i64>, StoreError>;
+
+    /// Record `set` as accepted, with `audit`, in one transaction — unless
+    /// a set with a higher sequence was accepted already (by any replica):
+    /// then nothing is written and that sequence is returned.
+    fn accept_policy_set(
+        &self,
+        set: &AcceptedPolicySet,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Option<i64>, StoreError>;
 
     /// Reviews, open ones first.
     fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError>;
@@ -477,6 +525,80 @@ mod tests {
             }
         }
         assert!(checked >= 6, "only {checked} store sources found");
+    }
+
+    /// Migration 4 is written on another branch: a store that took 5
+    /// first must still get 4 when it lands, and in order on a fresh store.
+    #[test]
+    fn migrations_missing_below_the_newest_applied_still_run_in_order() {
+        let known: &[(i64, &str)] = &[(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")];
+        let v = |p: Vec<&(i64, &str)>| p.iter().map(|m| m.0).collect::<Vec<_>>();
+        assert_eq!(
+            v(super::pending_migrations(known, &[]).unwrap()),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            v(super::pending_migrations(known, &[1, 2, 3, 5]).unwrap()),
+            [4]
+        );
+        assert_eq!(
+            v(super::pending_migrations(known, &[1, 2, 3]).unwrap()),
+            [4, 5]
+        );
+        assert!(
+            super::pending_migrations(known, &[1, 2, 3, 4, 5])
+                .unwrap()
+                .is_empty()
+        );
+        let e = super::pending_migrations(known, &[1, 2, 3, 4, 5, 6]).unwrap_err();
+        assert!(
+            matches!(e, super::StoreError::SchemaTooNew { found: 6, known: 5 }),
+            "{e}"
+        );
+        // The real lists are ascending with no version twice.
+        for list in [
+            super::sqlite::MIGRATIONS,
+            #[cfg(feature = "postgres")]
+            super::postgres::MIGRATIONS,
+        ] {
+            assert!(list.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+    }
+
+    #[test]
+    fn an_accepted_policy_set_is_the_floor_and_a_lower_one_is_refused() {
+        use super::{AcceptedPolicySet, Store};
+        let s = super::sqlite::SqliteStore::in_memory().expect("store");
+        assert_eq!(s.policy_set_sequence().unwrap(), None);
+        let set = |digest: &str, sequence| AcceptedPolicySet {
+            digest: digest.into(),
+            sequence,
+            version: "v".into(),
+            signers: vec!["00112233aabbccdd".into()],
+            accepted_at: 1,
+        };
+        assert_eq!(
+            s.accept_policy_set(&set("sha256:a", 5), Vec::new())
+                .unwrap(),
+            None
+        );
+        // The same set again (a restart) and a newer one pass.
+        assert_eq!(
+            s.accept_policy_set(&set("sha256:a", 5), Vec::new())
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.accept_policy_set(&set("sha256:b", 7), Vec::new())
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.accept_policy_set(&set("sha256:c", 6), Vec::new())
+                .unwrap(),
+            Some(7)
+        );
+        assert_eq!(s.policy_set_sequence().unwrap(), Some(7));
     }
 
     #[test]

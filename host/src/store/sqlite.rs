@@ -26,8 +26,8 @@ use super::quarantine::{self, GRANT_COLS, GrantColumns};
 use super::rows::{self, RECORD_COLS};
 use super::tickets::{self, Judged, TICKET_COLS, TicketChange, TicketOutcome, TicketRecord};
 use super::{
-    Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store, StoreError, UpdateError,
-    now_millis,
+    AcceptedPolicySet, Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store,
+    StoreError, UpdateError, now_millis,
 };
 use crate::audit::{self, AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0003_quarantine_and_request_scope.sql"),
     ),
     (4, include_str!("../../migrations/0004_tickets.sql")),
+    (5, include_str!("../../migrations/0005_policy_sets.sql")),
 ];
 
 /// A SQLite-backed [`Store`].
@@ -99,21 +100,14 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )
     .map_err(be)?;
-    let current: i64 = tx
-        .query_row(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )
+    let applied: Vec<i64> = tx
+        .prepare("SELECT version FROM schema_migrations")
+        .and_then(|mut s| {
+            s.query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<i64>>>()
+        })
         .map_err(be)?;
-    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+    for (version, sql) in super::pending_migrations(MIGRATIONS, &applied)? {
         tx.execute_batch(sql).map_err(be)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
@@ -601,6 +595,45 @@ impl Store for SqliteStore {
         })
         .map(|n| n as u64)
         .map_err(be)
+    }
+
+    fn policy_set_sequence(&self) -> Result<Option<i64>, StoreError> {
+        let conn = self.lock()?;
+        conn.query_row("SELECT MAX(sequence) FROM policy_sets", [], |r| r.get(0))
+            .map_err(be)
+    }
+
+    fn accept_policy_set(
+        &self,
+        set: &AcceptedPolicySet,
+        audit: Vec<AuditDraft>,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        let last: Option<i64> = tx
+            .query_row("SELECT MAX(sequence) FROM policy_sets", [], |r| r.get(0))
+            .map_err(be)?;
+        if let Some(last) = last.filter(|l| *l > set.sequence) {
+            return Ok(Some(last));
+        }
+        tx.execute(
+            "INSERT INTO policy_sets (digest, sequence, version, signers, accepted_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (digest) DO UPDATE SET accepted_at = excluded.accepted_at",
+            params![
+                set.digest,
+                set.sequence,
+                set.version,
+                set.signers.join(","),
+                set.accepted_at
+            ],
+        )
+        .map_err(be)?;
+        append(&tx, audit)?;
+        tx.commit().map_err(be)?;
+        Ok(None)
     }
 
     fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError> {

@@ -29,22 +29,14 @@ pub(super) async fn migrate_locked(c: &mut Client) -> Result<(), StoreError> {
     )
     .await
     .map_err(be)?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
-            &[],
-        )
+    let applied: Vec<i64> = tx
+        .query("SELECT version FROM schema_migrations", &[])
         .await
         .map_err(be)?
-        .get(0);
-    let known = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for (version, sql) in crate::store::pending_migrations(MIGRATIONS, &applied)? {
         tx.batch_execute(sql).await.map_err(be)?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
