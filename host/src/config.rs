@@ -364,6 +364,12 @@ pub struct TokenConfig {
     /// The kind of subject this token's holder is (`human` or `service`),
     /// set on the requests it makes for itself. Default: the request says.
     pub subject_kind: Option<crate::request::SubjectKind>,
+    /// A pipeline whose request bodies may carry ticket facts (state,
+    /// priority, assignee, opened-at); they are recorded in the ticket
+    /// registry as events of this pipeline (source = `name`). Default false:
+    /// ticket facts come from the registry only.
+    #[serde(default)]
+    pub trusted_context: bool,
 }
 
 /// Provisioner choice.
@@ -569,6 +575,35 @@ impl Config {
             return Err("limits.invalid-body-excerpt-bytes: at most 65536".into());
         }
         crate::ticket::check_sources(&self.ticket_sources)?;
+        for (i, t) in self.tokens.iter().enumerate() {
+            if !t.trusted_context {
+                continue;
+            }
+            if !t.roles.contains(&Role::Pipeline) {
+                return Err(format!(
+                    "tokens[{i}].trusted-context: only for a token with the `pipeline` role"
+                ));
+            }
+            // The pipeline's name is the source of its ticket events: it must
+            // not speak for a ticket system, nor share a name with an
+            // untrusted token.
+            if self.ticket_sources.iter().any(|s| s.name == t.name) {
+                return Err(format!(
+                    "tokens[{i}].trusted-context: `{}` is also a ticket source's name",
+                    t.name
+                ));
+            }
+            if self
+                .tokens
+                .iter()
+                .any(|o| o.name == t.name && !o.trusted_context)
+            {
+                return Err(format!(
+                    "tokens[{i}].trusted-context: another token named `{}` is not trusted",
+                    t.name
+                ));
+            }
+        }
         crate::identity::check_providers(&self.identity_providers)?;
         crate::grant::IdentityAliases::new(&self.identity_aliases)?;
         if let Some(t) = &self.trust {
@@ -687,6 +722,28 @@ impl Config {
             per_minute: self.limits.auth_failure_per_minute,
             window: std::time::Duration::from_secs(u64::from(self.limits.auth_failure_window_secs)),
         }
+    }
+
+    /// Names of the pipelines whose tokens say `trusted-context = true`.
+    pub fn trusted_context(&self) -> BTreeSet<String> {
+        self.tokens
+            .iter()
+            .filter(|t| t.trusted_context)
+            .map(|t| t.name.clone())
+            .collect()
+    }
+
+    /// The checked `[[ticket-sources]]` with their secrets read from the
+    /// environment by `lookup`.
+    pub fn ticket_sources(
+        &self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<crate::ticket::TicketSource>, String> {
+        self.ticket_sources
+            .iter()
+            .enumerate()
+            .map(|(i, s)| crate::ticket::TicketSource::from_env(i, s, &lookup))
+            .collect()
     }
 
     /// Token hash → principal.
@@ -856,6 +913,46 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("max-conections"), "{e}");
+    }
+
+    #[test]
+    fn trusted_context_is_for_pipelines_that_speak_for_no_ticket_source() {
+        let token = |name: &str, roles: &str, trusted: bool| {
+            let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!(
+                "{name}{roles}{trusted}"
+            )));
+            format!(
+                "[[tokens]]\nname = '{name}'\nsha256 = '{hash}'\nroles = [{roles}]\ntrusted-context = {trusted}\n"
+            )
+        };
+        let jira = "[[ticket-sources]]\nname = 'jira'\nkind = 'jira'\nsecret-env = 'J'\n";
+        let ok: Config = toml::from_str(&format!(
+            "{jira}{}{}",
+            token("ci", "'pipeline'", true),
+            token("alice", "'requester'", false)
+        ))
+        .unwrap();
+        ok.check().unwrap();
+        assert_eq!(ok.trusted_context(), BTreeSet::from(["ci".to_string()]));
+        for (doc, why) in [
+            (token("alice", "'requester'", true), "`pipeline` role"),
+            (
+                format!("{jira}{}", token("jira", "'pipeline'", true)),
+                "ticket source",
+            ),
+            (
+                format!(
+                    "{}{}",
+                    token("ci", "'pipeline'", true),
+                    token("ci", "'pipeline'", false)
+                ),
+                "not trusted",
+            ),
+        ] {
+            let c: Config = toml::from_str(&doc).unwrap();
+            let e = c.check().unwrap_err();
+            assert!(e.starts_with("tokens[") && e.contains(why), "{e}");
+        }
     }
 
     #[test]

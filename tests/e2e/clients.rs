@@ -1,9 +1,10 @@
 //! Hostile clients (issue 9): what one crafted request, path or token can
 //! do to the service, each test named after its attack, on both stores.
 
-use jitgate_tests::http::{get, post, send};
+use jitgate_tests::http::{get, post, send, send_with};
 use jitgate_tests::jitgate_audit;
 use jitgate_tests::server::{Backend, Server, TestStore, body, start, wait_for};
+use jitgate_tests::tickets::{now_ms, seed, sign_generic};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -71,13 +72,14 @@ fn poisoned_opened_at_cannot_stop_revocation(b: Backend) {
     let (guard, s) = start(b, "");
     let mut poison = body("poison", "alice", "file-recovery", 60);
     poison["ticket"]["opened-at"] = json!(18446744073709551615u64);
+    // Only a trusted pipeline may send ticket facts at all.
     for path in ["/v1/requests", "/v1/decisions"] {
-        let r = post(s.addr, path, Some("t-alice"), &poison);
+        let r = post(s.addr, path, Some("t-pipe"), &poison);
         assert_eq!(r.status, 422, "{path}: {}", r.body);
         assert_eq!(r.json()["error"]["field"], "ticket.opened-at", "{}", r.body);
     }
     poison["ticket"]["opened-at"] = json!("10000-01-01T00:00:00Z");
-    let r = post(s.addr, "/v1/requests", Some("t-alice"), &poison);
+    let r = post(s.addr, "/v1/requests", Some("t-pipe"), &poison);
     assert_eq!(r.json()["error"]["field"], "ticket.opened-at", "{}", r.body);
 
     // A grant whose stored document is damaged the way the old bug did it.
@@ -85,7 +87,7 @@ fn poisoned_opened_at_cannot_stop_revocation(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("damaged", "alice", "file-recovery", 4),
+        &seed(s.addr, &body("damaged", "alice", "file-recovery", 4)),
     );
     assert_eq!(damaged.status, 201, "{}", damaged.body);
     let damaged = id_of(&damaged.json());
@@ -96,7 +98,7 @@ fn poisoned_opened_at_cannot_stop_revocation(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("canary", "alice", "file-recovery", 1),
+        &seed(s.addr, &body("canary", "alice", "file-recovery", 1)),
     );
     assert_eq!(canary.status, 201, "{}", canary.body);
     let canary = id_of(&canary.json());
@@ -132,7 +134,7 @@ fn poisoned_opened_at_cannot_stop_revocation(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("after", "alice", "file-recovery", 1),
+        &seed(s.addr, &body("after", "alice", "file-recovery", 1)),
     );
     wait_state(&s, &id_of(&after.json()), "expired", 10);
     audit_ok(&s);
@@ -181,8 +183,8 @@ fn nul_in_request_id_fails_nobody_else(b: Backend) {
     }
     let r = post(
         s.addr,
-        "/v1/tickets/T%00/events",
-        Some("t-pipe"),
+        "/v1/ticket-sources/T%00/events",
+        None,
         &json!({"state": "closed"}),
     );
     assert_eq!(r.status, 400, "{}", r.body);
@@ -210,14 +212,17 @@ fn duplicate_json_keys_are_refused(b: Backend) {
             assert!(r.body.contains("duplicate key"), "{}", r.body);
         }
     }
-    let r = send(
+    // A ticket system's event, genuinely signed, with a duplicate key.
+    let dup = br#"{"event-id":"e1","ticket":"T-1","state":"open","state":"closed","updated-at":"2026-11-25T10:00:00Z"}"#;
+    let r = send_with(
         s.addr,
         "POST",
-        "/v1/tickets/T-1/events",
-        Some("t-pipe"),
-        Some(br#"{"state":"open","state":"closed"}"#),
+        "/v1/ticket-sources/generic/events",
+        &sign_generic(dup, now_ms()),
+        Some(dup),
     );
     assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("duplicate key"), "{}", r.body);
     let list = get(s.addr, "/v1/grants", Some("t-admin")).json();
     assert_eq!(list["grants"], json!([]));
 }
@@ -231,7 +236,7 @@ fn request_id_squatting_does_not_reach_another_principal(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("shared-1", "alice", "file-recovery", 600),
+        &seed(s.addr, &body("shared-1", "alice", "file-recovery", 600)),
     );
     assert_eq!(mine.status, 201, "{}", mine.body);
     let mine = id_of(&mine.json());
@@ -251,7 +256,7 @@ fn request_id_squatting_does_not_reach_another_principal(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("shared-1", "alice", "file-recovery", 900),
+        &seed(s.addr, &body("shared-1", "alice", "file-recovery", 900)),
     );
     assert_eq!(clash.status, 409, "{}", clash.body);
     assert!(!clash.body.contains(&theirs), "{}", clash.body);

@@ -70,7 +70,9 @@ fn sqlite_service() -> (tempfile::TempDir, Arc<Service>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let store: Arc<dyn Store> =
         Arc::new(SqliteStore::open(&dir.path().join("jitgate.db")).expect("sqlite store"));
-    let svc = Service::new(engine(), store, ServiceConfig::default());
+    // The pipeline's JSON bodies carry ticket facts: it is trusted with them.
+    let svc = Service::new(engine(), store, ServiceConfig::default())
+        .with_trusted_context(["pipe".to_string()].into());
     (dir, Arc::new(svc))
 }
 
@@ -143,7 +145,10 @@ async fn sqlite_sync_and_async_calls_on_a_current_thread_runtime() {
 
 fn postgres_service(db: &TestDb) -> Arc<Service> {
     let store: Arc<dyn Store> = Arc::new(PostgresStore::open(&db.url).expect("postgres store"));
-    Arc::new(Service::new(engine(), store, ServiceConfig::default()))
+    Arc::new(
+        Service::new(engine(), store, ServiceConfig::default())
+            .with_trusted_context(["pipe".to_string()].into()),
+    )
 }
 
 #[test]

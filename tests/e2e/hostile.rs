@@ -818,7 +818,10 @@ fn exhausted_instance_pool_is_busy_and_stores_nothing() {
         std::sync::Arc::new(jitgate::store::sqlite::SqliteStore::in_memory().expect("store"));
     let svc = Service::new(engine, store.clone(), ServiceConfig::default());
     let alice = principal("alice", Role::Requester);
-    let body = jitgate_tests::server::body("pool-1", "alice", "file-recovery", 60);
+    let body = jitgate_tests::tickets::seed_service(
+        &svc,
+        &jitgate_tests::server::body("pool-1", "alice", "file-recovery", 60),
+    );
     let id = "pool-1";
     match svc.request(&alice, &body) {
         Err(ServiceError::Busy(m)) => assert!(m.contains("instance slot"), "{m}"),
@@ -904,7 +907,8 @@ fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
     let mut refused = None;
     for k in 0..200 {
         let id = format!("busy-{k}");
-        let req = body(&id, "alice", "file-recovery", 60).to_string();
+        let req = jitgate_tests::tickets::seed(addr, &body(&id, "alice", "file-recovery", 60))
+            .to_string();
         let (head, text) = raw_post(addr, "/v1/requests", "t-alice", &req);
         if head.starts_with("http/1.1 503") {
             assert!(head.contains("\r\nretry-after: 1"), "{head}");
@@ -939,7 +943,7 @@ fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
         addr,
         "/v1/requests",
         Some("t-alice"),
-        &body(&refused, "alice", "file-recovery", 60),
+        &jitgate_tests::tickets::seed(addr, &body(&refused, "alice", "file-recovery", 60)),
     );
     assert_eq!(r.status, 201, "{}", r.body);
 }
@@ -948,15 +952,19 @@ fn saturated_decision_pool_answers_503_with_retry_after_and_stores_nothing() {
 fn harmless_rate(addr: std::net::SocketAddr, window: Duration) -> f64 {
     use jitgate_tests::http::post;
     use jitgate_tests::server::body;
+    // One ticket in the registry for every dry run.
+    let seeded = jitgate_tests::tickets::seed(addr, &body("h-seed", "alice", "file-recovery", 60));
     let started = std::time::Instant::now();
     let mut n = 0u32;
     while started.elapsed() < window {
-        let r = post(
-            addr,
-            "/v1/decisions",
-            Some("t-alice"),
-            &body(&format!("h-{n}"), "alice", "file-recovery", 60),
-        );
+        let mut b = jitgate_tests::tickets::as_requester(&body(
+            &format!("h-{n}"),
+            "alice",
+            "file-recovery",
+            60,
+        ));
+        b["ticket"] = seeded["ticket"].clone();
+        let r = post(addr, "/v1/decisions", Some("t-alice"), &b);
         assert_eq!(r.status, 200, "{}", r.body);
         assert_eq!(r.json()["outcome"], "allow", "{}", r.body);
         n += 1;
@@ -988,7 +996,14 @@ fn drive(
                         addr,
                         "/v1/decisions",
                         Some("t-alice"),
-                        &body(&format!("{task}-{c}-{n}"), "alice", task, 60),
+                        &jitgate_tests::tickets::as_requester(
+                            &jitgate_tests::tickets::without_ticket(&body(
+                                &format!("{task}-{c}-{n}"),
+                                "alice",
+                                task,
+                                60,
+                            )),
+                        ),
                     );
                     assert!(r.status == 200 || r.status == 503, "{}", r.body);
                     n += 1;

@@ -30,3 +30,4 @@ mod router;
 mod service;
 mod signing;
 mod store;
+mod tickets;

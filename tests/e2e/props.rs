@@ -41,7 +41,7 @@ use jitgate_tests::http::Response;
 use jitgate_tests::server::{Backend, TestStore, body, now_secs, write_config_with};
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde_json::Value;
+use serde_json::{Value, json};
 use serve::Serve;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -269,17 +269,30 @@ impl Harness {
             None => return Ok(()),
             Some(End::Revoke) => (format!("/v1/grants/{id}/revoke"), "t-admin", "{}"),
             // Only ids that need no escaping in a path.
-            Some(End::CloseTicket)
-                if !ticket.is_empty()
-                    && ticket
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
-            {
-                (
-                    format!("/v1/tickets/{ticket}/events"),
-                    "t-pipe",
-                    r#"{"state":"closed"}"#,
-                )
+            // The ticket's facts came from the trusted pipeline, which owns
+            // it in the registry: the pipeline reports it closed (a request
+            // body naming it closed, itself denied).
+            Some(End::CloseTicket) if !ticket.is_empty() && g["requested-by"] == "pipeline" => {
+                let mut close = g["request"].clone();
+                if let Some(o) = close.as_object_mut() {
+                    o.remove("now");
+                }
+                close["id"] = json!(format!("close-{id}"));
+                close["ticket"]["state"] = json!("closed");
+                let r = self.call(
+                    at,
+                    "POST",
+                    "/v1/requests",
+                    Some("t-pipe"),
+                    Some(close.to_string().as_bytes()),
+                )?;
+                if r.status != 201 {
+                    return fail(
+                        at,
+                        format!("closing ticket {ticket}: {} {}", r.status, r.body),
+                    );
+                }
+                return Ok(());
             }
             Some(End::CloseTicket) => return Ok(()),
         };
@@ -334,12 +347,13 @@ impl Harness {
     fn check(&mut self) -> Result<(), Failure> {
         self.canaries += 1;
         let canary_id = format!("canary-{}-{}", self.canaries, millis());
+        // Sent by the trusted pipeline: its ticket facts are taken.
         let b = body(&canary_id, "alice", "file-recovery", 1).to_string();
         let r = self.call(
             None,
             "POST",
             "/v1/requests",
-            Some("t-alice"),
+            Some("t-pipe"),
             Some(b.as_bytes()),
         )?;
         let g = r.json();

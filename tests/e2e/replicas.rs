@@ -1,9 +1,10 @@
 //! Several `jitgate serve` replicas sharing one PostgreSQL database, and what
 //! a replica does when that database goes away.
 
-use jitgate_tests::http::{get, post};
+use jitgate_tests::http::{get, post, send_with};
 use jitgate_tests::pg::TestDb;
 use jitgate_tests::server::{Receiver, Server, body, wait_for, write_config_with};
+use jitgate_tests::tickets::{generic_event, now_ms, seed, sign_generic};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -67,7 +68,10 @@ fn three_replicas_end_each_grant_once_through_a_sigkill() {
             *addr,
             "/v1/requests",
             Some("t-carol"),
-            &body(&format!("p{i}"), "carol", "incident-triage", 600),
+            &seed(
+                *addr,
+                &body(&format!("p{i}"), "carol", "incident-triage", 600),
+            ),
         )
         .json();
         assert_eq!(g["state"], "pending", "{g}");
@@ -77,15 +81,23 @@ fn three_replicas_end_each_grant_once_through_a_sigkill() {
         addrs[0],
         "/v1/requests",
         Some("t-pipe"),
-        &body("tk", "alice", "file-recovery", 600),
+        // The pipeline names the ticket the generic source reported.
+        &{
+            let mut b = seed(addrs[0], &body("tk", "alice", "file-recovery", 600));
+            b["subject"]["kind"] = json!("human");
+            b
+        },
     )
     .json();
     let ticket_grant = id_of(&t);
-    let r = post(
+    // The ticket system closes it, its webhook landing on another replica.
+    let closed = generic_event("tk-closed", "T-tk", "closed", Some("alice"), now_ms()).to_string();
+    let r = send_with(
         addrs[1],
-        "/v1/tickets/T-tk/events",
-        Some("t-pipe"),
-        &json!({"state": "closed"}),
+        "POST",
+        "/v1/ticket-sources/generic/events",
+        &sign_generic(closed.as_bytes(), now_ms()),
+        Some(closed.as_bytes()),
     );
     assert_eq!(
         r.json()["revoked"],

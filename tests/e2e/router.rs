@@ -4,6 +4,7 @@
 
 use jitgate_tests::app::App;
 use jitgate_tests::server::{Backend, body};
+use jitgate_tests::tickets::{now_ms, sign_generic};
 use serde_json::{Value, json};
 
 fn roles_gate_every_endpoint(b: Backend) {
@@ -16,12 +17,15 @@ fn roles_gate_every_endpoint(b: Backend) {
         )
         .json();
     let id = g["id"].as_str().unwrap_or_default().to_string();
-    let req_for_bob = body("r8", "bob", "file-recovery", 600);
+    // Requesters name their ticket by id; the registry holds its facts.
+    let as_alice = |id: &str| app.seed(&body(id, "alice", "file-recovery", 60));
+    let mut req_for_bob = body("r8", "bob", "file-recovery", 600);
+    req_for_bob["ticket"] = json!({"id": "T-r8"});
     let cases: Vec<(&str, String, Option<Value>, &str, u16)> = vec![
         (
             "POST",
             "/v1/decisions".into(),
-            Some(body("d1", "alice", "file-recovery", 60)),
+            Some(as_alice("d1")),
             "t-alice",
             200,
         ),
@@ -92,20 +96,10 @@ fn roles_gate_every_endpoint(b: Backend) {
             "t-bob",
             403,
         ),
-        (
-            "POST",
-            "/v1/tickets/T-x/events".into(),
-            Some(json!({"state": "closed"})),
-            "t-alice",
-            403,
-        ),
-        (
-            "POST",
-            "/v1/tickets/T-x/events".into(),
-            Some(json!({"state": "closed"})),
-            "t-admin",
-            200,
-        ),
+        ("GET", "/v1/tickets/T-r7".into(), None, "t-alice", 200),
+        ("GET", "/v1/tickets/T-d1".into(), None, "t-alice", 403),
+        ("GET", "/v1/tickets/T-d1".into(), None, "t-dave", 200),
+        ("GET", "/v1/tickets/T-r7".into(), None, "t-audit", 200),
         ("GET", "/v1/audit".into(), None, "t-alice", 403),
         ("GET", "/v1/audit".into(), None, "t-audit", 200),
         ("GET", "/v1/audit/verify".into(), None, "t-pipe", 403),
@@ -204,18 +198,24 @@ fn bad_bodies_are_refused_naming_the_field(b: Backend) {
         r.body
     );
 
-    let r = app.post(
-        "/v1/tickets/T/events",
-        Some("t-pipe"),
-        &json!({"state": "closed", "by": "me"}),
+    // A ticket system's event, genuinely signed, that jitgate does not
+    // understand.
+    let event = |v: Value| {
+        let bytes = v.to_string().into_bytes();
+        app.send_with(
+            "POST",
+            "/v1/ticket-sources/generic/events",
+            &sign_generic(&bytes, now_ms()),
+            Some(&bytes),
+        )
+    };
+    let at = jitgate_tests::tickets::rfc3339(now_ms());
+    let r = event(
+        json!({"event-id": "e1", "ticket": "T", "state": "closed", "updated-at": at, "by": "me"}),
     );
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("by"), "{}", r.body);
-    let r = app.post(
-        "/v1/tickets/T/events",
-        Some("t-pipe"),
-        &json!({"state": "gone"}),
-    );
+    let r = event(json!({"event-id": "e2", "ticket": "T", "state": "gone", "updated-at": at}));
     assert_eq!(
         (r.status, r.json()["error"]["field"].clone()),
         (400, json!("state")),

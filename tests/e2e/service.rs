@@ -2,8 +2,9 @@
 //! HTTP, with grants that expire on their own, approvals, ticket events,
 //! release, roles, malformed input, and the audit chain.
 
-use jitgate_tests::http::{get, post};
+use jitgate_tests::http::{get, post, send_with};
 use jitgate_tests::server::{Backend, Server, body, start, wait_for};
+use jitgate_tests::tickets::{generic_event, now_ms, seed, sign_generic};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -25,7 +26,7 @@ fn allowed_grant_is_active_then_expires_on_time(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("r1", "alice", "file-recovery", 2),
+        &seed(s.addr, &body("r1", "alice", "file-recovery", 2)),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let g = r.json();
@@ -60,7 +61,7 @@ fn approval_flow_refuses_self_and_outsiders_and_activates_on_quorum(b: Backend) 
         s.addr,
         "/v1/requests",
         Some("t-carol"),
-        &body("r2", "carol", "incident-triage", 600),
+        &seed(s.addr, &body("r2", "carol", "incident-triage", 600)),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let g = r.json();
@@ -97,7 +98,7 @@ fn pending_request_lapses_and_rejection_ends_it(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-carol"),
-        &body("r3", "carol", "incident-triage", 600),
+        &seed(s.addr, &body("r3", "carol", "incident-triage", 600)),
     )
     .json();
     let id = g["id"].as_str().unwrap_or_default().to_string();
@@ -140,25 +141,25 @@ fn ticket_close_revokes_and_holder_can_release(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("r4", "alice", "file-recovery", 600),
+        &seed(s.addr, &body("r4", "alice", "file-recovery", 600)),
     )
     .json();
     assert_eq!(g["state"], "active", "{g}");
     let id = g["id"].as_str().unwrap_or_default().to_string();
-    // In-progress does nothing; closed revokes.
-    let r = post(
-        s.addr,
-        "/v1/tickets/T-r4/events",
-        Some("t-pipe"),
-        &json!({"state": "in-progress"}),
-    );
+    // In-progress does nothing; closed revokes (signed `generic` events).
+    let event = |id: &str, state: &str| {
+        let body = generic_event(id, "T-r4", state, Some("alice"), now_ms()).to_string();
+        send_with(
+            s.addr,
+            "POST",
+            "/v1/ticket-sources/generic/events",
+            &sign_generic(body.as_bytes(), now_ms()),
+            Some(body.as_bytes()),
+        )
+    };
+    let r = event("ev-1", "in-progress");
     assert_eq!((r.status, r.json()["revoked"].clone()), (200, json!([])));
-    let r = post(
-        s.addr,
-        "/v1/tickets/T-r4/events",
-        Some("t-pipe"),
-        &json!({"state": "closed"}),
-    );
+    let r = event("ev-2", "closed");
     assert_eq!(r.json()["revoked"], json!([id.clone()]), "{}", r.body);
     let g = grant_state(&s, &id);
     assert_eq!(
@@ -170,7 +171,7 @@ fn ticket_close_revokes_and_holder_can_release(b: Backend) {
         s.addr,
         "/v1/requests",
         Some("t-alice"),
-        &body("r5", "alice", "file-recovery", 600),
+        &seed(s.addr, &body("r5", "alice", "file-recovery", 600)),
     )
     .json();
     let id = g["id"].as_str().unwrap_or_default().to_string();
@@ -202,7 +203,7 @@ fn ticket_close_revokes_and_holder_can_release(b: Backend) {
 
 fn idempotent_by_request_id(b: Backend) {
     let (_d, s) = start(b, "");
-    let b = body("r6", "alice", "file-recovery", 600);
+    let b = seed(s.addr, &body("r6", "alice", "file-recovery", 600));
     let first = post(s.addr, "/v1/requests", Some("t-alice"), &b);
     assert_eq!(first.status, 201);
     let second = post(s.addr, "/v1/requests", Some("t-alice"), &b);

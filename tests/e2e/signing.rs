@@ -92,7 +92,12 @@ fn setup(b: Backend) -> Setup {
 
 fn try_server(cfg: &Path) -> Result<jitgate::api::Server, String> {
     let config = jitgate::config::Config::load(cfg).map_err(|e| e.to_string())?;
-    jitgate::api::Server::from_config(config, Some(cfg.into())).map_err(|e| e.to_string())
+    jitgate::api::Server::from_config_with_env(
+        config,
+        Some(cfg.into()),
+        &jitgate_tests::tickets::env,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// The server refuses to start on the set as it is now, saying `why`.

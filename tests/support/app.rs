@@ -42,7 +42,12 @@ impl App {
             .expect("runtime");
         // Built outside the runtime, as `jitgate serve` does: opening a
         // store blocks (the PostgreSQL store drives its own runtime).
-        let server = jitgate::api::Server::from_config(config, Some(cfg.into())).expect("server");
+        let server = jitgate::api::Server::from_config_with_env(
+            config,
+            Some(cfg.into()),
+            &crate::tickets::env,
+        )
+        .expect("server");
         let router = server.router();
         App {
             router,
@@ -65,12 +70,27 @@ impl App {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> Response {
+        let auth: Vec<(String, String)> = token
+            .map(|t| ("authorization".to_string(), format!("Bearer {t}")))
+            .into_iter()
+            .collect();
+        self.send_with(method, path, &auth, body)
+    }
+
+    /// Send one request with these extra headers.
+    pub fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(String, String)],
+        body: Option<&[u8]>,
+    ) -> Response {
         let mut req = axum::http::Request::builder()
             .method(method)
             .uri(path)
             .header("content-type", "application/json");
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_str());
         }
         let req = req
             .body(Body::from(body.unwrap_or_default().to_vec()))
@@ -87,6 +107,23 @@ impl App {
                 body: String::from_utf8_lossy(&bytes).into_owned(),
             }
         })
+    }
+
+    /// Make the registry hold `body`'s ticket facts (a signed `generic`
+    /// event); returns the body as a requester sends it
+    /// ([`crate::tickets::as_requester`], ticket named by id).
+    pub fn seed(&self, body: &serde_json::Value) -> serde_json::Value {
+        let Some((bytes, headers, stripped)) = crate::tickets::registry_event(body) else {
+            return body.clone();
+        };
+        let r = self.send_with(
+            "POST",
+            "/v1/ticket-sources/generic/events",
+            &headers,
+            Some(&bytes),
+        );
+        assert_eq!(r.status, 200, "seeding the ticket registry: {}", r.body);
+        stripped
     }
 
     /// GET `path`.

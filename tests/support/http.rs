@@ -29,11 +29,26 @@ pub fn send(
     token: Option<&str>,
     body: Option<&[u8]>,
 ) -> Response {
+    let auth: Vec<(String, String)> = token
+        .map(|t| ("Authorization".to_string(), format!("Bearer {t}")))
+        .into_iter()
+        .collect();
+    send_with(addr, method, path, &auth, body)
+}
+
+/// Send one request with these extra headers.
+pub fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(String, String)],
+    body: Option<&[u8]>,
+) -> Response {
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     let body = body.unwrap_or(b"");
     head.push_str(&format!(

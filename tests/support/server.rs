@@ -36,6 +36,7 @@ pub const TOKENS: &[TokenSpec] = &[
         &["sre"],
     ),
     ("t-pipe", "pipeline", &["pipeline"], &[], &[]),
+    ("t-pipe2", "untrusted-pipeline", &["pipeline"], &[], &[]),
     (
         "t-bob",
         "bob",
@@ -127,6 +128,10 @@ pub fn write_config_with(dir: &Path, store: &str, extra: &str) -> PathBuf {
         dir.join("cache").display()
     );
     toml.push_str(extra);
+    // Every test server believes the test ticket systems (tests/support/tickets.rs).
+    if !extra.contains("[[ticket-sources]]") {
+        toml.push_str(crate::tickets::SOURCES);
+    }
     // Test servers are debug builds sharing two cores with many other tests;
     // a preempted evaluation must not turn into a spurious timeout denial.
     // (The 50 ms default itself is exercised by tests/e2e/hostile.rs.)
@@ -136,6 +141,11 @@ pub fn write_config_with(dir: &Path, store: &str, extra: &str) -> PathBuf {
             "\n[[tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nroles = {roles:?}\ngroups = {groups:?}\nsubject-roles = {subject_roles:?}\n",
             hex::encode(Sha256::digest(token.as_bytes()))
         ));
+        // The test pipeline speaks for its ticket system (its bodies carry
+        // ticket facts); `t-pipe2` does not.
+        if *name == "pipeline" {
+            toml.push_str("trusted-context = true\n");
+        }
     }
     let path = dir.join("jitgate.toml");
     let _ = std::fs::write(&path, toml);
@@ -159,6 +169,7 @@ impl Server {
             .arg(config)
             .env("JITGATE_LOG", "info")
             .env("JITGATE_WEBHOOK_SECRET", "test-secret-0123456789")
+            .env(crate::tickets::SECRET_ENV, crate::tickets::SECRET)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

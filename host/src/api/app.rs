@@ -109,6 +109,17 @@ impl Server {
     /// policies): call it before entering a runtime, or from
     /// `tokio::task::spawn_blocking`.
     pub fn from_config(config: Config, file: Option<PathBuf>) -> Result<Server, ServerError> {
+        Self::from_config_with_env(config, file, &|k| std::env::var(k).ok())
+    }
+
+    /// [`Server::from_config`] reading the ticket sources' secrets
+    /// (`secret-env`) through `env` instead of the process environment
+    /// (an embedder's secret store; tests).
+    pub fn from_config_with_env(
+        config: Config,
+        file: Option<PathBuf>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Server, ServerError> {
         let mut principals = config.principals();
         let mut bootstrap_token = None;
         if principals.is_empty() {
@@ -147,8 +158,16 @@ impl Server {
             },
             e @ SourceError::Fixtures(_) => ServerError::Service(e.into()),
         })?;
-        let service =
-            Service::new(engine, store, config.service_config()).with_policy_source(source);
+        let sources = config
+            .ticket_sources(env)
+            .map_err(|e| match e.split_once(": ") {
+                Some((key, message)) => config_error(key, message),
+                None => config_error("ticket-sources", e),
+            })?;
+        let service = Service::new(engine, store, config.service_config())
+            .with_policy_source(source)
+            .with_ticket_sources(sources)
+            .with_trusted_context(config.trusted_context());
         let service = Arc::new(service);
         service.audit(
             audit::kind::CONFIG_LOAD,

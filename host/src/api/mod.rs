@@ -33,7 +33,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::grant::GrantState;
-use crate::request::TicketState;
 use crate::service::{Principal, Service, ServiceError};
 use crate::store::GrantFilter;
 
@@ -153,7 +152,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/grants/{id}/revoke", post(revoke))
         .route("/v1/grants/{id}/release", post(release))
         .route("/v1/grants/{id}/{action}", post(unknown_action))
-        .route("/v1/tickets/{id}/events", post(ticket_event))
+        .route("/v1/tickets/{id}", get(get_ticket))
+        .route(
+            "/v1/ticket-sources/{name}/events",
+            post(ticket_source_event),
+        )
         .route("/v1/audit", get(audit_page))
         .route("/v1/audit/verify", get(audit_verify))
         .route("/v1/policies", get(policies))
@@ -507,22 +510,94 @@ async fn unknown_action(_who: Principal, Path((_, action)): Path<(String, String
     ))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct TicketEvent {
-    state: TicketState,
-}
-
-async fn ticket_event(
+async fn get_ticket(
     State(s): State<Arc<AppState>>,
     who: Principal,
     Path(id): Path<String>,
-    JsonBody(ev): JsonBody<TicketEvent>,
 ) -> ApiResult {
     let svc = s.service.clone();
-    let ticket = id.clone();
-    let revoked = blocking(move || svc.ticket_event(&who, &ticket, ev.state)).await?;
-    Ok(Json(json!({"ticket": id, "revoked": revoked})).into_response())
+    let (t, grants) = blocking(move || svc.ticket(&who, &id)).await?;
+    Ok(Json(crate::service::ticket_json(&t, &grants)).into_response())
+}
+
+/// A ticket system's webhook. No bearer token: the source's own signature
+/// scheme, checked by the service over the raw bytes before any parsing.
+/// Its body limit is the ticket module's, not [`MAX_BODY`] (Jira issue
+/// payloads are larger than API requests).
+async fn ticket_source_event(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    use crate::service::WebhookError;
+    use crate::ticket::{MAX_EVENT_BYTES, TicketError};
+    // An unknown source is answered before its body is read.
+    if s.service.ticket_source(&name).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no ticket source `{name}`"),
+        ));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_EVENT_BYTES)
+        .await
+        .map_err(|e| {
+            let e = e.into_inner();
+            if server::is_too_large(&*e) {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "too-large",
+                    format!("ticket event is larger than {MAX_EVENT_BYTES} bytes"),
+                )
+            } else if server::is_body_timeout(&*e) {
+                ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body-timeout",
+                    "the request body did not arrive within http.body-read-timeout-ms",
+                )
+            } else {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-body", e.to_string()).field("body")
+            }
+        })?;
+    let svc = s.service.clone();
+    let source = name.clone();
+    let answer = tokio::task::spawn_blocking(move || svc.ticket_webhook(&source, &headers, &bytes))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    match answer {
+        Ok(outcome) => {
+            let mut body = json!({"result": outcome.as_str(), "ticket": outcome.current()});
+            if let crate::store::TicketOutcome::Applied { revoked, .. } = &outcome {
+                body["revoked"] = json!(revoked);
+            }
+            Ok(Json(body).into_response())
+        }
+        Err(WebhookError::UnknownSource(n)) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no ticket source `{n}`"),
+        )),
+        Err(WebhookError::Rejected(TicketError::Auth(e))) => Err(refuse_because(
+            &s,
+            server::peer().map(|a| a.ip()),
+            "ticket source signature refused",
+            format!("ticket source `{name}`: {e}"),
+            "/v1/ticket-sources/{name}/events",
+        )),
+        Err(WebhookError::Rejected(e @ TicketError::TooLarge { .. })) => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            e.to_string(),
+        )),
+        Err(WebhookError::Rejected(TicketError::Event(e))) => {
+            Err(
+                ApiError::new(StatusCode::BAD_REQUEST, "bad-ticket-event", e.message)
+                    .field(e.field),
+            )
+        }
+        Err(WebhookError::Service(e)) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]

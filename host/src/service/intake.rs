@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 use std::sync::Arc;
 
+use super::tickets::TicketProvenance;
 use super::{Principal, Role, Service, ServiceError, body_hash, bounded, new_id};
 use crate::audit::{self, AuditDraft};
 use crate::decision::{Decision, Outcome};
@@ -58,7 +59,7 @@ impl Service {
     pub fn submit(&self, actor: &Principal, req: Request) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
         let (req, hash) = self.admit_typed(actor, req, now)?;
-        self.submit_admitted(actor, req, hash, now)
+        self.submit_admitted(actor, req, hash, now, None)
     }
 
     /// [`Service::submit`] for async callers: the decision runs on the
@@ -71,7 +72,8 @@ impl Service {
     ) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
         let (req, hash) = self.admit_typed(actor, req, now)?;
-        self.submit_admitted_async(actor, req, hash, now).await
+        self.submit_admitted_async(actor, req, hash, now, None)
+            .await
     }
 
     /// Decide `req` without granting (dry run) at the service's time
@@ -87,7 +89,7 @@ impl Service {
     ) -> Result<Decision, ServiceError> {
         let now = self.intake_now(actor)?;
         let (req, _) = self.admit_typed(actor, req, now)?;
-        self.dry_run_admitted(actor, req, now)
+        self.dry_run_admitted(actor, req, now, None)
     }
 
     /// [`Service::dry_run_request`] for async callers; holds no async
@@ -99,7 +101,7 @@ impl Service {
     ) -> Result<Decision, ServiceError> {
         let now = self.intake_now(actor)?;
         let (req, _) = self.admit_typed(actor, req, now)?;
-        self.dry_run_admitted_async(actor, req, now).await
+        self.dry_run_admitted_async(actor, req, now, None).await
     }
 
     // ---- The JSON edge: what the HTTP API calls. ----
@@ -109,8 +111,8 @@ impl Service {
     /// calling thread (never panics inside a runtime); async callers use
     /// [`Service::dry_run_async`].
     pub fn dry_run(&self, actor: &Principal, body: &Value) -> Result<Decision, ServiceError> {
-        let (req, now) = self.dry_run_parse(actor, body.clone())?;
-        self.dry_run_admitted(actor, req, now)
+        let (req, now, tickets) = self.dry_run_parse(actor, body.clone())?;
+        self.dry_run_admitted(actor, req, now, tickets)
     }
 
     /// [`Service::dry_run`] for async callers: the decision runs on the
@@ -123,8 +125,14 @@ impl Service {
         actor: &Principal,
         body: Value,
     ) -> Result<Decision, ServiceError> {
-        let (req, now) = self.dry_run_parse(actor, body)?;
-        self.dry_run_admitted_async(actor, req, now).await
+        // A named ticket is looked up in the store: off the async workers.
+        let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null()) {
+            let (svc, who) = (self.clone(), actor.clone());
+            blocking(move || svc.dry_run_parse(&who, body)).await?
+        } else {
+            self.dry_run_parse(actor, body)?
+        };
+        self.dry_run_admitted_async(actor, req, now, tickets).await
     }
 
     /// Request access with the JSON request `body`, as [`Service::submit`]
@@ -133,8 +141,8 @@ impl Service {
     /// and stored nowhere else. Idempotency compares the body as sent.
     pub fn request(&self, actor: &Principal, body: &Value) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
-        let (req, hash) = self.admit_json(actor, body, now)?;
-        self.submit_admitted(actor, req, hash, now)
+        let (req, hash, tickets) = self.admit_json(actor, body, now)?;
+        self.submit_admitted(actor, req, hash, now, tickets)
     }
 
     /// [`Service::request`] for async callers; holds no async worker.
@@ -146,8 +154,9 @@ impl Service {
         let now = self.intake_now(actor)?;
         let (svc, who) = (self.clone(), actor.clone());
         // Parsing is quick, but an invalid body is audited: a store write.
-        let (req, hash) = blocking(move || svc.admit_json(&who, &body, now)).await?;
-        self.submit_admitted_async(actor, req, hash, now).await
+        let (req, hash, tickets) = blocking(move || svc.admit_json(&who, &body, now)).await?;
+        self.submit_admitted_async(actor, req, hash, now, tickets)
+            .await
     }
 
     // ---- Shared steps. ----
@@ -172,17 +181,21 @@ impl Service {
         Ok((req, hash))
     }
 
-    /// A JSON request at `now`, with the hash of the body as sent. A body
-    /// that does not parse is audited before the error is returned.
+    /// A JSON request at `now`, with the hash of the body as sent and its
+    /// ticket's facts filled from the registry (see
+    /// [`Service::ticket_facts`]). A body that does not parse is audited
+    /// before the error is returned.
     fn admit_json(
         &self,
         actor: &Principal,
         body: &Value,
         now: Millis,
-    ) -> Result<(Request, String), ServiceError> {
+    ) -> Result<(Request, String, Option<TicketProvenance>), ServiceError> {
         let hash = body_hash(body);
-        match self.parse(actor, body.clone(), now) {
-            Ok(r) => Ok((r, hash)),
+        let mut filled = body.clone();
+        let tickets = self.ticket_facts(actor, &mut filled, now, true)?;
+        match self.parse(actor, filled, now) {
+            Ok(r) => Ok((r, hash, tickets)),
             Err(ServiceError::Invalid(e)) => {
                 self.store.append_audit(vec![AuditDraft::new(
                     now,
@@ -222,12 +235,13 @@ impl Service {
         req: Request,
         hash: String,
         now: Millis,
+        tickets: Option<TicketProvenance>,
     ) -> Result<(Grant, bool), ServiceError> {
         if let Some(replayed) = self.lookup(actor, &req, &hash)? {
             return Ok(replayed);
         }
         let (req, decided) = self.decide(req)?;
-        self.record_request(actor, req, decided, hash, now)
+        self.record_request(actor, req, decided, hash, now, tickets)
     }
 
     /// `submit_admitted` for async callers: the lookup and the
@@ -238,6 +252,7 @@ impl Service {
         req: Request,
         hash: String,
         now: Millis,
+        tickets: Option<TicketProvenance>,
     ) -> Result<(Grant, bool), ServiceError> {
         let (svc, who) = (self.clone(), actor.clone());
         let (found, req, hash) = blocking(move || {
@@ -250,7 +265,7 @@ impl Service {
         }
         let (req, decided) = self.decide_async(req).await?;
         let (svc, who) = (self.clone(), actor.clone());
-        blocking(move || svc.record_request(&who, req, decided, hash, now)).await
+        blocking(move || svc.record_request(&who, req, decided, hash, now, tickets)).await
     }
 
     fn dry_run_admitted(
@@ -258,14 +273,18 @@ impl Service {
         actor: &Principal,
         req: Request,
         now: Millis,
+        tickets: Option<TicketProvenance>,
     ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide(req)?;
-        let (draft, result) = dry_run_record(
-            &req,
-            now,
-            actor,
-            result,
-            self.config.invalid_body_excerpt_bytes,
+        let (draft, result) = with_ticket_facts(
+            tickets,
+            dry_run_record(
+                &req,
+                now,
+                actor,
+                result,
+                self.config.invalid_body_excerpt_bytes,
+            ),
         );
         self.append_one(draft)?;
         Ok(result?)
@@ -276,14 +295,18 @@ impl Service {
         actor: &Principal,
         req: Request,
         now: Millis,
+        tickets: Option<TicketProvenance>,
     ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide_async(req).await?;
-        let (draft, result) = dry_run_record(
-            &req,
-            now,
-            actor,
-            result,
-            self.config.invalid_body_excerpt_bytes,
+        let (draft, result) = with_ticket_facts(
+            tickets,
+            dry_run_record(
+                &req,
+                now,
+                actor,
+                result,
+                self.config.invalid_body_excerpt_bytes,
+            ),
         );
         self.append_async(draft).await?;
         Ok(result?)
@@ -308,10 +331,11 @@ impl Service {
     fn dry_run_parse(
         &self,
         actor: &Principal,
-        body: Value,
-    ) -> Result<(Request, Millis), ServiceError> {
+        mut body: Value,
+    ) -> Result<(Request, Millis, Option<TicketProvenance>), ServiceError> {
         let now = self.intake_now(actor)?;
-        Ok((self.parse(actor, body, now)?, now))
+        let tickets = self.ticket_facts(actor, &mut body, now, false)?;
+        Ok((self.parse(actor, body, now)?, now, tickets))
     }
 
     /// Store a decided request's grant (or, for an invalid request, only
@@ -323,9 +347,13 @@ impl Service {
         decided: Result<Decision, RequestError>,
         hash: String,
         now: Millis,
+        tickets: Option<TicketProvenance>,
     ) -> Result<(Grant, bool), ServiceError> {
         let decision = match decided {
-            Ok(d) => d,
+            Ok(d) => match &tickets {
+                Some(t) => t.explain(d),
+                None => d,
+            },
             Err(e) => {
                 let mut draft = AuditDraft::new(
                     now,
@@ -370,7 +398,7 @@ impl Service {
                 now,
                 audit::kind::REQUEST,
                 &actor.name,
-                json!({"request": grant.request, "decision": decision}),
+                json!({"request": grant.request, "decision": decision, "ticket-facts": tickets}),
             )
             .grant(&grant.id)
             .request(&grant.request.id),
@@ -450,6 +478,24 @@ pub(super) async fn blocking<T: Send + 'static>(
 /// batch, refusing other clients' decisions.
 fn storable_id(id: &str) -> bool {
     !id.chars().any(char::is_control)
+}
+
+/// A dry run's record and decision with where its ticket facts came from.
+fn with_ticket_facts(
+    tickets: Option<TicketProvenance>,
+    (mut draft, result): (AuditDraft, Result<Decision, RequestError>),
+) -> (AuditDraft, Result<Decision, RequestError>) {
+    let Some(t) = tickets else {
+        return (draft, result);
+    };
+    let result = result.map(|d| t.explain(d));
+    if let Some(obj) = draft.data.as_object_mut() {
+        if let Ok(d) = &result {
+            obj.insert("decision".into(), json!(d));
+        }
+        obj.insert("ticket-facts".into(), json!(t));
+    }
+    (draft, result)
 }
 
 /// The dry run's record, which must be stored before its decision may be

@@ -35,8 +35,10 @@ mod intake;
 mod operations;
 pub mod principal;
 pub mod reload;
+mod requester;
 pub mod scheduler;
 mod sweep;
+mod tickets;
 mod workflow;
 
 use serde_json::{Value, json};
@@ -61,6 +63,9 @@ pub use operations::MAX_AUDIT_PAGE;
 pub use principal::{Principal, Role};
 pub use reload::{PolicySource, SourceError};
 pub use sweep::SWEEP_BATCH;
+#[cfg(feature = "server")]
+pub use tickets::WebhookError;
+pub use tickets::{DEFAULT_PRIORITY, TicketProvenance, ticket_json};
 pub use workflow::MAX_REASON_BYTES;
 
 /// Service settings (from `jitgate.toml`).
@@ -131,6 +136,8 @@ pub struct Service {
     clock: Arc<dyn Clock>,
     /// What a policy reload loads; `None` disables reloading.
     policy_source: Option<PolicySource>,
+    /// Ticket sources and pipelines trusted with ticket facts.
+    tickets: tickets::TicketSettings,
     /// One reload or rollback at a time.
     reload_lock: Mutex<()>,
     /// Sets that ran before each accepted reload, newest last (rollback).
@@ -171,6 +178,7 @@ impl Service {
             store,
             clock,
             policy_source: None,
+            tickets: Default::default(),
             reload_lock: Mutex::new(()),
             previous_sets: Mutex::new(Vec::new()),
             last_rejection: Mutex::new(None),

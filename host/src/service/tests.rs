@@ -105,6 +105,16 @@ impl Store for BrokenWrites {
     fn outbox_pending(&self) -> Result<u64, StoreError> {
         self.0.outbox_pending()
     }
+    fn ticket(&self, id: &str) -> Result<Option<crate::store::TicketRecord>, StoreError> {
+        self.0.ticket(id)
+    }
+    fn apply_ticket_change(
+        &self,
+        _: &crate::store::TicketChange<'_>,
+        _: &mut Change<'_>,
+    ) -> Result<crate::store::TicketOutcome, UpdateError> {
+        Err(down().into())
+    }
     fn reviews(&self, open: bool) -> Result<Vec<Review>, StoreError> {
         self.0.reviews(open)
     }

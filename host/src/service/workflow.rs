@@ -1,15 +1,12 @@
 //! The grant workflow after intake: reading grants, approvals, rejection,
-//! revocation, release and ticket events, each one [`crate::grant::Grant::apply`]
+//! revocation and release, each one [`crate::grant::Grant::apply`]
 //! inside a store transaction.
 
-use serde_json::json;
 use std::sync::Arc;
 
 use super::intake::blocking;
 use super::{Principal, Role, Service, ServiceError, new_id};
-use crate::audit::{self, AuditDraft};
 use crate::grant::{Grant, GrantEvent, GrantState};
-use crate::request::TicketState;
 use crate::store::GrantFilter;
 
 impl Service {
@@ -130,46 +127,6 @@ impl Service {
         })?;
         self.outbox_changed.notify_one();
         Ok(g)
-    }
-
-    /// A ticket changed state; `resolved`/`closed` revokes its grants that
-    /// asked for it. Returns the ids revoked.
-    pub fn ticket_event(
-        &self,
-        actor: &Principal,
-        ticket: &str,
-        state: TicketState,
-    ) -> Result<Vec<String>, ServiceError> {
-        actor.require_any(&[Role::Pipeline, Role::Admin])?;
-        let now = self.now();
-        self.store.append_audit(vec![AuditDraft::new(
-            now,
-            audit::kind::TICKET_EVENT,
-            &actor.name,
-            json!({"ticket": ticket, "state": state}),
-        )])?;
-        if !state.is_finished() {
-            return Ok(Vec::new());
-        }
-        let by = format!("ticket {ticket}");
-        let mut revoked = Vec::new();
-        for id in self.store.open_grants_of_ticket(ticket)? {
-            let g = self.store.update_grant::<ServiceError>(&id, &mut |g| {
-                let event = GrantEvent::TicketEnd {
-                    ticket: ticket.to_string(),
-                    state,
-                };
-                // Ended already, or not tied to its ticket: left alone.
-                Ok(g.apply(event, &by, now).ok())
-            })?;
-            if g.state == GrantState::Revoked && g.ended_by.as_deref() == Some(by.as_str()) {
-                revoked.push(id);
-            }
-        }
-        if !revoked.is_empty() {
-            self.outbox_changed.notify_one();
-        }
-        Ok(revoked)
     }
 }
 

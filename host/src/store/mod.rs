@@ -21,8 +21,10 @@ pub mod postgres;
 pub mod quarantine;
 mod rows;
 pub mod sqlite;
+pub mod tickets;
 
 pub use quarantine::Quarantined;
+pub use tickets::{TicketChange, TicketFacts, TicketOutcome, TicketRecord};
 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -312,6 +314,22 @@ pub trait Store: Send + Sync {
 
     /// How many grant rows are quarantined.
     fn quarantine_count(&self) -> Result<u64, StoreError>;
+
+    /// One ticket of the registry.
+    fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError>;
+
+    /// Apply one ticket event in one transaction: the ticket row (and the
+    /// event id as seen by its source), its audit record whatever the
+    /// outcome (see [`tickets::judge`]), and, when the ticket now ends its
+    /// grants ([`tickets::ends_grants`]), `end_grant` run on each of its
+    /// active or pending grants under the lock, as in
+    /// [`Store::update_grants_with`]; a grant for which it returns effects
+    /// is written and listed as revoked.
+    fn apply_ticket_change(
+        &self,
+        change: &TicketChange<'_>,
+        end_grant: &mut Change<'_>,
+    ) -> Result<TicketOutcome, UpdateError>;
 
     /// The highest sequence of an accepted policy set.
     fn policy_set_sequence(&self) -> Result<Option<i64>, StoreError>;

@@ -48,7 +48,8 @@ use tokio_postgres::error::SqlState;
 mod tx;
 
 use super::quarantine::GRANT_COLS;
-use super::rows::{RECORD_COLS, grant_doc};
+use super::rows::{self, RECORD_COLS, grant_doc};
+use super::tickets::{self, Judged, TICKET_COLS, TicketChange, TicketOutcome, TicketRecord};
 use super::{
     AcceptedPolicySet, Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store,
     StoreError, UpdateError,
@@ -69,6 +70,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0003_quarantine_and_request_scope.sql"),
     ),
     (
+        4,
+        include_str!("../../migrations/postgres/0004_tickets.sql"),
+    ),
+    (
         5,
         include_str!("../../migrations/postgres/0005_policy_sets.sql"),
     ),
@@ -76,6 +81,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
 
 /// Advisory lock key held while migrating ("jitgate-migrate").
 pub const MIGRATION_LOCK: i64 = 0x6a67_6d69_6772_0001;
+/// First key of the two-key advisory lock (second: `hashtext(ticket id)`)
+/// held while a ticket event is applied, so two replicas receiving events
+/// of one ticket apply them one after the other.
+pub const TICKET_LOCK: i32 = 0x6a67_7469;
 /// Advisory lock key held by every transaction that appends to the audit chain.
 pub const AUDIT_LOCK: i64 = 0x6a67_6175_6469_0001;
 /// Advisory lock key held while a policy set is accepted (taken before
@@ -601,6 +610,35 @@ impl Store for PostgresStore {
         })
     }
 
+    fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError> {
+        self.block(async {
+            let c = self.client().await?;
+            let row = c
+                .query_opt(
+                    &format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1"),
+                    &[&id],
+                )
+                .await
+                .map_err(be)?;
+            row.as_ref().map(rows::ticket).transpose()
+        })
+    }
+
+    fn apply_ticket_change(
+        &self,
+        change: &TicketChange<'_>,
+        end_grant: &mut Change<'_>,
+    ) -> Result<TicketOutcome, UpdateError> {
+        let rt = self.runtime()?;
+        match Blocking::here() {
+            Blocking::Plain => rt.block_on(self.ticket_tx(change, end_grant)),
+            Blocking::InPlace => {
+                tokio::task::block_in_place(|| rt.block_on(self.ticket_tx(change, end_grant)))
+            }
+            Blocking::OtherThread => self.ticket_on_other_thread(rt, change, end_grant),
+        }
+    }
+
     fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError> {
         self.block(async {
             let c = self.client().await?;
@@ -711,6 +749,143 @@ impl PostgresStore {
                 Err(panic) => std::panic::resume_unwind(panic),
             }
         })
+    }
+
+    /// [`Store::apply_ticket_change`] from a current-thread runtime: as
+    /// [`Self::update_on_other_thread`], the transaction on a scoped thread
+    /// and the caller's closure here.
+    fn ticket_on_other_thread(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        change: &TicketChange<'_>,
+        end_grant: &mut Change<'_>,
+    ) -> Result<TicketOutcome, UpdateError> {
+        type Changed = (Grant, Result<Option<Effects>, super::Abort>);
+        let (to_caller, from_store) = std::sync::mpsc::channel::<Grant>();
+        let (to_store, from_caller) = std::sync::mpsc::channel::<Changed>();
+        std::thread::scope(|s| {
+            let worker = s.spawn(move || {
+                let mut proxy = move |g: &mut Grant| {
+                    to_caller.send(g.clone()).map_err(|_| super::Abort)?;
+                    let (changed, result) = from_caller.recv().map_err(|_| super::Abort)?;
+                    *g = changed;
+                    result
+                };
+                rt.block_on(self.ticket_tx(change, &mut proxy))
+            });
+            for mut g in from_store.iter() {
+                let result = end_grant(&mut g);
+                if to_store.send((g, result)).is_err() {
+                    break;
+                }
+            }
+            match worker.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    }
+
+    /// The ticket event's transaction (see [`Store::apply_ticket_change`]).
+    async fn ticket_tx(
+        &self,
+        change: &TicketChange<'_>,
+        end_grant: &mut Change<'_>,
+    ) -> Result<TicketOutcome, UpdateError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(be)?;
+        let ev = change.event;
+        // Lock order: this ticket, then its grants, then (last, in
+        // append) the audit chain; nothing takes them the other way.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
+            &[&TICKET_LOCK, &ev.ticket_id],
+        )
+        .await
+        .map_err(be)?;
+        let current = tx
+            .query_opt(
+                &format!("SELECT {TICKET_COLS} FROM tickets WHERE id = $1"),
+                &[&ev.ticket_id],
+            )
+            .await
+            .map_err(be)?
+            .as_ref()
+            .map(rows::ticket)
+            .transpose()?;
+        let seen = match &ev.event_id {
+            Some(id) => tx
+                .query_opt(
+                    "SELECT 1 FROM ticket_events_seen WHERE source = $1 AND event_id = $2",
+                    &[&ev.source, id],
+                )
+                .await
+                .map_err(be)?
+                .is_some(),
+            None => false,
+        };
+        let outcome = match tickets::judge(current, seen, change) {
+            Judged::Unchanged(outcome) => outcome,
+            Judged::Apply { before, after } => {
+                tx.execute(
+                        "INSERT INTO tickets (id, source, state, priority, assignee, opened_at, updated_at, last_event_id, recorded_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                         ON CONFLICT (id) DO UPDATE SET source = $2, state = $3, priority = $4, assignee = $5,
+                           opened_at = $6, updated_at = $7, last_event_id = $8, recorded_at = $9",
+                        &[
+                            &after.id,
+                            &after.source,
+                            &rows::ticket_state_str(after.state),
+                            &after.priority.map(i64::from),
+                            &after.assignee,
+                            &after.opened_at,
+                            &after.updated_at,
+                            &after.last_event_id,
+                            &after.recorded_at,
+                        ],
+                    )
+                    .await
+                    .map_err(be)?;
+                if let Some(id) = &ev.event_id {
+                    tx.execute(
+                            "INSERT INTO ticket_events_seen (source, event_id, ticket_id, seen_at) VALUES ($1, $2, $3, $4)
+                             ON CONFLICT DO NOTHING",
+                            &[&ev.source, id, &ev.ticket_id, &change.at],
+                        )
+                        .await
+                        .map_err(be)?;
+                }
+                let mut revoked = Vec::new();
+                if tickets::ends_grants(&after, change) {
+                    let rows = tx
+                            .query(
+                                &format!(
+                                    "SELECT {GRANT_COLS} FROM grants WHERE ticket_id = $1 AND state IN ('active', 'pending')
+                                     ORDER BY id FOR UPDATE"
+                                ),
+                                &[&after.id],
+                            )
+                            .await
+                            .map_err(be)?;
+                    for mut g in decode_all(&*tx, &rows).await? {
+                        if let Some(effects) = end_grant(&mut g)? {
+                            let doc = grant_doc(&g)?;
+                            grant_row(&tx, &g, &doc, false).await.map_err(be)?;
+                            write_effects(&tx, effects).await?;
+                            revoked.push(g.id.clone());
+                        }
+                    }
+                }
+                TicketOutcome::Applied {
+                    before,
+                    after,
+                    revoked,
+                }
+            }
+        };
+        append(&tx, vec![tickets::audit_draft(change, &outcome)]).await?;
+        tx.commit().await.map_err(be)?;
+        Ok(outcome)
     }
 
     async fn update_tx(

@@ -4,8 +4,10 @@
 
 use super::StoreError;
 use super::quarantine::GrantColumns;
+use super::tickets::TicketRecord;
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::Grant;
+use crate::request::TicketState;
 
 /// The columns selected for an audit record, in [`record`]'s order.
 pub const RECORD_COLS: &str = "seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash";
@@ -64,6 +66,57 @@ pub(crate) fn record<R: Row + ?Sized>(r: &R) -> Result<AuditRecord, R::Error> {
         r.text(7)?,
         r.text(8)?,
     ))
+}
+
+/// A ticket as selected with [`TICKET_COLS`](super::tickets::TICKET_COLS).
+pub(crate) fn ticket<R: Row + ?Sized>(r: &R) -> Result<TicketRecord, StoreError>
+where
+    R::Error: std::error::Error + Send + Sync + 'static,
+{
+    let be = |e: R::Error| StoreError::Backend(Box::new(e));
+    let id = r.text(0).map_err(be)?;
+    let state = r.text(2).map_err(be)?;
+    let priority = r.opt_int(3).map_err(be)?;
+    Ok(TicketRecord {
+        source: r.text(1).map_err(be)?,
+        state: parse_ticket_state(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("ticket {id}: unknown state `{state}`")))?,
+        priority: priority
+            .map(|p| {
+                u8::try_from(p)
+                    .map_err(|_| StoreError::Corrupt(format!("ticket {id}: priority {p}")))
+            })
+            .transpose()?,
+        assignee: r.opt_text(4).map_err(be)?,
+        opened_at: r.opt_int(5).map_err(be)?,
+        updated_at: r.int(6).map_err(be)?,
+        last_event_id: r.opt_text(7).map_err(be)?,
+        recorded_at: r.int(8).map_err(be)?,
+        id,
+    })
+}
+
+/// A ticket state as stored (its contract spelling).
+pub(crate) fn ticket_state_str(s: TicketState) -> &'static str {
+    match s {
+        TicketState::Open => "open",
+        TicketState::InProgress => "in-progress",
+        TicketState::OnHold => "on-hold",
+        TicketState::Resolved => "resolved",
+        TicketState::Closed => "closed",
+    }
+}
+
+fn parse_ticket_state(s: &str) -> Option<TicketState> {
+    [
+        TicketState::Open,
+        TicketState::InProgress,
+        TicketState::OnHold,
+        TicketState::Resolved,
+        TicketState::Closed,
+    ]
+    .into_iter()
+    .find(|t| ticket_state_str(*t) == s)
 }
 
 /// The document stored for a grant. A grant that does not serialise is

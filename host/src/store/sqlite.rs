@@ -26,6 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::quarantine::{self, GRANT_COLS, GrantColumns};
 use super::rows::{self, RECORD_COLS};
+use super::tickets::{self, Judged, TICKET_COLS, TicketChange, TicketOutcome, TicketRecord};
 use super::{
     AcceptedPolicySet, Change, Effects, GrantFilter, OutboxEvent, Quarantined, Review, Store,
     StoreError, UpdateError, now_millis,
@@ -41,6 +42,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/0003_quarantine_and_request_scope.sql"),
     ),
+    (4, include_str!("../../migrations/0004_tickets.sql")),
     (5, include_str!("../../migrations/0005_policy_sets.sql")),
 ];
 
@@ -241,6 +243,17 @@ fn select_grant(
     .map_err(be)?
     .map(|row| decode(conn, row))
     .transpose()
+}
+
+fn select_ticket(conn: &Connection, id: &str) -> Result<Option<TicketRecord>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached(&format!("SELECT {TICKET_COLS} FROM tickets WHERE id = ?1"))
+        .map_err(be)?;
+    let mut rows = stmt.query([id]).map_err(be)?;
+    match rows.next().map_err(be)? {
+        Some(r) => Ok(Some(rows::ticket(r)?)),
+        None => Ok(None),
+    }
 }
 
 fn record(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRecord> {
@@ -623,6 +636,94 @@ impl Store for SqliteStore {
         append(&tx, audit)?;
         tx.commit().map_err(be)?;
         Ok(None)
+    }
+
+    fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError> {
+        let conn = self.lock()?;
+        select_ticket(&conn, id)
+    }
+
+    fn apply_ticket_change(
+        &self,
+        change: &TicketChange<'_>,
+        end_grant: &mut Change<'_>,
+    ) -> Result<TicketOutcome, UpdateError> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(be)?;
+        let ev = change.event;
+        let current = select_ticket(&tx, &ev.ticket_id)?;
+        let seen = match &ev.event_id {
+            Some(id) => tx
+                .query_row(
+                    "SELECT 1 FROM ticket_events_seen WHERE source = ?1 AND event_id = ?2",
+                    [&ev.source, id],
+                    |_| Ok(()),
+                )
+                .optional()
+                .map_err(be)?
+                .is_some(),
+            None => false,
+        };
+        let outcome = match tickets::judge(current, seen, change) {
+            Judged::Unchanged(outcome) => outcome,
+            Judged::Apply { before, after } => {
+                tx.execute(
+                    "INSERT INTO tickets (id, source, state, priority, assignee, opened_at, updated_at, last_event_id, recorded_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (id) DO UPDATE SET source = ?2, state = ?3, priority = ?4, assignee = ?5,
+                       opened_at = ?6, updated_at = ?7, last_event_id = ?8, recorded_at = ?9",
+                    params![
+                        after.id,
+                        after.source,
+                        rows::ticket_state_str(after.state),
+                        after.priority,
+                        after.assignee,
+                        after.opened_at,
+                        after.updated_at,
+                        after.last_event_id,
+                        after.recorded_at
+                    ],
+                )
+                .map_err(be)?;
+                if let Some(id) = &ev.event_id {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO ticket_events_seen (source, event_id, ticket_id, seen_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![ev.source, id, ev.ticket_id, change.at],
+                    )
+                    .map_err(be)?;
+                }
+                let mut revoked = Vec::new();
+                if tickets::ends_grants(&after, change) {
+                    let ids: Vec<String> = tx
+                        .prepare_cached("SELECT id FROM grants WHERE ticket_id = ?1 AND state IN ('active', 'pending') ORDER BY id")
+                        .map_err(be)?
+                        .query_map([&after.id], |r| r.get(0))
+                        .map_err(be)?
+                        .collect::<Result<_, _>>()
+                        .map_err(be)?;
+                    for id in ids {
+                        let Some(mut grant) = select_grant(&tx, "id = ?1", [&id])? else {
+                            continue;
+                        };
+                        if let Some(effects) = end_grant(&mut grant)? {
+                            grant_row(&tx, &grant, false)?;
+                            write_effects(&tx, effects)?;
+                            revoked.push(id);
+                        }
+                    }
+                }
+                TicketOutcome::Applied {
+                    before,
+                    after,
+                    revoked,
+                }
+            }
+        };
+        append(&tx, vec![tickets::audit_draft(change, &outcome)])?;
+        tx.commit().map_err(be)?;
+        Ok(outcome)
     }
 
     fn reviews(&self, open_only: bool) -> Result<Vec<Review>, StoreError> {

@@ -761,7 +761,7 @@ impl Endpoint {
 pub enum End {
     /// `POST /v1/grants/{id}/revoke` as admin.
     Revoke,
-    /// `POST /v1/tickets/{ticket}/events {"state":"closed"}` as the pipeline.
+    /// The pipeline reports the grant's ticket closed.
     CloseTicket,
 }
 

@@ -39,6 +39,10 @@ impl Serve {
             .env("JITGATE_LOG", "warn")
             .env("NO_COLOR", "1")
             .env("JITGATE_WEBHOOK_SECRET", "test-secret-0123456789")
+            .env(
+                jitgate_tests::tickets::SECRET_ENV,
+                jitgate_tests::tickets::SECRET,
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

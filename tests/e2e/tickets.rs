@@ -1,0 +1,621 @@
+//! The ticket registry (issue 12): ticket facts come from the ticket
+//! systems' signed webhooks, never from a requester's body. In process
+//! (the router `jitgate serve` builds), on both stores.
+
+use jitgate_tests::app::App;
+use jitgate_tests::http::Response;
+use jitgate_tests::server::Backend;
+use jitgate_tests::tickets::{
+    generic_event, now_ms, requester_body, rfc3339, sample, sign_generic, sign_jira,
+    sign_servicenow, sign_zendesk,
+};
+use serde_json::{Value, json};
+
+fn app(b: Backend) -> App {
+    App::new(b, "")
+}
+
+fn post_event(app: &App, source: &str, body: &[u8], headers: &[(String, String)]) -> Response {
+    app.send_with(
+        "POST",
+        &format!("/v1/ticket-sources/{source}/events"),
+        headers,
+        Some(body),
+    )
+}
+
+/// Post a signed `generic` event; its answer.
+fn generic(
+    app: &App,
+    event_id: &str,
+    ticket: &str,
+    state: &str,
+    assignee: Option<&str>,
+    updated_ms: u64,
+) -> Response {
+    let body = generic_event(event_id, ticket, state, assignee, updated_ms).to_string();
+    post_event(
+        app,
+        "generic",
+        body.as_bytes(),
+        &sign_generic(body.as_bytes(), now_ms()),
+    )
+}
+
+fn ticket(app: &App, id: &str) -> Response {
+    app.get(&format!("/v1/tickets/{id}"), Some("t-audit"))
+}
+
+fn request(app: &App, token: &str, body: &Value) -> Value {
+    let r = app.post("/v1/requests", Some(token), body);
+    assert!(
+        r.status == 201 || r.status == 200,
+        "{} {}",
+        r.status,
+        r.body
+    );
+    r.json()
+}
+
+fn reasons(grant: &Value) -> String {
+    grant["decision"]["reasons"].to_string()
+}
+
+fn ticket_events(app: &App) -> Vec<Value> {
+    app.get("/v1/audit?limit=1000", Some("t-audit")).json()["records"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r["kind"] == "ticket-event")
+        .collect()
+}
+
+fn spoofed_unknown_ticket_fake_999_is_denied_as_not_known(b: Backend) {
+    let app = app(b);
+    let g = request(&app, "t-alice", &requester_body("r-fake", "FAKE-999"));
+    assert_eq!(g["state"], "denied", "{g}");
+    assert!(
+        reasons(&g).contains("ticket FAKE-999 is not known to any ticket source"),
+        "{g}"
+    );
+    // The evidence says where the (missing) facts came from.
+    let id = g["id"].as_str().unwrap_or_default();
+    let ev = app
+        .get(&format!("/v1/grants/{id}/evidence"), Some("t-audit"))
+        .json();
+    let facts = ev["audit"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["kind"] == "request"))
+        .map(|r| r["data"]["ticket-facts"].clone())
+        .unwrap_or_default();
+    assert_eq!(facts["known"], false, "{ev}");
+    // Claiming the ticket's facts in the body is refused, naming the field.
+    let mut claimed = requester_body("r-fake2", "FAKE-999");
+    claimed["ticket"] = json!({"id": "FAKE-999", "state": "open", "priority": 1,
+        "assignee": "alice", "opened-at": 1_795_600_000});
+    let r = app.post("/v1/requests", Some("t-alice"), &claimed);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.json()["error"]["field"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("ticket."),
+        "{}",
+        r.body
+    );
+    // A requester's subject kind and MFA time come from its credential.
+    for field in ["kind", "mfa-at"] {
+        let mut b = requester_body("r-mfa", "FAKE-999");
+        b["subject"][field] = if field == "kind" {
+            json!("human")
+        } else {
+            json!(1_795_600_000)
+        };
+        let r = app.post("/v1/requests", Some("t-alice"), &b);
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert_eq!(
+            r.json()["error"]["field"],
+            format!("subject.{field}"),
+            "{}",
+            r.body
+        );
+    }
+    // So is a dry run, and so is a pipeline not trusted with ticket facts.
+    assert_eq!(
+        app.post("/v1/decisions", Some("t-alice"), &claimed).status,
+        400
+    );
+    claimed["id"] = json!("r-fake3");
+    claimed["subject"]["kind"] = json!("human");
+    let r = app.post("/v1/requests", Some("t-pipe2"), &claimed);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("trusted-context"), "{}", r.body);
+}
+
+fn spoofed_open_state_of_a_closed_ticket_inc_7_is_denied(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms();
+    let r = generic(&app, "e-7a", "INC-7", "closed", Some("alice"), t0);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let g = request(&app, "t-alice", &requester_body("r-7", "INC-7"));
+    assert_eq!(g["state"], "denied", "{g}");
+    assert_eq!(g["request"]["ticket"]["state"], "closed", "{g}");
+    // A trusted pipeline claiming it open: the ticket is the generic
+    // source's, so the claim changes nothing and the registry decides.
+    let mut claimed = requester_body("r-7p", "INC-7");
+    claimed["subject"]["kind"] = json!("human");
+    claimed["ticket"] = json!({"id": "INC-7", "state": "open", "priority": 1,
+        "assignee": "alice", "opened-at": 1_795_600_000});
+    let g = request(&app, "t-pipe", &claimed);
+    assert_eq!(g["state"], "denied", "{g}");
+    assert_eq!(ticket(&app, "INC-7").json()["state"], "closed");
+    // Nor does a pipeline's own body reopen a ticket it closed.
+    let mut own = claimed.clone();
+    own["id"] = json!("r-8a");
+    own["ticket"] = json!({"id": "INC-8", "state": "closed", "priority": 3,
+        "assignee": "alice", "opened-at": 1_795_600_000});
+    request(&app, "t-pipe", &own);
+    own["id"] = json!("r-8b");
+    own["ticket"]["state"] = json!("open");
+    let g = request(&app, "t-pipe", &own);
+    assert_eq!(g["state"], "denied", "{g}");
+    let t = ticket(&app, "INC-8").json();
+    assert_eq!(
+        (&t["state"], &t["source"]),
+        (&json!("closed"), &json!("pipeline")),
+        "{t}"
+    );
+    let evs = ticket_events(&app);
+    assert!(
+        evs.iter().any(|e| e["data"]["result"] == "foreign-source"),
+        "{evs:?}"
+    );
+    assert!(
+        evs.iter().any(|e| e["data"]["result"] == "reopen-refused"),
+        "{evs:?}"
+    );
+}
+
+fn spoofed_assignee_is_decided_on_the_registrys_assignee(b: Backend) {
+    let app = app(b);
+    let r = generic(&app, "e-9", "INC-9", "in-progress", Some("bob"), now_ms());
+    assert_eq!(r.status, 200, "{}", r.body);
+    let g = request(&app, "t-alice", &requester_body("r-9", "INC-9"));
+    assert_eq!(g["state"], "denied", "{g}");
+    assert_eq!(g["request"]["ticket"]["assignee"], "bob", "{g}");
+    assert!(reasons(&g).contains("assigned to bob"), "{g}");
+}
+
+fn reassignment_changes_the_decision_of_a_new_request(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-10a", "INC-10", "open", Some("bob"), t0);
+    let g = request(&app, "t-alice", &requester_body("r-10a", "INC-10"));
+    assert_eq!(g["state"], "denied", "{g}");
+    generic(&app, "e-10b", "INC-10", "open", Some("alice"), t0 + 1_000);
+    let g = request(&app, "t-alice", &requester_body("r-10b", "INC-10"));
+    assert_eq!(g["state"], "active", "{g}");
+    // Where the facts came from is in the decision's audit record.
+    let facts = ticket_events_request_facts(&app, g["id"].as_str().unwrap_or_default());
+    assert_eq!(facts["source"], "generic", "{facts}");
+    assert_eq!(facts["event-id"], "e-10b", "{facts}");
+    assert_eq!(
+        facts["updated-at"],
+        json!(t0 / 1000 * 1000 + 1_000),
+        "{facts}"
+    );
+}
+
+fn ticket_events_request_facts(app: &App, grant: &str) -> Value {
+    let ev = app
+        .get(&format!("/v1/grants/{grant}/evidence"), Some("t-audit"))
+        .json();
+    ev["audit"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["kind"] == "request"))
+        .map(|r| r["data"]["ticket-facts"].clone())
+        .unwrap_or_default()
+}
+
+fn resolving_event_revokes_the_tickets_revoke_on_close_grant(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-11a", "INC-11", "in-progress", Some("alice"), t0);
+    let g = request(&app, "t-alice", &requester_body("r-11", "INC-11"));
+    assert_eq!(g["state"], "active", "{g}");
+    assert_eq!(g["revoke-on-ticket-close"], true, "{g}");
+    let r = generic(
+        &app,
+        "e-11b",
+        "INC-11",
+        "resolved",
+        Some("alice"),
+        t0 + 1_000,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = g["id"].as_str().unwrap_or_default();
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+    let now = app.get(&format!("/v1/grants/{id}"), Some("t-alice")).json();
+    assert_eq!(now["state"], "revoked", "{now}");
+    assert_eq!(now["end-reason"], "ticket INC-11 is resolved", "{now}");
+}
+
+/// A valid event, then forgeries and replays: (source, headers for a body).
+fn assert_forgeries_change_nothing(
+    app: &App,
+    source: &str,
+    ticket_id: &str,
+    forged_body: &[u8],
+    missing: &[(String, String)],
+    wrong: &[(String, String)],
+) {
+    let before = ticket(app, ticket_id).json();
+    for (what, headers) in [("missing signature", missing), ("wrong signature", wrong)] {
+        let r = post_event(app, source, forged_body, headers);
+        assert_eq!(r.status, 401, "{source} {what}: {}", r.body);
+    }
+    assert_eq!(ticket(app, ticket_id).json(), before, "{source}");
+}
+
+fn jira_signed_event_changes_the_ticket_and_forged_replayed_or_older_ones_do_not(b: Backend) {
+    let app = app(b);
+    let mut v = sample("jira-issue-updated.json");
+    let t0 = v["timestamp"].as_u64().unwrap_or(0);
+    v["issue"]["fields"]["assignee"]["emailAddress"] = json!("alice");
+    let body = v.to_string();
+    let r = post_event(
+        &app,
+        "jira",
+        body.as_bytes(),
+        &sign_jira(body.as_bytes(), "d-1"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    let t = ticket(&app, "OPS-142").json();
+    assert_eq!(
+        (&t["state"], &t["assignee"], &t["priority"]),
+        (&json!("in-progress"), &json!("alice"), &json!(2)),
+        "{t}"
+    );
+    // Forged: "Closed" without the secret.
+    let mut closed = v.clone();
+    closed["issue"]["fields"]["status"]["name"] = json!("Closed");
+    closed["timestamp"] = json!(t0 + 5_000);
+    let forged = closed.to_string();
+    let mut wrong = sign_jira(b"another body", "d-2");
+    wrong.truncate(1);
+    assert_forgeries_change_nothing(&app, "jira", "OPS-142", forged.as_bytes(), &[], &wrong);
+    // Replayed delivery id: nothing.
+    let r = post_event(
+        &app,
+        "jira",
+        forged.as_bytes(),
+        &sign_jira(forged.as_bytes(), "d-1"),
+    );
+    assert_eq!(r.json()["result"], "replayed", "{}", r.body);
+    // Older than what is stored: nothing.
+    let mut older = closed.clone();
+    older["timestamp"] = json!(t0 - 5_000);
+    let older = older.to_string();
+    let r = post_event(
+        &app,
+        "jira",
+        older.as_bytes(),
+        &sign_jira(older.as_bytes(), "d-3"),
+    );
+    assert_eq!(r.json()["result"], "stale", "{}", r.body);
+    assert_eq!(ticket(&app, "OPS-142").json()["state"], "in-progress");
+    // Genuine and newer: closed.
+    let r = post_event(
+        &app,
+        "jira",
+        forged.as_bytes(),
+        &sign_jira(forged.as_bytes(), "d-4"),
+    );
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    assert_eq!(ticket(&app, "OPS-142").json()["state"], "closed");
+    // A bad shape names the field.
+    let bad = json!({"webhookEvent": "jira:issue_updated", "timestamp": t0}).to_string();
+    let r = post_event(
+        &app,
+        "jira",
+        bad.as_bytes(),
+        &sign_jira(bad.as_bytes(), "d-5"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "issue", "{}", r.body);
+}
+
+fn servicenow_shared_secret_event_changes_the_ticket_and_forged_replayed_or_older_ones_do_not(
+    b: Backend,
+) {
+    let app = app(b);
+    let mut v = sample("servicenow-incident.json");
+    v["assigned_to"] = json!("alice");
+    let body = v.to_string();
+    let r = post_event(&app, "snow", body.as_bytes(), &sign_servicenow());
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    assert_eq!(ticket(&app, "INC0010023").json()["state"], "in-progress");
+    let mut resolved = v.clone();
+    resolved["state"] = json!("6");
+    resolved["sys_updated_on"] = json!("2026-11-25 11:00:00");
+    let forged = resolved.to_string();
+    let wrong = vec![(
+        "x-jitgate-secret".to_string(),
+        "not-the-secret-at-all".to_string(),
+    )];
+    assert_forgeries_change_nothing(&app, "snow", "INC0010023", forged.as_bytes(), &[], &wrong);
+    // The same record again (same number@sys_updated_on): a replay.
+    let r = post_event(&app, "snow", body.as_bytes(), &sign_servicenow());
+    assert_eq!(r.json()["result"], "replayed", "{}", r.body);
+    let mut older = v.clone();
+    older["state"] = json!("7");
+    older["sys_updated_on"] = json!("2026-11-25 10:00:00");
+    let older = older.to_string();
+    let r = post_event(&app, "snow", older.as_bytes(), &sign_servicenow());
+    assert_eq!(r.json()["result"], "stale", "{}", r.body);
+    let r = post_event(&app, "snow", forged.as_bytes(), &sign_servicenow());
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    assert_eq!(ticket(&app, "INC0010023").json()["state"], "resolved");
+}
+
+fn zendesk_signed_event_changes_the_ticket_and_forged_stale_replayed_or_older_ones_do_not(
+    b: Backend,
+) {
+    let app = app(b);
+    let mut v = sample("zendesk-status-changed.json");
+    v["detail"]["assignee_email"] = json!("alice");
+    v["detail"]["status"] = json!("OPEN");
+    let body = v.to_string();
+    let r = post_event(
+        &app,
+        "zendesk",
+        body.as_bytes(),
+        &sign_zendesk(body.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    assert_eq!(ticket(&app, "5158").json()["state"], "open");
+    let mut solved = v.clone();
+    solved["id"] = json!("zd-event-2");
+    solved["detail"]["status"] = json!("SOLVED");
+    solved["time"] = json!("2026-11-25T11:00:00Z");
+    solved["detail"]["updated_at"] = json!("2026-11-25T11:00:00Z");
+    let forged = solved.to_string();
+    let mut wrong = sign_zendesk(b"another body", now_ms());
+    wrong.truncate(2);
+    assert_forgeries_change_nothing(&app, "zendesk", "5158", forged.as_bytes(), &[], &wrong);
+    // A genuine signature from six minutes ago: a replay, refused.
+    let stale = sign_zendesk(forged.as_bytes(), now_ms() - 6 * 60_000);
+    let r = post_event(&app, "zendesk", forged.as_bytes(), &stale);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(ticket(&app, "5158").json()["state"], "open");
+    // The first event's id again: nothing.
+    let r = post_event(
+        &app,
+        "zendesk",
+        body.as_bytes(),
+        &sign_zendesk(body.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.json()["result"], "replayed", "{}", r.body);
+    let mut older = solved.clone();
+    older["id"] = json!("zd-event-0");
+    older["time"] = json!("2026-11-25T09:00:00Z");
+    older["detail"]["updated_at"] = json!("2026-11-25T09:00:00Z");
+    let older = older.to_string();
+    let r = post_event(
+        &app,
+        "zendesk",
+        older.as_bytes(),
+        &sign_zendesk(older.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.json()["result"], "stale", "{}", r.body);
+    let r = post_event(
+        &app,
+        "zendesk",
+        forged.as_bytes(),
+        &sign_zendesk(forged.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    assert_eq!(ticket(&app, "5158").json()["state"], "resolved");
+}
+
+fn generic_signed_event_changes_the_ticket_and_forged_stale_replayed_or_older_ones_do_not(
+    b: Backend,
+) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    let r = generic(&app, "g-1", "INC-20", "open", Some("alice"), t0);
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    let closed = generic_event("g-2", "INC-20", "closed", Some("alice"), t0 + 1_000).to_string();
+    let wrong = sign_generic(b"another body", now_ms());
+    assert_forgeries_change_nothing(&app, "generic", "INC-20", closed.as_bytes(), &[], &wrong);
+    let stale = sign_generic(closed.as_bytes(), now_ms() - 6 * 60_000);
+    assert_eq!(
+        post_event(&app, "generic", closed.as_bytes(), &stale).status,
+        401
+    );
+    let r = generic(&app, "g-1", "INC-20", "closed", Some("alice"), t0 + 2_000);
+    assert_eq!(r.json()["result"], "replayed", "{}", r.body);
+    let r = generic(&app, "g-0", "INC-20", "closed", Some("alice"), t0 - 1_000);
+    assert_eq!(r.json()["result"], "stale", "{}", r.body);
+    assert_eq!(ticket(&app, "INC-20").json()["state"], "open");
+    let r = post_event(
+        &app,
+        "generic",
+        closed.as_bytes(),
+        &sign_generic(closed.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    assert_eq!(ticket(&app, "INC-20").json()["state"], "closed");
+    // Every event, applied or not, is audited.
+    assert!(ticket_events(&app).len() >= 4);
+    // Bad shape: 400 naming the field; unknown source: 404.
+    let bad = json!({"event-id": "g-9", "ticket": "INC-20", "state": "finished",
+        "updated-at": rfc3339(now_ms())})
+    .to_string();
+    let r = post_event(
+        &app,
+        "generic",
+        bad.as_bytes(),
+        &sign_generic(bad.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "state", "{}", r.body);
+    let r = post_event(
+        &app,
+        "github",
+        bad.as_bytes(),
+        &sign_generic(bad.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+}
+
+fn a_source_reporting_another_sources_ticket_is_refused_and_audited(b: Backend) {
+    let app = app(b);
+    let mut v = sample("jira-issue-updated.json");
+    v["issue"]["fields"]["assignee"]["emailAddress"] = json!("alice");
+    let body = v.to_string();
+    post_event(
+        &app,
+        "jira",
+        body.as_bytes(),
+        &sign_jira(body.as_bytes(), "d-1"),
+    );
+    let r = generic(&app, "g-x", "OPS-142", "closed", Some("mallory"), now_ms());
+    assert_eq!(r.json()["result"], "foreign-source", "{}", r.body);
+    let t = ticket(&app, "OPS-142").json();
+    assert_eq!(
+        (&t["source"], &t["state"]),
+        (&json!("jira"), &json!("in-progress")),
+        "{t}"
+    );
+    assert!(
+        ticket_events(&app)
+            .iter()
+            .any(|e| e["data"]["result"] == "foreign-source" && e["data"]["source"] == "generic")
+    );
+}
+
+fn forged_webhooks_are_counted_as_failed_authentications(b: Backend) {
+    let app = App::new(
+        b,
+        "\n[limits]\nauth-failure-burst = 2\nauth-failure-per-minute = 1\n",
+    );
+    let body = generic_event("g-1", "INC-30", "closed", None, now_ms()).to_string();
+    let wrong = sign_generic(b"x", now_ms());
+    let codes: Vec<u16> = (0..3)
+        .map(|_| post_event(&app, "generic", body.as_bytes(), &wrong).status)
+        .collect();
+    assert_eq!(codes, [401, 401, 429]);
+    assert_eq!(ticket(&app, "INC-30").status, 404);
+}
+
+fn a_webhook_body_above_the_api_limit_but_within_the_event_limit_is_taken(b: Backend) {
+    let app = app(b);
+    let mut v = generic_event("g-big", "INC-31", "open", Some("alice"), now_ms());
+    // Unknown keys are not part of `generic`: pad a string field instead.
+    v["assignee"] = json!("alice");
+    let mut body = v.to_string();
+    body.push_str(&" ".repeat(100 * 1024));
+    let r = post_event(
+        &app,
+        "generic",
+        body.as_bytes(),
+        &sign_generic(body.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(300)]);
+    let huge = " ".repeat(jitgate::ticket::MAX_EVENT_BYTES + 1);
+    let r = post_event(
+        &app,
+        "generic",
+        huge.as_bytes(),
+        &sign_generic(huge.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+}
+
+fn get_ticket_shows_a_requester_only_its_own_tickets(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-1", "INC-40", "open", Some("alice"), t0);
+    generic(&app, "e-2", "INC-41", "open", Some("carol"), t0);
+    let g = request(&app, "t-alice", &requester_body("r-40", "INC-40"));
+    let r = app.get("/v1/tickets/INC-40", Some("t-alice"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = r.json();
+    for k in [
+        "id",
+        "source",
+        "state",
+        "priority",
+        "assignee",
+        "opened-at",
+        "updated-at",
+        "grants",
+    ] {
+        assert!(t.get(k).is_some(), "{k} missing: {t}");
+    }
+    assert_eq!(t["grants"][0]["id"], g["id"], "{t}");
+    // Someone else's ticket, and one that does not exist: no difference.
+    assert_eq!(app.get("/v1/tickets/INC-41", Some("t-alice")).status, 403);
+    assert_eq!(app.get("/v1/tickets/NOPE-1", Some("t-alice")).status, 403);
+    for tok in ["t-bob", "t-pipe", "t-admin", "t-audit"] {
+        assert_eq!(
+            app.get("/v1/tickets/INC-41", Some(tok)).status,
+            200,
+            "{tok}"
+        );
+    }
+    assert_eq!(app.get("/v1/tickets/NOPE-1", Some("t-audit")).status, 404);
+    assert_eq!(app.get("/v1/tickets/INC-41", None).status, 401);
+    // The legacy unsigned endpoint is gone.
+    let r = app.post(
+        "/v1/tickets/INC-40/events",
+        Some("t-pipe"),
+        &json!({"state": "closed"}),
+    );
+    assert!(
+        r.status == 404 || r.status == 405,
+        "{} {}",
+        r.status,
+        r.body
+    );
+}
+
+fn a_refused_pipeline_request_records_no_ticket_event(b: Backend) {
+    let app = app(b);
+    let mut bad = jitgate_tests::server::body("r-50", "alice", "file-recovery", 600);
+    bad["requested-ttl"] = json!(0);
+    let r = app.post("/v1/requests", Some("t-pipe"), &bad);
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.json()["error"]["field"], "requested-ttl", "{}", r.body);
+    assert_eq!(ticket(&app, "T-r-50").status, 404);
+    // The same request, valid, records the pipeline's facts as its event.
+    bad["requested-ttl"] = json!(600);
+    let g = request(&app, "t-pipe", &bad);
+    assert_eq!(g["state"], "active", "{g}");
+    let t = ticket(&app, "T-r-50").json();
+    assert_eq!(
+        (&t["source"], &t["last-event-id"]),
+        (&json!("pipeline"), &json!("r-50")),
+        "{t}"
+    );
+}
+
+both_stores!(
+    a_refused_pipeline_request_records_no_ticket_event,
+    spoofed_unknown_ticket_fake_999_is_denied_as_not_known,
+    spoofed_open_state_of_a_closed_ticket_inc_7_is_denied,
+    spoofed_assignee_is_decided_on_the_registrys_assignee,
+    reassignment_changes_the_decision_of_a_new_request,
+    resolving_event_revokes_the_tickets_revoke_on_close_grant,
+    jira_signed_event_changes_the_ticket_and_forged_replayed_or_older_ones_do_not,
+    servicenow_shared_secret_event_changes_the_ticket_and_forged_replayed_or_older_ones_do_not,
+    zendesk_signed_event_changes_the_ticket_and_forged_stale_replayed_or_older_ones_do_not,
+    generic_signed_event_changes_the_ticket_and_forged_stale_replayed_or_older_ones_do_not,
+    a_source_reporting_another_sources_ticket_is_refused_and_audited,
+    forged_webhooks_are_counted_as_failed_authentications,
+    a_webhook_body_above_the_api_limit_but_within_the_event_limit_is_taken,
+    get_ticket_shows_a_requester_only_its_own_tickets,
+);
