@@ -149,12 +149,12 @@ fn a_valid_token_works_as_requester(b: Backend) {
     let r = app.post(
         "/v1/requests",
         Some(&alice),
-        &own_body(
+        &app.seed(&own_body(
             "r1",
             "alice@example.com",
             "file-recovery",
             "backup-operator",
-        ),
+        )),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let g = r.json();
@@ -175,7 +175,12 @@ fn a_valid_token_works_as_requester(b: Backend) {
     let r = app.post(
         "/v1/requests",
         Some(&alice),
-        &own_body("r2", "bob@example.com", "file-recovery", "backup-operator"),
+        &app.seed(&own_body(
+            "r2",
+            "bob@example.com",
+            "file-recovery",
+            "backup-operator",
+        )),
     );
     assert_eq!(r.status, 403, "{}", r.body);
 }
@@ -233,7 +238,7 @@ fn forged_and_unusable_tokens_are_401_naming_the_claim(b: Backend) {
         let r = app.post(
             "/v1/decisions",
             Some(&token),
-            &own_body("d1", "alice@example.com", "file-recovery", "x"),
+            &app.seed(&own_body("d1", "alice@example.com", "file-recovery", "x")),
         );
         assert_eq!(r.status, 401, "{name}: {}", r.body);
         let e = r.json();
@@ -272,7 +277,12 @@ fn saas_admin_reads_mfa_from_the_sign_in(b: Backend) {
     let idp = Idp::new();
     let app = app(b, &idp, "");
     let now = now_secs();
-    let req = own_body("s1", "alice@example.com", "saas-admin", "okta:read");
+    let req = app.seed(&own_body(
+        "s1",
+        "alice@example.com",
+        "saas-admin",
+        "okta:read",
+    ));
     let fresh = idp.token(json!({"auth_time": now - 60, "amr": ["pwd", "mfa"]}));
     let d = decide(&app, &fresh, &req);
     assert_eq!(d["outcome"], "allow", "{d}");
@@ -302,12 +312,12 @@ fn a_requester_cannot_claim_fresh_mfa(b: Backend) {
         ),
     ] {
         let token = idp.token(claims);
-        let mut req = own_body(
+        let mut req = app.seed(&own_body(
             &format!("m-{}", what.replace(' ', "-")),
             "alice@example.com",
             "saas-admin",
             "okta:read",
-        );
+        ));
         req["subject"]["mfa-at"] = json!(now - 10);
         let r = app.post("/v1/decisions", Some(&token), &req);
         match r.status {
@@ -352,7 +362,12 @@ fn self_approval_is_refused_and_approvals_show_the_sign_in(b: Backend) {
     let r = app.post(
         "/v1/requests",
         Some(&dana),
-        &own_body("sa1", "dana@example.com", "saas-admin", "okta:admin"),
+        &app.seed(&own_body(
+            "sa1",
+            "dana@example.com",
+            "saas-admin",
+            "okta:admin",
+        )),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     let g = r.json();
@@ -445,14 +460,24 @@ fn dev_idp_tokens_work_with_the_printed_config() {
     let r = app.post(
         "/v1/requests",
         Some(&alice),
-        &own_body("dev1", "alice@example.com", "saas-admin", "okta:read"),
+        &app.seed(&own_body(
+            "dev1",
+            "alice@example.com",
+            "saas-admin",
+            "okta:read",
+        )),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     assert_eq!(r.json()["state"], "active", "{}", r.body);
     let r = app.post(
         "/v1/requests",
         Some(&alice),
-        &own_body("dev2", "alice@example.com", "saas-admin", "okta:admin"),
+        &app.seed(&own_body(
+            "dev2",
+            "alice@example.com",
+            "saas-admin",
+            "okta:admin",
+        )),
     );
     assert_eq!(r.json()["state"], "pending", "{}", r.body);
     let id = r.json()["id"].as_str().unwrap_or_default().to_string();
