@@ -9,6 +9,8 @@
 //! event of that pipeline in the registry, which never reopens a ticket the
 //! registry holds as resolved or closed, and never overrides a ticket
 //! another source owns.
+//!
+//! One file past 500 lines: every way a ticket fact enters (webhook, trusted pipeline, request) and leaves (GET, a decision's facts) goes through the same registry rules, read together.
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};

@@ -1,5 +1,7 @@
 //! Every state × event through [`Grant::apply`], then the rules around the
 //! edges (deadlines, quorum, quarantine, who may approve) to the millisecond.
+//!
+//! One file past 500 lines: the state × event table and the rules at its edges, one table.
 
 use super::*;
 use crate::decision::ApprovalRequirement;
