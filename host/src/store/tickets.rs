@@ -13,7 +13,7 @@ use crate::audit::{self, AuditDraft};
 use crate::grant::Millis;
 use crate::request::TicketState;
 
-/// The columns selected for a ticket, in [`super::rows::ticket`]'s order.
+/// The columns selected for a ticket, in the order `rows::ticket` reads them in.
 pub const TICKET_COLS: &str =
     "id, source, state, priority, assignee, opened_at, updated_at, last_event_id, recorded_at";
 
