@@ -76,6 +76,8 @@ pub struct Metrics {
     pub policy_reloads_rejected: AtomicU64,
     /// Returns to a previous set.
     pub policy_rollbacks: AtomicU64,
+    /// Ticket pulls that got no answer (the ticket system down or erring).
+    pub ticket_pull_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -142,6 +144,12 @@ impl Metrics {
         );
         out.push_str("# HELP jitgate_busy_total Decisions refused with 503 busy (queue full or no instance slot).\n# TYPE jitgate_busy_total counter\n");
         let _ = writeln!(out, "jitgate_busy_total {}", self.busy.load(Relaxed));
+        out.push_str("# HELP jitgate_ticket_pull_failures_total Ticket pulls the ticket system did not answer (grants left as they were).\n# TYPE jitgate_ticket_pull_failures_total counter\n");
+        let _ = writeln!(
+            out,
+            "jitgate_ticket_pull_failures_total {}",
+            self.ticket_pull_failures.load(Relaxed)
+        );
         out.push_str("# HELP jitgate_webhook_failures_total Failed webhook deliveries.\n# TYPE jitgate_webhook_failures_total counter\n");
         let _ = writeln!(
             out,

@@ -5,11 +5,13 @@
 use jitgate_tests::app::App;
 use jitgate_tests::http::Response;
 use jitgate_tests::server::Backend;
+use jitgate_tests::server::wait_for;
 use jitgate_tests::tickets::{
     generic_event, now_ms, requester_body, rfc3339, sample, sign_generic, sign_jira,
     sign_servicenow, sign_zendesk,
 };
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn app(b: Backend) -> App {
     App::new(b, "")
@@ -603,7 +605,108 @@ fn a_refused_pipeline_request_records_no_ticket_event(b: Backend) {
     );
 }
 
+/// A fake Jira REST API on loopback: `GET /rest/api/3/issue/{key}` answers
+/// what `answer` holds (status, body) at the time of the call.
+fn fake_jira(answer: std::sync::Arc<std::sync::Mutex<(u16, String)>>) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 8192];
+            let n = conn.read(&mut buf).unwrap_or(0);
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let (status, body) = if head.starts_with("GET /rest/api/3/issue/OPS%2D142?") {
+                answer
+                    .lock()
+                    .map(|a| a.clone())
+                    .unwrap_or((500, "{}".into()))
+            } else {
+                (404, "{}".to_string())
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// Jira closes OPS-142 and its webhook never arrives: the reconciler pulls
+/// the ticket within one `reconcile-interval` and ends its grant; while
+/// Jira is down, nothing changes and the failure is counted.
+fn a_ticket_closed_without_a_webhook_is_revoked_by_the_reconciler(b: Backend) {
+    use jitgate_tests::http::{get, post, send_with};
+    use std::sync::{Arc, Mutex};
+    let answer = Arc::new(Mutex::new((503u16, "{}".to_string())));
+    let jira = fake_jira(answer.clone());
+    let sources = jitgate_tests::tickets::SOURCES.replace(
+        "states = { \"Closed\" = \"closed\" }\n",
+        &format!(
+            "states = {{ \"Closed\" = \"closed\" }}\nbase-url = \"{jira}\"\n\
+             credentials-env = \"{}\"\nreconcile-interval = 1\n",
+            jitgate_tests::tickets::SECRET_ENV
+        ),
+    );
+    let (_guard, server) = jitgate_tests::server::start(b, &sources);
+    let mut v = sample("jira-issue-updated.json");
+    let t0 = v["timestamp"].as_u64().unwrap_or(0);
+    v["issue"]["fields"]["assignee"]["emailAddress"] = json!("alice");
+    let body = v.to_string();
+    let r = send_with(
+        server.addr,
+        "POST",
+        "/v1/ticket-sources/jira/events",
+        &sign_jira(body.as_bytes(), "d-1"),
+        Some(body.as_bytes()),
+    );
+    assert_eq!(r.json()["result"], "applied", "{}", r.body);
+    let g = post(
+        server.addr,
+        "/v1/requests",
+        Some("t-alice"),
+        &requester_body("rec-1", "OPS-142"),
+    )
+    .json();
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+
+    // Jira is down for a few passes: the grant stays, the failures count.
+    let failures = wait_for(Duration::from_secs(15), || {
+        let m = get(server.addr, "/metrics", None).body;
+        m.lines()
+            .find_map(|l| l.strip_prefix("jitgate_ticket_pull_failures_total "))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .filter(|n| *n >= 2)
+    });
+    assert!(failures.is_some(), "pull failures are counted");
+    let still = get(server.addr, &format!("/v1/grants/{id}"), Some("t-admin")).json();
+    assert_eq!(
+        still["state"], "active",
+        "a ticket system that is down never ends (or grants) access: {still}"
+    );
+
+    // Jira comes back with the issue closed; no webhook is sent.
+    let mut issue = v["issue"].clone();
+    issue["fields"]["status"] = json!({"name": "Closed", "statusCategory": {"key": "done"}});
+    issue["fields"]["updated"] = json!(rfc3339(t0 + 60_000));
+    if let Ok(mut a) = answer.lock() {
+        *a = (200, issue.to_string());
+    }
+    let ended = wait_for(Duration::from_secs(15), || {
+        let g = get(server.addr, &format!("/v1/grants/{id}"), Some("t-admin")).json();
+        (g["state"] != "active").then_some(g)
+    });
+    let ended = ended.expect("the reconciler ended the grant");
+    assert_eq!(ended["state"], "revoked", "{ended}");
+    let t = get(server.addr, "/v1/tickets/OPS-142", Some("t-audit")).json();
+    assert_eq!(t["state"], "closed", "{t}");
+}
+
 both_stores!(
+    a_ticket_closed_without_a_webhook_is_revoked_by_the_reconciler,
     a_refused_pipeline_request_records_no_ticket_event,
     spoofed_unknown_ticket_fake_999_is_denied_as_not_known,
     spoofed_open_state_of_a_closed_ticket_inc_7_is_denied,

@@ -28,6 +28,7 @@ use crate::identity::{
 };
 use crate::policy::LoadError;
 use crate::provision::{LogProvisioner, Provisioner, WebhookProvisioner};
+use crate::service::reconcile::PullTarget;
 use crate::service::{PolicySource, Principal, Role, Service, ServiceError, SourceError};
 use crate::store::StoreError;
 
@@ -97,6 +98,9 @@ pub struct Server {
     provisioner: Arc<dyn Provisioner>,
     checkpoints: Option<Checkpoints>,
     bootstrap_token: Option<String>,
+    /// Ticket sources the reconciler pulls from, and the client it uses.
+    pulls: Vec<PullTarget>,
+    outbound: crate::outbound::Outbound,
 }
 
 impl Server {
@@ -164,6 +168,9 @@ impl Server {
                 Some((key, message)) => config_error(key, message),
                 None => config_error("ticket-sources", e),
             })?;
+        let pulls = pull_targets(&config, env)?;
+        let outbound =
+            crate::outbound::Outbound::new(None).map_err(|e| config_error("ticket-sources", e))?;
         let service = Service::new(engine, store, config.service_config())
             .with_policy_source(source)
             .with_ticket_sources(sources)
@@ -225,6 +232,8 @@ impl Server {
             provisioner,
             checkpoints,
             bootstrap_token,
+            pulls,
+            outbound,
         })
     }
 
@@ -285,6 +294,15 @@ impl Server {
                 Some(cp.written),
             )));
         }
+        // Webhooks are best effort: the tickets of live grants are pulled
+        // from their systems every `reconcile-interval`.
+        for target in self.pulls {
+            background.adopt(tokio::spawn(crate::service::reconcile::reconcile_every(
+                service.clone(),
+                target,
+                self.outbound.clone(),
+            )));
+        }
         // The policy folder is watched: a changed set is tried as a reload
         // candidate (crate::service::reload).
         background.adopt(tokio::spawn(crate::service::reload::watch(
@@ -340,6 +358,34 @@ impl Running {
         guard::flush(&self.state.auth_guard, &self.state.service).await;
         Ok(())
     }
+}
+
+/// The pullable ticket sources (`base-url` set), with their credentials
+/// read from `credentials-env`.
+fn pull_targets(
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<PullTarget>, ServerError> {
+    let mut targets = Vec::new();
+    for (i, s) in config.ticket_sources.iter().enumerate() {
+        let Some(base_url) = &s.base_url else {
+            continue;
+        };
+        let key = format!("ticket-sources[{i}].credentials-env");
+        let var = s
+            .credentials_env
+            .as_deref()
+            .ok_or_else(|| config_error(&key, "required with base-url (pulls need credentials)"))?;
+        let credentials =
+            env(var).ok_or_else(|| config_error(&key, format!("`{var}` is not set")))?;
+        targets.push(PullTarget {
+            source: s.name.clone(),
+            base_url: base_url.clone(),
+            credentials,
+            every: std::time::Duration::from_secs(s.reconcile_interval.max(1)),
+        });
+    }
+    Ok(targets)
 }
 
 fn new_token() -> Result<String, ServerError> {

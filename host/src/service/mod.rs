@@ -34,6 +34,8 @@ pub mod group_commit;
 mod intake;
 mod operations;
 pub mod principal;
+#[cfg(feature = "server")]
+pub mod reconcile;
 pub mod reload;
 mod requester;
 pub mod scheduler;
