@@ -18,7 +18,7 @@ use crate::grant::GrantState;
 use crate::outbound::Outbound;
 use crate::request::TicketState;
 use crate::store::{GrantFilter, TicketFacts, TicketOutcome};
-use crate::ticket::{PullError, Pulled};
+use crate::ticket::{PullError, Pulled, TicketSourceKind};
 
 /// A ticket source the reconciler pulls from.
 #[derive(Clone)]
@@ -129,7 +129,21 @@ impl Service {
                 )
                 .await;
             let facts = match pulled {
-                Ok(Pulled::Found(event)) => TicketFacts::from(&event),
+                Ok(Pulled::Found(event)) => {
+                    let mut facts = TicketFacts::from(&event);
+                    if source.kind == TicketSourceKind::Zendesk
+                        && facts.assignee.is_none()
+                        && source.assignee_field != "assignee_id"
+                    {
+                        // Zendesk's ticket API names the assignee by id
+                        // only: keep what the webhooks reported rather
+                        // than read "unassigned" into the registry.
+                        let (svc, id) = (self.clone(), id.clone());
+                        let stored = blocking(move || Ok(svc.store.ticket(&id)?)).await?;
+                        facts.assignee = stored.and_then(|t| t.assignee);
+                    }
+                    facts
+                }
                 Ok(Pulled::Gone) => TicketFacts {
                     source: source.name.clone(),
                     event_id: None,
