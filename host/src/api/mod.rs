@@ -325,13 +325,19 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn body_bytes(body: Body) -> Result<Bytes, ApiError> {
-    axum::body::to_bytes(body, MAX_BODY).await.map_err(|e| {
+    body_within(body, MAX_BODY, "request body").await
+}
+
+/// Read `body` up to `limit` bytes (`what` names it in the 413), under the
+/// server's body deadline.
+async fn body_within(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
         let e = e.into_inner();
         if server::is_too_large(&*e) {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too-large",
-                format!("request body is larger than {MAX_BODY} bytes"),
+                format!("{what} is larger than {limit} bytes"),
             )
         } else if server::is_body_timeout(&*e) {
             ApiError::new(
@@ -540,26 +546,7 @@ async fn ticket_source_event(
             format!("no ticket source `{name}`"),
         ));
     }
-    let bytes = axum::body::to_bytes(body, MAX_EVENT_BYTES)
-        .await
-        .map_err(|e| {
-            let e = e.into_inner();
-            if server::is_too_large(&*e) {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too-large",
-                    format!("ticket event is larger than {MAX_EVENT_BYTES} bytes"),
-                )
-            } else if server::is_body_timeout(&*e) {
-                ApiError::new(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "body-timeout",
-                    "the request body did not arrive within http.body-read-timeout-ms",
-                )
-            } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad-body", e.to_string()).field("body")
-            }
-        })?;
+    let bytes = body_within(body, MAX_EVENT_BYTES, "ticket event").await?;
     let svc = s.service.clone();
     let source = name.clone();
     let answer = tokio::task::spawn_blocking(move || svc.ticket_webhook(&source, &headers, &bytes))
