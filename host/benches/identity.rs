@@ -61,6 +61,8 @@ fn keys() -> Vec<(Algorithm, &'static str, EncodingKey, serde_json::Value)> {
 }
 
 fn main() {
+    // Before anything signs: the provider is fixed by the first use.
+    jitgate::identity::install_crypto_provider();
     let keys = keys();
     let jwks =
         serde_json::to_vec(&json!({"keys": keys.iter().map(|k| k.3.clone()).collect::<Vec<_>>()}))

@@ -5,10 +5,9 @@
 //! claim them; separation of duties holds across a person's names; an
 //! approval shows the sign-in behind it.
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ed25519_dalek::{Signer, SigningKey};
+use ed25519_dalek::SigningKey;
 use jitgate_tests::app::App;
+use jitgate_tests::idp::{b64, jwks, rand_bytes, signed_with_kid};
 use jitgate_tests::server::{Backend, TestStore, body, now_secs, write_config_with};
 use serde_json::{Value, json};
 
@@ -89,42 +88,6 @@ groups = ["saas-owners"]
     fn signed(&self, claims: &Value, key: &SigningKey) -> String {
         signed_with_kid(claims, key, KID)
     }
-}
-
-fn signed_with_kid(claims: &Value, key: &SigningKey, kid: &str) -> String {
-    let header = json!({"alg": "EdDSA", "typ": "JWT", "kid": kid});
-    let input = format!("{}.{}", b64(&header), b64(claims));
-    let sig = key.sign(input.as_bytes());
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
-}
-
-fn jwks(key: &SigningKey, kid: &str) -> Value {
-    json!({"keys": [{
-        "kty": "OKP", "crv": "Ed25519", "kid": kid, "alg": "EdDSA", "use": "sig",
-        "x": URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
-    }]})
-}
-
-fn b64(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-fn rand_bytes() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    // The tests crate has no RNG of its own; sha256 of the time and a
-    // counter is unpredictable enough for a throwaway test key.
-    use sha2::Digest;
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    b.copy_from_slice(&sha2::Sha256::digest(format!(
-        "{t}/{n}/{}",
-        std::process::id()
-    )));
-    b
 }
 
 /// A requester's body for itself: no kind, no MFA time (its token says).

@@ -289,7 +289,37 @@ fn unknown_grant_actions_authenticate_first(b: Backend) {
     );
 }
 
+/// A caller with a valid token cannot flood the audit chain with refused
+/// calls: its first refusals (the `[limits]` burst, 20 by default) are
+/// records of their own, the rest only counted into one record per window.
+fn a_flood_of_403s_writes_the_callers_allowance_then_only_counts(b: Backend) {
+    let app = App::new(b, "");
+    for _ in 0..200 {
+        assert_eq!(app.get("/v1/audit", Some("t-alice")).status, 403);
+    }
+    // Another caller's refusals are not crowded out.
+    assert_eq!(app.get("/v1/audit", Some("t-pipe")).status, 403);
+    let audit = app.get("/v1/audit?limit=1000", Some("t-audit")).json();
+    let refusals_of = |who: &str| {
+        audit["records"]
+            .as_array()
+            .map(|rs| {
+                rs.iter()
+                    .filter(|r| {
+                        r["kind"] == "auth-failure"
+                            && r["data"]["status"] == 403
+                            && r["actor"] == who
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(refusals_of("alice"), 20, "the burst, then counted");
+    assert_eq!(refusals_of("pipeline"), 1);
+}
+
 both_stores!(
+    a_flood_of_403s_writes_the_callers_allowance_then_only_counts,
     roles_gate_every_endpoint,
     bad_bodies_are_refused_naming_the_field,
     oversized_or_misplaced_reasons_are_refused_naming_the_field,

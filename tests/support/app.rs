@@ -71,7 +71,10 @@ impl App {
         body: Option<&[u8]>,
     ) -> Response {
         let auth: Vec<(String, String)> = token
-            .map(|t| ("authorization".to_string(), format!("Bearer {t}")))
+            .map(|t| {
+                let t = crate::idp::bearer(t);
+                ("authorization".to_string(), format!("Bearer {t}"))
+            })
             .into_iter()
             .collect();
         self.send_with(method, path, &auth, body)

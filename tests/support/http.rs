@@ -30,7 +30,10 @@ pub fn send(
     body: Option<&[u8]>,
 ) -> Response {
     let auth: Vec<(String, String)> = token
-        .map(|t| ("Authorization".to_string(), format!("Bearer {t}")))
+        .map(|t| {
+            let t = crate::idp::bearer(t);
+            ("Authorization".to_string(), format!("Bearer {t}"))
+        })
         .into_iter()
         .collect();
     send_with(addr, method, path, &auth, body)

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod idp;
 pub mod wat;
 
 /// The workspace root.

@@ -147,6 +147,11 @@ pub fn write_config_with(dir: &Path, store: &str, extra: &str) -> PathBuf {
             toml.push_str("trusted-context = true\n");
         }
     }
+    // An IdP run: people may also sign in with the suite IdP's tokens
+    // (tests/support/idp.rs), which the request helpers then send.
+    if crate::idp::enabled() && !extra.contains("[[identity-providers]]") {
+        toml.push_str(&crate::idp::suite_config(dir));
+    }
     let path = dir.join("jitgate.toml");
     let _ = std::fs::write(&path, toml);
     path

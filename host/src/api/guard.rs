@@ -12,6 +12,15 @@
 //! Memory is bounded: at most [`MAX_ADDRESSES`] addresses are tracked (IPv6
 //! by /64, the unit a single host can rotate within); beyond that, new
 //! addresses share one bucket and one tally, recorded as address `other`.
+//!
+//! **Refusals (403) of authenticated callers** are evidence too, and every
+//! one is audited, but a caller with a valid token must not be able to
+//! flood the audit chain with them: each caller has the same allowance
+//! (burst, then rate) of records of its own; refusals beyond it are counted
+//! into one record per caller per window (count, routes, reasons). The
+//! answer stays 403 (the caller is known; slowing it is not needed to bound
+//! the cost). At most [`MAX_ADDRESSES`] callers are tracked; beyond, one
+//! shared bucket and tally (`other`).
 
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -78,6 +87,10 @@ struct Tally {
 struct State {
     buckets: HashMap<String, Bucket>,
     tallies: BTreeMap<String, Tally>,
+    /// Authenticated callers' 403 allowance, by name.
+    refusal_buckets: HashMap<String, Bucket>,
+    /// 403s beyond a caller's allowance in this window, by name.
+    suppressed: BTreeMap<String, Tally>,
 }
 
 /// The limiter and the window's tallies.
@@ -123,6 +136,75 @@ impl AuthGuard {
         b.at = now;
     }
 
+    /// Take one from `k`'s bucket in `buckets` (bounded at
+    /// [`MAX_ADDRESSES`]: past it, full buckets are forgotten, then new
+    /// keys share `other`). Returns the key used and whether the bucket had
+    /// one to give (else the seconds until it will).
+    fn take(
+        &self,
+        buckets: &mut HashMap<String, Bucket>,
+        mut k: String,
+        now: Instant,
+    ) -> (String, Result<(), u64>) {
+        let burst = f64::from(self.limits.burst);
+        let rate = f64::from(self.limits.per_minute) / 60.0;
+        if !buckets.contains_key(&k) && buckets.len() >= MAX_ADDRESSES {
+            // Forget keys whose allowance is back to full: they are
+            // indistinguishable from new ones.
+            buckets.retain(|_, b| {
+                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
+            });
+            if buckets.len() >= MAX_ADDRESSES {
+                k = "other".into();
+            }
+        }
+        let fresh = Bucket {
+            tokens: burst,
+            at: now,
+        };
+        let mut bucket = buckets.get(&k).copied().unwrap_or(fresh);
+        self.refill(&mut bucket, now);
+        let taken = if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - bucket.tokens) / rate).ceil().max(1.0) as u64)
+        };
+        buckets.insert(k.clone(), bucket);
+        (k, taken)
+    }
+
+    /// A 403 answered to the authenticated caller `actor` on `route`:
+    /// `true` when it gets an audit record of its own, `false` when it was
+    /// over the caller's allowance and is only counted into the window's
+    /// record for that caller.
+    pub fn refusal(&self, actor: &str, route: &str, now: Instant, now_ms: Millis) -> bool {
+        let Ok(mut st) = self.state.lock() else {
+            return true;
+        };
+        let st = &mut *st;
+        let (k, taken) = self.take(&mut st.refusal_buckets, actor.to_string(), now);
+        if taken.is_ok() {
+            return true;
+        }
+        let tk = if st.suppressed.contains_key(&k) || st.suppressed.len() < MAX_ADDRESSES {
+            k
+        } else {
+            "other".into()
+        };
+        let t = st.suppressed.entry(tk).or_default();
+        if t.count == 0 {
+            t.first_at = now_ms;
+        }
+        t.count += 1;
+        t.last_at = now_ms;
+        *t.reasons.entry("forbidden").or_default() += 1;
+        if t.paths.len() < MAX_PATHS {
+            t.paths.insert(route.to_string());
+        }
+        false
+    }
+
     /// Count one failed authentication from `peer` (`reason`: what was
     /// wrong, `path`: the route) and say how to answer it.
     pub fn failure(
@@ -136,34 +218,12 @@ impl AuthGuard {
         let Ok(mut st) = self.state.lock() else {
             return Verdict::Unauthorized;
         };
-        let mut k = key(peer);
-        if !st.buckets.contains_key(&k) && st.buckets.len() >= MAX_ADDRESSES {
-            // Forget addresses whose allowance is back to full: they are
-            // indistinguishable from new ones.
-            let burst = f64::from(self.limits.burst);
-            let rate = f64::from(self.limits.per_minute) / 60.0;
-            st.buckets.retain(|_, b| {
-                b.tokens + now.saturating_duration_since(b.at).as_secs_f64() * rate < burst
-            });
-            if st.buckets.len() >= MAX_ADDRESSES {
-                k = "other".into();
-            }
-        }
-        let fresh = Bucket {
-            tokens: f64::from(self.limits.burst),
-            at: now,
+        let st = &mut *st;
+        let (k, taken) = self.take(&mut st.buckets, key(peer), now);
+        let verdict = match taken {
+            Ok(()) => Verdict::Unauthorized,
+            Err(wait) => Verdict::Limited(wait),
         };
-        let mut bucket = st.buckets.get(&k).copied().unwrap_or(fresh);
-        self.refill(&mut bucket, now);
-        let verdict = if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
-            Verdict::Unauthorized
-        } else {
-            let rate = f64::from(self.limits.per_minute) / 60.0;
-            let wait = ((1.0 - bucket.tokens) / rate).ceil().max(1.0);
-            Verdict::Limited(wait as u64)
-        };
-        st.buckets.insert(k.clone(), bucket);
 
         let tk = if st.tallies.contains_key(&k) || st.tallies.len() < MAX_ADDRESSES {
             k
@@ -188,10 +248,26 @@ impl AuthGuard {
 
     /// The window's records (one per address, with counts), emptying it.
     pub fn drain(&self, now_ms: Millis) -> Vec<AuditDraft> {
-        let tallies = match self.state.lock() {
-            Ok(mut st) => std::mem::take(&mut st.tallies),
+        let (tallies, suppressed) = match self.state.lock() {
+            Ok(mut st) => (
+                std::mem::take(&mut st.tallies),
+                std::mem::take(&mut st.suppressed),
+            ),
             Err(_) => return Vec::new(),
         };
+        let refusals = suppressed.into_iter().map(|(actor, t)| {
+            let data: Value = json!({
+                "status": 403,
+                "count": t.count,
+                "over-allowance": true,
+                "reasons": t.reasons,
+                "routes": t.paths,
+                "first-at": t.first_at,
+                "last-at": t.last_at,
+                "window-secs": self.limits.window.as_secs(),
+            });
+            AuditDraft::new(now_ms, audit::kind::AUTH_FAILURE, &actor, data)
+        });
         tallies
             .into_iter()
             .map(|(address, t)| {
@@ -207,6 +283,7 @@ impl AuthGuard {
                 });
                 AuditDraft::new(now_ms, audit::kind::AUTH_FAILURE, "anonymous", data)
             })
+            .chain(refusals)
             .collect()
     }
 }
@@ -308,6 +385,30 @@ mod tests {
             .expect("the /64's record");
         assert_eq!(rb.data["count"], 2);
         assert!(g.drain(3000).is_empty(), "a window is written once");
+    }
+
+    #[test]
+    fn a_caller_flooding_refusals_gets_its_allowance_then_one_record_per_window() {
+        let g = guard(5, 60);
+        let t0 = Instant::now();
+        let own: usize = (0..1000)
+            .filter(|i| g.refusal("mallory", &format!("/v1/r{}", i % 20), t0, *i))
+            .count();
+        assert_eq!(own, 5, "the burst is written record by record");
+        // Another caller keeps its own allowance.
+        assert!(g.refusal("carol", "/v1/audit", t0, 7));
+        let records = g.drain(2000);
+        let m = records
+            .iter()
+            .find(|r| r.actor == "mallory")
+            .expect("mallory's window record");
+        assert_eq!(m.data["count"], 995);
+        assert_eq!(m.data["status"], 403);
+        assert_eq!(m.data["routes"].as_array().map(Vec::len), Some(MAX_PATHS));
+        assert!(records.iter().all(|r| r.actor != "carol"), "{records:?}");
+        assert!(g.drain(3000).is_empty(), "a window is written once");
+        // The allowance refills with time.
+        assert!(g.refusal("mallory", "/v1/audit", t0 + Duration::from_secs(2), 3001));
     }
 
     #[test]

@@ -230,6 +230,17 @@ async fn audit_refusals(
         let actor = actor
             .or_else(|| token.and_then(|t| verified_name(&s, &t)))
             .unwrap_or_else(|| "anonymous".into());
+        // Bounded per caller: past its allowance a refusal is only counted
+        // into the window's record for it (guard.rs).
+        let own_record = s.auth_guard.refusal(
+            &actor,
+            route.as_deref().unwrap_or(&path),
+            std::time::Instant::now(),
+            s.service.now(),
+        );
+        if !own_record {
+            return resp;
+        }
         let why = resp.extensions().get::<Refusal>().map(|r| r.0.clone());
         let draft = crate::audit::AuditDraft::new(
             s.service.now(),

@@ -28,6 +28,7 @@
 mod cache;
 mod config;
 mod jwks;
+mod ring_verify;
 
 pub use cache::VerifiedTokens;
 
@@ -44,6 +45,15 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use crate::grant::identity_key;
+
+/// Make jsonwebtoken check signatures with ring (see `ring_verify.rs`):
+/// done by [`IdentityProvider::new`]; call it first thing in a process
+/// that signs or decodes tokens before building a provider, or the
+/// crate's RustCrypto default is fixed for the process (still correct,
+/// several times slower for RSA and ECDSA).
+pub fn install_crypto_provider() {
+    ring_verify::install();
+}
 use crate::request::{SubjectKind, Timestamp};
 use crate::service::{Principal, Role};
 
@@ -244,6 +254,7 @@ impl IdentityProvider {
         config: IdentityProviderConfig,
         keys: JwksSource,
     ) -> Result<IdentityProvider, IdentityError> {
+        install_crypto_provider();
         let algorithms = config
             .parsed_algorithms("identity-providers[]")
             .map_err(IdentityError::Config)?;
