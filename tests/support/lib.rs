@@ -113,8 +113,10 @@ pub fn task_request(task: &str) -> jitgate::Request {
 pub mod app;
 pub mod http;
 pub mod pg;
+pub mod proxy;
 pub mod receiver;
 pub mod server;
+pub mod slapd;
 pub mod tickets;
 
 /// Run `jitgate audit --store STORE ARGS…`: (exit success, stdout).
