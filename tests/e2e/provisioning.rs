@@ -7,6 +7,7 @@
 use jitgate_tests::http::{get, post, send_with};
 use jitgate_tests::pg::{admin, admin_url, exec, query};
 use jitgate_tests::proxy::Proxy;
+use jitgate_tests::scim::{ScimServer, TOKEN as SCIM_TOKEN};
 use jitgate_tests::server::{Backend, Server, TestStore, body, wait_for, write_config_with};
 use jitgate_tests::slapd::{ADMIN_DN, ADMIN_PASSWORD, GROUP, Slapd};
 use jitgate_tests::tickets::{generic_event, now_ms, seed, sign_generic};
@@ -537,7 +538,87 @@ fn ldap_manual_readd_is_removed_by_reconciliation(b: Backend) {
     );
 }
 
+// ---- SCIM: a real scim2-server per test ----
+
+fn scim_setup(b: Backend, scim: &ScimServer, extra: &str) -> Setup {
+    Setup::with_env(
+        b,
+        &format!(
+            "[[provisioners]]\nname = \"saas\"\nkind = \"scim\"\nbase-url = \"{}\"\ntoken-env = \"SCIM_TOKEN\"\nretry-ms = 100\n{extra}\n\
+             [[entitlements]]\nname = \"operator\"\nprovisioner = \"saas\"\ngroup = \"Helpdesk Admins\"\n",
+            scim.base
+        ),
+        vec![("SCIM_TOKEN", SCIM_TOKEN.to_string())],
+    )
+}
+
+fn scim_member_added_on_activation_and_removed_at_expiry(b: Backend) {
+    let scim = ScimServer::start();
+    let alice = scim.user("alice");
+    let group = scim.group("Helpdesk Admins");
+    let setup = scim_setup(b, &scim, "reconcile-interval = 0");
+    let s = setup.start();
+    let g = request(&s, "scim-exp", "alice", 3);
+    assert_eq!(g["state"], "provisioning", "{g}");
+    let id = g["id"].as_str().expect("id").to_string();
+    wait_state(&s, &id, "active");
+    assert_eq!(scim.members(&group), vec![alice.clone()]);
+    wait_state(&s, &id, "expired");
+    assert!(
+        scim.members(&group).is_empty(),
+        "{:?}",
+        scim.members(&group)
+    );
+}
+
+fn scim_unknown_user_fails_the_grant(b: Backend) {
+    let scim = ScimServer::start();
+    let group = scim.group("Helpdesk Admins");
+    let setup = scim_setup(b, &scim, "reconcile-interval = 0\nmax-attempts = 2");
+    let s = setup.start();
+    let id = request(&s, "scim-nobody", "nobody", 600)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let g = wait_state(&s, &id, "failed");
+    assert!(
+        g["end-reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("userName eq"),
+        "{g}"
+    );
+    assert!(scim.members(&group).is_empty());
+}
+
+fn scim_manual_add_is_removed_by_reconciliation(b: Backend) {
+    let scim = ScimServer::start();
+    let alice = scim.user("alice");
+    let mallory = scim.user("mallory");
+    let group = scim.group("Helpdesk Admins");
+    let setup = scim_setup(b, &scim, "reconcile-interval = 1");
+    let s = setup.start();
+    let id = request(&s, "scim-rec", "alice", 600)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    wait_state(&s, &id, "active");
+    scim.add_member(&group, &mallory);
+    let cleaned = wait_for(WAIT, || {
+        (scim.members(&group) == vec![alice.clone()]).then_some(())
+    });
+    assert!(cleaned.is_some(), "{:?}", scim.members(&group));
+    assert!(
+        audit(&s)
+            .iter()
+            .any(|r| r["kind"] == "reconciliation" && r.to_string().contains(&mallory))
+    );
+}
+
 both_stores!(
+    scim_member_added_on_activation_and_removed_at_expiry,
+    scim_unknown_user_fails_the_grant,
+    scim_manual_add_is_removed_by_reconciliation,
     ldap_member_added_on_activation_and_removed_at_expiry,
     ldap_ticket_close_removes_member,
     ldap_down_during_removal_stays_deprovisioning_then_removed,

@@ -115,6 +115,7 @@ pub mod http;
 pub mod pg;
 pub mod proxy;
 pub mod receiver;
+pub mod scim;
 pub mod server;
 pub mod slapd;
 pub mod tickets;

@@ -270,13 +270,11 @@ pub fn build(
                 )
             }
             TargetKind::Scim => {
-                return Err((
-                    format!("provisioners[{i}].kind"),
-                    format!(
-                        "kind = \"{}\" is not available in this build yet",
-                        kind_name(p.kind)
-                    ),
-                ));
+                let token = env(i, "token-env", &p.token_env)?;
+                Arc::new(
+                    super::scim::ScimTarget::new(p.base_url.as_deref().unwrap_or_default(), &token)
+                        .map_err(|e| (format!("provisioners[{i}].base-url"), e))?,
+                )
             }
         };
         let every = p.reconcile_interval.unwrap_or(300);

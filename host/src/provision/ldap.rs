@@ -14,6 +14,8 @@ use super::targets::{Access, Op, Target};
 /// LDAP result codes that make an add or delete a no-op (already done).
 const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
 const NO_SUCH_ATTRIBUTE: u32 = 16;
+/// The group does not exist: it holds no membership to remove.
+const NO_SUCH_OBJECT: u32 = 32;
 
 /// How a subject becomes a DN.
 #[derive(Debug, Clone)]
@@ -79,8 +81,16 @@ impl LdapTarget {
     }
 
     async fn user_dn(&self, ldap: &mut Ldap, subject: &str) -> Result<String, String> {
+        self.user_dn_opt(ldap, subject)
+            .await?
+            .ok_or_else(|| format!("no directory user is `{subject}`"))
+    }
+
+    /// The user's DN; `None` when a search finds nobody (who then holds no
+    /// membership to remove).
+    async fn user_dn_opt(&self, ldap: &mut Ldap, subject: &str) -> Result<Option<String>, String> {
         match &self.user {
-            UserLookup::Template(t) => Ok(t.replace("{subject}", &ldap3::dn_escape(subject))),
+            UserLookup::Template(t) => Ok(Some(t.replace("{subject}", &ldap3::dn_escape(subject)))),
             UserLookup::Search { base, filter } => {
                 let filter = filter.replace("{subject}", &ldap3::ldap_escape(subject));
                 let (entries, _) = ldap
@@ -93,9 +103,8 @@ impl LdapTarget {
                         .into_iter()
                         .map(SearchEntry::construct)
                         .map(|e| e.dn)
-                        .next()
-                        .unwrap_or_default()),
-                    0 => Err(format!("no directory user matches {filter}")),
+                        .next()),
+                    0 => Ok(None),
                     n => Err(format!("{n} directory users match {filter}; need one")),
                 }
             }
@@ -104,7 +113,14 @@ impl LdapTarget {
 
     async fn modify(&self, a: &Access, add: bool) -> Result<(), String> {
         let mut ldap = self.connect().await?;
-        let dn = self.user_dn(&mut ldap, a.account()).await?;
+        let dn = if add {
+            self.user_dn(&mut ldap, a.account()).await?
+        } else {
+            match self.user_dn_opt(&mut ldap, a.account()).await? {
+                Some(dn) => dn,
+                None => return Ok(()),
+            }
+        };
         let values = HashSet::from([dn.as_str()]);
         let m = if add {
             Mod::Add(self.member_attribute.as_str(), values)
@@ -119,7 +135,7 @@ impl LdapTarget {
         match r.rc {
             0 => Ok(()),
             ATTRIBUTE_OR_VALUE_EXISTS if add => Ok(()),
-            NO_SUCH_ATTRIBUTE if !add => Ok(()),
+            NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT if !add => Ok(()),
             _ => Err(format!("{} ({} {})", r.text, r.rc, a.target)),
         }
     }
@@ -147,7 +163,9 @@ impl Target for LdapTarget {
     fn present<'a>(&'a self, a: &'a Access) -> Op<'a, Option<bool>> {
         Box::pin(async move {
             let mut ldap = self.connect().await?;
-            let dn = self.user_dn(&mut ldap, a.account()).await?;
+            let Some(dn) = self.user_dn_opt(&mut ldap, a.account()).await? else {
+                return Ok(Some(false));
+            };
             let r = ldap
                 .compare(&a.target, &self.member_attribute, dn.as_bytes())
                 .await
@@ -155,7 +173,7 @@ impl Target for LdapTarget {
             let _ = ldap.unbind().await;
             match r.0.rc {
                 6 => Ok(Some(true)),
-                5 | NO_SUCH_ATTRIBUTE => Ok(Some(false)),
+                5 | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Some(false)),
                 rc => Err(format!("{} ({rc} comparing {})", r.0.text, a.target)),
             }
         })

@@ -32,6 +32,8 @@ pub mod config;
 pub mod ldap;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "server")]
+pub mod scim;
 pub mod targets;
 #[cfg(feature = "server")]
 mod webhook;

@@ -743,49 +743,38 @@ impl Targets {
             .clone();
         let per = self.metrics.per(name);
         per.reconcile_runs.fetch_add(1, Relaxed);
-        let svc = service.clone();
-        let (active, transit) = blocking(move || {
-            let mut transit = grants_in(&svc, GrantState::Provisioning)?;
-            transit.extend(grants_in(&svc, GrantState::Deprovisioning)?);
-            Ok((grants_in(&svc, GrantState::Active)?, transit))
-        })
-        .await
-        .map_err(|e| e.to_string())?;
-        let mine = |g: &Grant| {
-            g.provisioning
-                .as_ref()
-                .is_some_and(|p| p.provisioner == name)
-        };
+        // Members are read between two listings of the grants: a member
+        // applied after the first listing belongs to a grant the second one
+        // holds, so a grant racing this run is never taken for a stray; and
+        // only grants active in both listings were active when the members
+        // were read, so only they can be missing.
+        let (active0, transit0) = self.held_by(service, name).await?;
         let mut managed: BTreeSet<String> = self
             .entitlements
             .values()
             .filter(|e| e.provisioner == name)
             .map(|e| e.target.clone())
             .collect();
-        let active: Vec<Access> = active
-            .iter()
-            .filter(|g| mine(g))
-            .filter_map(Access::of)
-            .collect();
-        let transit: Vec<Access> = transit
-            .iter()
-            .filter(|g| mine(g))
-            .filter_map(Access::of)
-            .collect();
-        managed.extend(active.iter().chain(&transit).map(|a| a.target.clone()));
+        managed.extend(active0.iter().chain(&transit0).map(|a| a.target.clone()));
         let mut report = Report {
             provisioner: name.to_string(),
             ..Report::default()
         };
+        let mut read = Vec::new();
         for target in &managed {
-            let members = match settings.target.members(target).await {
-                Ok(Some(m)) => m,
-                Ok(None) => continue,
-                Err(e) => {
-                    report.errors.push(format!("{target}: {e}"));
-                    continue;
-                }
-            };
+            match settings.target.members(target).await {
+                Ok(Some(m)) => read.push((target.clone(), m)),
+                Ok(None) => {}
+                Err(e) => report.errors.push(format!("{target}: {e}")),
+            }
+        }
+        let (active, transit) = self.held_by(service, name).await?;
+        let was_active: BTreeSet<&str> = active0.iter().map(|a| a.grant_id.as_str()).collect();
+        let stable: Vec<&Access> = active
+            .iter()
+            .filter(|a| was_active.contains(a.grant_id.as_str()))
+            .collect();
+        for (target, members) in &read {
             let mut granted = BTreeMap::new();
             let mut unresolved = false;
             for a in active
@@ -828,13 +817,21 @@ impl Targets {
                         .push(format!("{target}: removing {stray}: {e}")),
                 }
             }
-            for a in active.iter().filter(|a| &a.target == target) {
+            for a in stable.iter().filter(|a| &a.target == target) {
                 match granted.get(&a.grant_id) {
                     Some(account) if !members.contains(account) => {}
                     _ => continue,
                 }
                 report.missing.push(a.grant_id.clone());
-                if settings.reapply_missing {
+                // Re-read: a grant ended since the listing must not get its
+                // access back after its removal ran.
+                let (svc, gid) = (service.clone(), a.grant_id.clone());
+                let still_active = blocking(move || Ok(svc.store().grant(&gid)?))
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some_and(|g| g.state == GrantState::Active);
+                if settings.reapply_missing && still_active {
                     match apply_and_read_back(settings.target.as_ref(), a).await {
                         Ok(()) => report.reapplied.push(a.grant_id.clone()),
                         Err(e) => report
@@ -864,6 +861,33 @@ impl Targets {
                 .map_err(|e| e.to_string())?;
         }
         Ok(report)
+    }
+}
+
+impl Targets {
+    /// The accesses provisioner `name` holds now: (active, in transit).
+    async fn held_by(
+        &self,
+        service: &Arc<Service>,
+        name: &str,
+    ) -> Result<(Vec<Access>, Vec<Access>), String> {
+        let svc = service.clone();
+        let (active, transit) = blocking(move || {
+            let mut transit = grants_in(&svc, GrantState::Provisioning)?;
+            transit.extend(grants_in(&svc, GrantState::Deprovisioning)?);
+            Ok((grants_in(&svc, GrantState::Active)?, transit))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+        let mine = |g: &&Grant| {
+            g.provisioning
+                .as_ref()
+                .is_some_and(|p| p.provisioner == name)
+        };
+        Ok((
+            active.iter().filter(mine).filter_map(Access::of).collect(),
+            transit.iter().filter(mine).filter_map(Access::of).collect(),
+        ))
     }
 }
 
