@@ -345,6 +345,53 @@ fn sigkill_while_provisioning_converges_after_restart(b: Backend) {
     assert!(!roles.member(&roles.login));
 }
 
+/// The apply reached the target (GRANT committed) and the server died
+/// before reading it back: after restart the grant converges to active,
+/// the access given once, and is removed once.
+fn sigkill_between_apply_and_read_back_converges(b: Backend) {
+    let roles = Roles::new(b);
+    let proxy = Proxy::start("127.0.0.1:5432".parse().expect("addr"));
+    // The apply's connection goes through; the read-back's stalls.
+    proxy.stall_after(1);
+    let setup = Setup::new(
+        b,
+        &config(&roles, "reconcile-interval = 0"),
+        format!("postgres://postgres@{}/postgres", proxy.addr),
+    );
+    let s = setup.start();
+    let id = request(&s, "between", &roles.login, 600)["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let applied = wait_for(WAIT, || roles.member(&roles.login).then_some(()));
+    assert!(applied.is_some(), "the apply never reached the target");
+    assert_eq!(
+        state_of(&s, &id)["state"],
+        "provisioning",
+        "active before read back"
+    );
+    s.kill();
+    proxy.up();
+    // The killed run's lease must run out before another run may start.
+    let s = setup.start();
+    let g = wait_state(&s, &id, "active");
+    assert!(roles.member(&roles.login));
+    let activations = audit(&s)
+        .iter()
+        .filter(|r| r["grant-id"] == id.as_str() && r["data"]["to"] == "active")
+        .count();
+    assert_eq!(activations, 1, "activated twice: {g}");
+    let r = post(
+        s.addr,
+        &format!("/v1/grants/{id}/revoke"),
+        Some("t-admin"),
+        &json!({"reason": "done"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_state(&s, &id, "revoked");
+    assert!(!roles.member(&roles.login));
+}
+
 fn refused_apply_leaves_the_grant_failed_and_audited(b: Backend) {
     let roles = Roles::new(b);
     // The role the entitlement names does not exist: GRANT is refused.
@@ -628,6 +675,7 @@ both_stores!(
     dynamic_login_connects_while_active_and_not_after,
     target_down_during_removal_keeps_deprovisioning_and_alarms,
     sigkill_while_provisioning_converges_after_restart,
+    sigkill_between_apply_and_read_back_converges,
     refused_apply_leaves_the_grant_failed_and_audited,
     manual_grant_is_removed_by_reconciliation,
 );

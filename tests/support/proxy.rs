@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Forwards connections on `addr` to an upstream while up; while down it
@@ -13,6 +13,8 @@ pub struct Proxy {
     pub addr: SocketAddr,
     up: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    /// Connections forwarded before new ones are held open unanswered.
+    budget: Arc<AtomicUsize>,
 }
 
 impl Proxy {
@@ -22,13 +24,23 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let up = Arc::new(AtomicBool::new(true));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (up2, open2) = (up.clone(), open.clone());
+        let budget = Arc::new(AtomicUsize::new(usize::MAX));
+        let (up2, open2, budget2) = (up.clone(), open.clone(), budget.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
                 if !up2.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
+                let left = budget2.load(Ordering::SeqCst);
+                if left == 0 {
+                    // Stalled: the client waits for an answer that never comes.
+                    if let Ok(mut o) = open2.lock() {
+                        o.push(client);
+                    }
+                    continue;
+                }
+                budget2.store(left.saturating_sub(1), Ordering::SeqCst);
                 let Ok(server) = TcpStream::connect(upstream) else {
                     continue;
                 };
@@ -55,7 +67,18 @@ impl Proxy {
                 }
             }
         });
-        Proxy { addr, up, open }
+        Proxy {
+            addr,
+            up,
+            open,
+            budget,
+        }
+    }
+
+    /// Forward the next `n` connections, then hold every later one open
+    /// without an answer (a target that stalls mid-operation).
+    pub fn stall_after(&self, n: usize) {
+        self.budget.store(n, Ordering::SeqCst);
     }
 
     /// Cut every open connection and refuse new ones.
@@ -68,8 +91,9 @@ impl Proxy {
         }
     }
 
-    /// Forward again.
+    /// Forward again (every connection).
     pub fn up(&self) {
+        self.budget.store(usize::MAX, Ordering::SeqCst);
         self.up.store(true, Ordering::SeqCst);
     }
 }
