@@ -441,10 +441,13 @@ fn manual_grant_is_removed_by_reconciliation(b: Backend) {
     });
     admin(&format!("DROP ROLE IF EXISTS {intruder}"));
     assert!(fixed.is_some(), "reconciliation did not converge");
-    let report = audit(&s)
-        .into_iter()
-        .find(|r| r["kind"] == "reconciliation" && r.to_string().contains(&intruder))
-        .expect("a reconciliation audit record");
+    // The record is appended once the run has fixed every group.
+    let report = wait_for(WAIT, || {
+        audit(&s)
+            .into_iter()
+            .find(|r| r["kind"] == "reconciliation" && r.to_string().contains(&intruder))
+    })
+    .expect("a reconciliation audit record");
     assert_eq!(report["data"]["reapplied"], json!([id]), "{report}");
     assert!(metrics(&s).contains("jitgate_reconcile_removed_total{provisioner=\"db\"} 1"));
 }
@@ -577,12 +580,73 @@ fn ldap_manual_readd_is_removed_by_reconciliation(b: Backend) {
         slapd.members(GROUP).contains(&ADMIN_DN.to_lowercase()),
         "the placeholder member was removed"
     );
-    assert!(
+    let recorded = wait_for(WAIT, || {
         audit(&s)
             .iter()
-            .any(|r| r["kind"] == "reconciliation" && r.to_string().contains("mallory")),
-        "no reconciliation record"
+            .any(|r| r["kind"] == "reconciliation" && r.to_string().contains("mallory"))
+            .then_some(())
+    });
+    assert!(recorded.is_some(), "no reconciliation record");
+}
+
+/// Three replicas on one PostgreSQL store provision through one slapd:
+/// every membership is added once and removed once (slapd's own log of
+/// Modify results: no repeated add, no repeated delete), every grant is
+/// activated once and expires once.
+#[test]
+fn three_replicas_provision_through_ldap_each_membership_added_once_and_removed_once() {
+    let slapd = Slapd::start();
+    let before = slapd.modifications(GROUP).len();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = jitgate_tests::pg::TestDb::create();
+    let toml = ldap_config(&slapd, "reconcile-interval = 0");
+    let servers: Vec<Server> = std::thread::scope(|sc| {
+        let hs: Vec<_> = (0..3)
+            .map(|i| {
+                let d = dir.path().join(format!("replica{i}"));
+                std::fs::create_dir_all(&d).expect("mkdir");
+                let cfg = write_config_with(&d, &db.url, &toml);
+                sc.spawn(move || Server::start_with_env(&cfg, &[("LDAP_PASSWORD", ADMIN_PASSWORD)]))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("start")).collect()
+    });
+    let n = 12;
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            let g = request(
+                &servers[i % 3],
+                &format!("r{i}"),
+                &format!("user{i}"),
+                2 + (i % 3) as u32,
+            );
+            g["id"].as_str().expect("id").to_string()
+        })
+        .collect();
+    for id in &ids {
+        wait_state(&servers[0], id, "expired");
+    }
+    assert_eq!(
+        slapd.members(GROUP),
+        vec![ADMIN_DN.to_lowercase()],
+        "memberships left behind"
     );
+    let mods = slapd.modifications(GROUP)[before..].to_vec();
+    assert_eq!(
+        mods,
+        vec![0; 2 * n],
+        "each membership added once and removed once (20 = added twice, 16 = removed twice)"
+    );
+    let records = audit(&servers[1]);
+    for id in &ids {
+        let to = |state: &str| {
+            records
+                .iter()
+                .filter(|r| r["grant-id"] == id.as_str() && r["data"]["to"] == state)
+                .count()
+        };
+        assert_eq!((to("active"), to("expired")), (1, 1), "grant {id}");
+    }
 }
 
 // ---- SCIM: a real scim2-server per test ----
@@ -655,11 +719,13 @@ fn scim_manual_add_is_removed_by_reconciliation(b: Backend) {
         (scim.members(&group) == vec![alice.clone()]).then_some(())
     });
     assert!(cleaned.is_some(), "{:?}", scim.members(&group));
-    assert!(
+    let recorded = wait_for(WAIT, || {
         audit(&s)
             .iter()
             .any(|r| r["kind"] == "reconciliation" && r.to_string().contains(&mallory))
-    );
+            .then_some(())
+    });
+    assert!(recorded.is_some(), "no reconciliation record");
 }
 
 both_stores!(

@@ -81,13 +81,20 @@ impl Slapd {
         } else {
             "slapd"
         };
+        // `-d 256` (stats): every operation and its result code, to count
+        // what reached the directory.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("slapd.log"))
+            .expect("slapd.log");
         let child = Command::new(bin)
-            .args(["-d", "0", "-h"])
+            .args(["-d", "256", "-h"])
             .arg(format!("{}/", self.url))
             .arg("-f")
             .arg(self.dir.path().join("slapd.conf"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("slapd is required by this test ({e}); `./dev test` installs it")
@@ -149,6 +156,38 @@ impl Slapd {
             .filter_map(|l| l.strip_prefix("member: "))
             .map(|v| v.trim().to_lowercase())
             .collect()
+    }
+
+    /// The result codes of every Modify of `group` so far, in order (0 =
+    /// done, 20 = value already there, 16 = value already gone).
+    pub fn modifications(&self, group: &str) -> Vec<u32> {
+        let log = std::fs::read_to_string(self.dir.path().join("slapd.log")).unwrap_or_default();
+        let want = format!("mod dn=\"{}\"", group.to_lowercase());
+        let mut ops = std::collections::BTreeSet::new();
+        let mut codes = Vec::new();
+        for line in log.lines() {
+            let Some(at) = line.find("conn=") else {
+                continue;
+            };
+            let rest = &line[at..];
+            let mut parts = rest.splitn(3, ' ');
+            let (Some(conn), Some(op), Some(what)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let key = format!("{conn} {op}");
+            if what.to_lowercase() == want {
+                ops.insert(key);
+            } else if what.starts_with("RESULT") && ops.remove(&key) {
+                let err = what
+                    .split_whitespace()
+                    .find_map(|w| w.strip_prefix("err="))
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or(u32::MAX);
+                codes.push(err);
+            }
+        }
+        codes
     }
 
     /// Add `dn` to the group by hand.
