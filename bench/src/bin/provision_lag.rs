@@ -18,7 +18,15 @@ use jitgate::service::{Service, ServiceConfig, now_millis};
 use jitgate::store::{Effects, GrantFilter, Store};
 use jitgate::{Engine, EngineConfig};
 
-fn grant(i: usize, kind: &str, target: &str, subject: &str, now: i64, at: i64, template: &jitgate::Request) -> Grant {
+fn grant(
+    i: usize,
+    kind: &str,
+    target: &str,
+    subject: &str,
+    now: i64,
+    at: i64,
+    template: &jitgate::Request,
+) -> Grant {
     let mut request = template.clone();
     request.id = format!("bench-{kind}-{i}");
     request.subject.id = subject.to_string();
@@ -189,7 +197,10 @@ fn run(kind: &str, n: usize, template: &jitgate::Request) -> String {
             )
             .expect("insert");
     }
-    assert!(now_millis() < first_expiry, "insert overran the first expiry");
+    assert!(
+        now_millis() < first_expiry,
+        "insert overran the first expiry"
+    );
     let targets = Targets::new().with_provisioner(
         kind,
         TargetSettings {
@@ -200,7 +211,8 @@ fn run(kind: &str, n: usize, template: &jitgate::Request) -> String {
     );
     let engine = Engine::new(EngineConfig::default()).expect("engine");
     let service = Arc::new(
-        Service::new(engine, store.clone(), ServiceConfig::default()).with_targets(Arc::new(targets)),
+        Service::new(engine, store.clone(), ServiceConfig::default())
+            .with_targets(Arc::new(targets)),
     );
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let wall = Instant::now();
@@ -263,7 +275,9 @@ fn main() {
         kinds = vec!["postgres", "ldap", "scim"];
     }
     let template = jitgate_tests::request(&jitgate_tests::file_recovery_json());
-    println!("| provisioner | grants | window s | p50 lag ms | p99 lag ms | max lag ms | wall s after first expiry | setup s |");
+    println!(
+        "| provisioner | grants | window s | p50 lag ms | p99 lag ms | max lag ms | wall s after first expiry | setup s |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for kind in kinds {
         println!("{}", run(kind, n, &template));
