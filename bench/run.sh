@@ -7,6 +7,8 @@
 #   4. HTTP load: wrk against a hyper floor, jitgate (audited) and Cerbos,
 #   5. revocation lag: 100,000 active grants with 10,000 expiring in one
 #      second, and 10,000 expiring over a minute.
+#   6. end-to-end revocation lag at real targets (PostgreSQL, slapd,
+#      scim2-server): 1,000 provisioned grants ending in the same second.
 # Installs the wasm32-wasip2 target (via ./dev), wrk (apt) and Cerbos (npm)
 # if missing. Everything that runs is built in release by ONE cargo
 # invocation of the bench workspace (wasmtime compiled once).
@@ -68,6 +70,12 @@ echo "## Revocation under load"
 echo
 "$BIN/revocation" 10000 1 90000
 "$BIN/revocation" 10000 60
+echo
+echo "## Revocation lag at the targets: \`provision_lag 1000\`"
+echo
+./dev ldap-tools >/dev/null
+./dev scim-server >/dev/null
+"$BIN/provision_lag" 1000
 
 echo
 echo "(whole run: $(( $(date +%s) - started )) s, of which builds $((built - started)) s)"

@@ -126,6 +126,13 @@ pub struct Config {
     /// Where grant events go.
     #[serde(default)]
     pub provisioner: ProvisionerConfig,
+    /// `[[provisioners]]`: targets that apply access (LDAP, SCIM,
+    /// PostgreSQL, webhook); see [`crate::provision::config`].
+    #[serde(default)]
+    pub provisioners: Vec<crate::provision::config::ProvisionerSpec>,
+    /// `[[entitlements]]`: what an entitlement is at its target.
+    #[serde(default)]
+    pub entitlements: Vec<crate::provision::config::EntitlementSpec>,
     /// `per-decision` (default: a fresh instance per policy evaluation) or
     /// `per-worker` (one warm instance per policy per thread; only for
     /// policies trusted to be pure).
@@ -435,6 +442,8 @@ impl Default for Config {
             tasks: BTreeMap::new(),
             tokens: Vec::new(),
             provisioner: ProvisionerConfig::default(),
+            provisioners: Vec::new(),
+            entitlements: Vec::new(),
             isolation: IsolationConfig::default(),
             sandbox: SandboxConfig::default(),
             audit: AuditConfig::default(),
@@ -625,6 +634,7 @@ impl Config {
                 ));
             }
         }
+        crate::provision::config::check(&self.provisioners, &self.entitlements)?;
         if self.provisioner.kind == ProvisionerKind::Webhook {
             if self.provisioner.url.is_none() {
                 return Err("provisioner.url: required for kind = \"webhook\"".into());

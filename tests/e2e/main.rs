@@ -25,6 +25,7 @@ mod http;
 mod identity;
 mod outbox;
 mod props;
+mod provisioning;
 mod replicas;
 mod router;
 mod service;

@@ -337,6 +337,8 @@ fn grant(id: &str) -> Grant {
         end_reason: None,
         revocation_lag_ms: None,
         quarantined: None,
+        provisioning: None,
+        credential: None,
     }
 }
 

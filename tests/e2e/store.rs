@@ -44,6 +44,8 @@ fn grant(id: &str, state: GrantState, expires_at: Option<i64>, lapses_at: Option
         end_reason: None,
         revocation_lag_ms: None,
         quarantined: None,
+        provisioning: None,
+        credential: None,
     }
 }
 

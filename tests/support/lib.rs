@@ -114,8 +114,11 @@ pub fn task_request(task: &str) -> jitgate::Request {
 pub mod app;
 pub mod http;
 pub mod pg;
+pub mod proxy;
 pub mod receiver;
+pub mod scim;
 pub mod server;
+pub mod slapd;
 pub mod tickets;
 
 /// Run `jitgate audit --store STORE ARGS…`: (exit success, stdout).

@@ -169,9 +169,15 @@ pub struct Server {
 impl Server {
     /// Start with `config` and wait until it listens.
     pub fn start(config: &Path) -> Server {
+        Server::start_with_env(config, &[])
+    }
+
+    /// Start with `config` and these extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(crate::jitgate_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
+            .envs(env.iter().copied())
             .env("JITGATE_LOG", "info")
             .env("JITGATE_WEBHOOK_SECRET", "test-secret-0123456789")
             .env(crate::tickets::SECRET_ENV, crate::tickets::SECRET)

@@ -42,6 +42,8 @@ fn grant(i: usize, now: i64, expires_at: i64, template: &jitgate::Request) -> Gr
         end_reason: None,
         revocation_lag_ms: None,
         quarantined: None,
+        provisioning: None,
+        credential: None,
     }
 }
 

@@ -171,10 +171,16 @@ impl Server {
         let pulls = pull_targets(&config, env)?;
         let outbound =
             crate::outbound::Outbound::new(None).map_err(|e| config_error("ticket-sources", e))?;
-        let service = Service::new(engine, store, config.service_config())
+        let mut service = Service::new(engine, store, config.service_config())
             .with_policy_source(source)
             .with_ticket_sources(sources)
             .with_trusted_context(config.trusted_context());
+        if !config.provisioners.is_empty() {
+            let targets =
+                crate::provision::config::build(&config.provisioners, &config.entitlements)
+                    .map_err(|(key, message)| config_error(&key, message))?;
+            service = service.with_targets(Arc::new(targets));
+        }
         let service = Arc::new(service);
         service.audit(
             audit::kind::CONFIG_LOAD,
@@ -190,6 +196,8 @@ impl Server {
                 "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
                 "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience})).collect::<Vec<_>>(),
                 "identity-aliases": config.identity_aliases,
+                "provisioners": config.provisioners.iter().map(|p| json!({"name": p.name, "kind": format!("{:?}", p.kind).to_lowercase(), "dynamic": p.dynamic})).collect::<Vec<_>>(),
+                "entitlements": config.entitlements.iter().map(|e| json!({"name": e.name, "provisioner": e.provisioner, "group": e.group, "role": e.role})).collect::<Vec<_>>(),
                 "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
             }),
         )?;

@@ -83,6 +83,19 @@ pub enum GrantEvent {
         /// Its new state.
         state: TicketState,
     },
+    /// The target shows the access applied (read back): a provisioning
+    /// grant becomes active.
+    Applied,
+    /// The target refused the access after every retry: the grant is
+    /// deprovisioned (whatever part was applied is removed) and then
+    /// `failed`.
+    ApplyFailed {
+        /// The target's last answer.
+        error: String,
+    },
+    /// The target shows the access gone (read back): a deprovisioning
+    /// grant reaches the final state its end asked for.
+    Removed,
 }
 
 /// Why [`Grant::apply`] refused an event. Nothing was changed.
@@ -269,15 +282,15 @@ impl Grant {
                 Ok(self.end(Rejected, actor, &reason, now))
             }
             GrantEvent::Revoke { reason } => {
-                self.require(&[Active, Pending], Revoked)?;
+                self.require(&[Active, Pending, Provisioning], Revoked)?;
                 Ok(self.end(Revoked, actor, &reason, now))
             }
             GrantEvent::Release => {
-                self.require(&[Active], Released)?;
+                self.require(&[Active, Provisioning], Released)?;
                 Ok(self.end(Released, actor, "released early by its holder", now))
             }
             GrantEvent::Expire { due_by } => {
-                self.require(&[Active], Expired)?;
+                self.require(&[Active, Provisioning], Expired)?;
                 if self.expires_at.is_none_or(|e| e > due_by) {
                     return Err(self.illegal(Expired));
                 }
@@ -296,7 +309,7 @@ impl Grant {
                 Ok(self.end(Lapsed, actor, "no approval before the deadline", now))
             }
             GrantEvent::TicketEnd { ticket, state } => {
-                self.require(&[Active, Pending], Revoked)?;
+                self.require(&[Active, Pending, Provisioning], Revoked)?;
                 if !state.is_finished() || !self.revoke_on_ticket_close {
                     return Err(self.illegal(Revoked));
                 }
@@ -309,6 +322,85 @@ impl Grant {
                 );
                 Ok(self.end(Revoked, actor, &why, now))
             }
+            GrantEvent::Applied => {
+                self.require(&[Provisioning], Active)?;
+                let mut fx = Effects::default();
+                self.state = Active;
+                if let Some(p) = self.provisioning.as_mut() {
+                    p.applied_at = Some(now);
+                    p.last_error = None;
+                }
+                fx.audit.push(transition_record(
+                    self,
+                    "provisioning",
+                    actor,
+                    "access applied and read back at the target",
+                    now,
+                ));
+                // Receivers of the announcements learn of the grant when
+                // it really grants.
+                fx.outbox.push(outbox_event(self, "grant-activated", now));
+                Ok(fx)
+            }
+            GrantEvent::ApplyFailed { error } => {
+                self.require(&[Provisioning], Deprovisioning)?;
+                let why = format!("the target refused the access: {error}");
+                if let Some(p) = self.provisioning.as_mut() {
+                    p.last_error = Some(error);
+                }
+                Ok(self.end(Failed, actor, &why, now))
+            }
+            GrantEvent::Removed => {
+                self.require(&[Deprovisioning], Expired)?;
+                let to = self
+                    .provisioning
+                    .as_ref()
+                    .and_then(|p| p.ending_as)
+                    .filter(|to| Deprovisioning.can_become(*to))
+                    .unwrap_or(Revoked);
+                self.state = to;
+                // End to end: from the moment access should have stopped
+                // (expiry, or the end being decided) to the removal read back.
+                let from_ms = match to {
+                    Expired => self.expires_at.or(self.ended_at),
+                    _ => self.ended_at,
+                };
+                self.revocation_lag_ms = from_ms.map(|f| (now - f).max(0));
+                if let Some(p) = self.provisioning.as_mut() {
+                    p.removed_at = Some(now);
+                    p.ending_as = None;
+                }
+                let why = format!(
+                    "{}; access removed and read back at the target",
+                    self.end_reason.as_deref().unwrap_or("ended")
+                );
+                let mut fx = Effects::default();
+                let mut record = transition_record(self, "deprovisioning", actor, &why, now);
+                record.data["revocation-lag-ms"] = json!(self.revocation_lag_ms);
+                fx.audit.push(record);
+                // Only a grant that was active was announced as such.
+                if self
+                    .provisioning
+                    .as_ref()
+                    .is_some_and(|p| p.applied_at.is_some())
+                {
+                    fx.outbox.push(outbox_event(self, "grant-ended", now));
+                }
+                Ok(fx)
+            }
+        }
+    }
+
+    /// The edge actually taken toward `to`: a provisioned grant whose
+    /// access may be applied ends through `deprovisioning`.
+    fn edge_to(&self, to: GrantState) -> GrantState {
+        use GrantState::*;
+        let applied_maybe = matches!(self.state, Active | Provisioning);
+        let ending = matches!(to, Expired | Revoked | Released | Failed);
+        if self.provisioning.is_some() && applied_maybe && ending {
+            Deprovisioning
+        } else {
+            to
         }
     }
 
@@ -321,7 +413,7 @@ impl Grant {
     }
 
     fn require(&self, from: &[GrantState], to: GrantState) -> Result<(), IllegalTransition> {
-        if from.contains(&self.state) && self.state.can_become(to) {
+        if from.contains(&self.state) && self.state.can_become(self.edge_to(to)) {
             Ok(())
         } else {
             Err(self.illegal(to))
@@ -387,12 +479,24 @@ impl Grant {
         } else {
             self.state.as_str()
         };
-        self.state = GrantState::Active;
         self.issued_at = Some(now);
         self.expires_at = Some(now + self.ttl as i64 * 1000);
-        fx.audit
-            .push(transition_record(self, from, actor, "granted", now));
-        fx.outbox.push(event(self, "grant-activated", now));
+        if self.provisioning.is_some() {
+            self.state = GrantState::Provisioning;
+            fx.audit.push(transition_record(
+                self,
+                from,
+                actor,
+                "granted; applying the access at the target",
+                now,
+            ));
+            fx.outbox.push(outbox_event(self, PROVISION_APPLY, now));
+        } else {
+            self.state = GrantState::Active;
+            fx.audit
+                .push(transition_record(self, from, actor, "granted", now));
+            fx.outbox.push(outbox_event(self, "grant-activated", now));
+        }
         if self.break_glass {
             fx.review = Some(Review {
                 id: review_id.unwrap_or_else(|| format!("rv-{}", self.id)),
@@ -417,15 +521,26 @@ impl Grant {
     fn end(&mut self, to: GrantState, actor: &str, why: &str, now: Millis) -> Effects {
         let was_active = self.state == GrantState::Active;
         let from = self.state.as_str();
-        self.state = to;
+        let edge = self.edge_to(to);
+        self.state = edge;
         self.ended_at = Some(now);
         self.ended_by = Some(actor.to_string());
         self.end_reason = Some(why.to_string());
         let mut fx = Effects::default();
+        if edge == GrantState::Deprovisioning {
+            if let Some(p) = self.provisioning.as_mut() {
+                p.ending_as = Some(to);
+            }
+            let mut record = transition_record(self, from, actor, why, now);
+            record.data["ending-as"] = json!(to.as_str());
+            fx.audit.push(record);
+            fx.outbox.push(outbox_event(self, PROVISION_REMOVE, now));
+            return fx;
+        }
         fx.audit
             .push(transition_record(self, from, actor, why, now));
         if was_active {
-            fx.outbox.push(event(self, "grant-ended", now));
+            fx.outbox.push(outbox_event(self, "grant-ended", now));
         }
         fx
     }
@@ -442,11 +557,15 @@ fn transition_record(g: &Grant, from: &str, actor: &str, why: &str, now: Millis)
     .request(&g.request.id)
 }
 
+/// The outbox kind that applies a provisioned grant's access at its target.
+pub const PROVISION_APPLY: &str = "provision-apply";
+/// The outbox kind that removes it.
+pub const PROVISION_REMOVE: &str = "provision-remove";
+
 /// The provisioning event; the store assigns its `sequence` when queued.
-fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
+pub(crate) fn outbox_event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
     let id = format!("{}:{kind}", g.id);
-    OutboxEvent {
-        payload: json!({
+    let mut payload = json!({
             "event-id": id,
             "kind": kind,
             "grant-id": g.id,
@@ -460,7 +579,16 @@ fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
             "expires-at": g.expires_at,
             "ended-at": g.ended_at,
             "end-reason": g.end_reason,
-        }),
+    });
+    if let Some(p) = &g.provisioning {
+        payload["provisioner"] = json!(p.provisioner);
+        payload["target"] = json!(p.target);
+        if let Some(login) = &p.login {
+            payload["login"] = json!(login);
+        }
+    }
+    OutboxEvent {
+        payload,
         id,
         grant_id: g.id.clone(),
         kind: kind.to_string(),
@@ -470,5 +598,7 @@ fn event(g: &Grant, kind: &str, now: Millis) -> OutboxEvent {
     }
 }
 
+#[cfg(test)]
+mod provisioning_tests;
 #[cfg(test)]
 mod tests;

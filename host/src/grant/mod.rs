@@ -6,6 +6,13 @@
 //!    └──▶ rejected | lapsed | revoked
 //! denied (terminal: a refused request, kept for idempotency and evidence)
 //! ```
+//! A grant whose entitlement is provisioned at a target
+//! (`[[entitlements]]`, see [`crate::provision::targets`]) takes the longer
+//! road, so `active` always means "applied and read back at the target":
+//! ```text
+//! pending ──▶ provisioning ──read back──▶ active ──end──▶ deprovisioning ──read back──▶ expired | revoked | released
+//!                  └──refused after retries / ended──▶ deprovisioning ──read back──▶ failed (or the end asked for)
+//! ```
 //! Every change goes through [`Grant::apply`], whose edges are
 //! [`GrantState::can_become`]; an illegal one is a typed error, never a
 //! silent no-op.
@@ -16,7 +23,9 @@ use crate::decision::ApprovalRequirement;
 use crate::request::Request;
 
 mod lifecycle;
-pub use lifecycle::{GrantEvent, IllegalTransition, identity_key};
+pub use lifecycle::{
+    GrantEvent, IllegalTransition, PROVISION_APPLY, PROVISION_REMOVE, identity_key,
+};
 
 mod aliases;
 pub use aliases::IdentityAliases;
@@ -44,6 +53,16 @@ pub enum GrantState {
     Lapsed,
     /// The decision was deny.
     Denied,
+    /// Decided (and approved); its access is being applied at the target
+    /// and is not yet read back.
+    Provisioning,
+    /// Ended (or failed); its access is being removed at the target and
+    /// the removal is not yet read back. [`Grant::provisioning`] holds the
+    /// final state it will reach.
+    Deprovisioning,
+    /// The target refused the access after retries; whatever was applied
+    /// has been removed.
+    Failed,
 }
 
 impl GrantState {
@@ -58,6 +77,9 @@ impl GrantState {
             GrantState::Rejected => "rejected",
             GrantState::Lapsed => "lapsed",
             GrantState::Denied => "denied",
+            GrantState::Provisioning => "provisioning",
+            GrantState::Deprovisioning => "deprovisioning",
+            GrantState::Failed => "failed",
         }
     }
 
@@ -72,6 +94,9 @@ impl GrantState {
             GrantState::Rejected,
             GrantState::Lapsed,
             GrantState::Denied,
+            GrantState::Provisioning,
+            GrantState::Deprovisioning,
+            GrantState::Failed,
         ]
         .into_iter()
         .find(|g| g.as_str() == s)
@@ -82,14 +107,22 @@ impl GrantState {
         use GrantState::*;
         matches!(
             (self, to),
-            (Pending, Active | Rejected | Lapsed | Revoked)
-                | (Active, Expired | Revoked | Released)
+            (Pending, Active | Provisioning | Rejected | Lapsed | Revoked)
+                | (Active, Expired | Revoked | Released | Deprovisioning)
+                | (Provisioning, Active | Deprovisioning)
+                | (Deprovisioning, Expired | Revoked | Released | Failed)
         )
     }
 
     /// No further change is possible.
     pub fn is_final(self) -> bool {
-        !matches!(self, GrantState::Pending | GrantState::Active)
+        !matches!(
+            self,
+            GrantState::Pending
+                | GrantState::Active
+                | GrantState::Provisioning
+                | GrantState::Deprovisioning
+        )
     }
 }
 
@@ -176,6 +209,55 @@ pub struct Grant {
     /// parse. Such a grant may only be ended, never approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quarantined: Option<String>,
+    /// Where the access is applied, for an entitlement mapped by
+    /// `[[entitlements]]`; absent for grants that are only announced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provisioning: Option<Provisioning>,
+    /// A secret made for this grant (a dynamic database password), in the
+    /// answer to the request that created it and nowhere else: never
+    /// stored, audited or read back.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<Credential>,
+}
+
+/// Where and how a grant's access is applied at its target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Provisioning {
+    /// The `[[provisioners]]` name.
+    pub provisioner: String,
+    /// The group (DN or SCIM displayName) or role, fixed when the grant
+    /// was decided so a config change cannot make removal miss.
+    pub target: String,
+    /// A login made for this grant (`dynamic = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
+    /// The login's password as a SCRAM-SHA-256 verifier (never the clear
+    /// password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verifier: Option<String>,
+    /// While deprovisioning: the state reached once removal is read back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ending_as: Option<GrantState>,
+    /// Access read back as applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<Millis>,
+    /// Access read back as removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<Millis>,
+    /// The last error from the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// A login made for a grant, shown once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Credential {
+    /// The login name.
+    pub login: String,
+    /// The password in clear.
+    pub password: String,
 }
 
 impl Grant {
@@ -207,7 +289,17 @@ mod tests {
     #[test]
     fn lifecycle_edges() {
         let all = [
-            Pending, Active, Expired, Revoked, Released, Rejected, Lapsed, Denied,
+            Pending,
+            Active,
+            Expired,
+            Revoked,
+            Released,
+            Rejected,
+            Lapsed,
+            Denied,
+            Provisioning,
+            Deprovisioning,
+            Failed,
         ];
         let allowed: Vec<_> = all
             .iter()
@@ -221,14 +313,25 @@ mod tests {
                 (Pending, Revoked),
                 (Pending, Rejected),
                 (Pending, Lapsed),
+                (Pending, Provisioning),
                 (Active, Expired),
                 (Active, Revoked),
                 (Active, Released),
+                (Active, Deprovisioning),
+                (Provisioning, Active),
+                (Provisioning, Deprovisioning),
+                (Deprovisioning, Expired),
+                (Deprovisioning, Revoked),
+                (Deprovisioning, Released),
+                (Deprovisioning, Failed),
             ]
         );
         for s in all {
             assert_eq!(super::GrantState::parse(s.as_str()), Some(s));
-            assert_eq!(s.is_final(), !matches!(s, Pending | Active));
+            assert_eq!(
+                s.is_final(),
+                !matches!(s, Pending | Active | Provisioning | Deprovisioning)
+            );
         }
     }
 }
@@ -266,6 +369,8 @@ mod approval_tests {
             end_reason: None,
             revocation_lag_ms: None,
             quarantined: None,
+            provisioning: None,
+            credential: None,
         }
     }
 

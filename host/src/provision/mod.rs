@@ -19,7 +19,22 @@
 //! `WebhookProvisioner` (HMAC-SHA256-signed JSON POST over HTTPS; feature
 //! `server`). Embedders implement [`Provisioner`], or pass a closure to
 //! [`from_fn`].
+//!
+//! These announce. Grants of entitlements mapped by `[[entitlements]]` are
+//! *applied* at a target ([`targets`]: LDAP, SCIM, PostgreSQL, or an
+//! announcer counted as applied once delivered) and are `active` only once
+//! the target shows the access; their `provision-apply` /
+//! `provision-remove` events go to the target, not to the announcer.
 
+#[cfg(feature = "server")]
+pub mod config;
+#[cfg(feature = "server")]
+pub mod ldap;
+#[cfg(feature = "postgres")]
+pub mod postgres;
+#[cfg(feature = "server")]
+pub mod scim;
+pub mod targets;
 #[cfg(feature = "server")]
 mod webhook;
 
@@ -168,6 +183,16 @@ pub async fn dispatch(service: Arc<Service>, provisioner: Arc<dyn Provisioner>) 
             // is leased) nor its grant's later events (their predecessor is
             // undelivered), so a stalled delivery holds up nothing else.
             tokio::spawn(async move {
+                // Events that apply or remove access go to their target;
+                // the rest are announcements for `provisioner`.
+                let is_target_event = ev.kind == crate::grant::PROVISION_APPLY
+                    || ev.kind == crate::grant::PROVISION_REMOVE;
+                if let (true, Some(targets)) = (is_target_event, svc.targets().cloned()) {
+                    targets::run(svc.clone(), targets, ev).await;
+                    drop(slot);
+                    svc.outbox_changed.notify_one();
+                    return;
+                }
                 let outcome = provisioner.deliver(&ev).await;
                 let _ = tokio::task::spawn_blocking(move || {
                     record(&svc, &ev, outcome);

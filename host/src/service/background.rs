@@ -81,11 +81,22 @@ impl Service {
         provisioner: Arc<dyn Provisioner>,
     ) -> Result<Background, NoRuntime> {
         let rt = tokio::runtime::Handle::try_current().map_err(|_| NoRuntime)?;
-        Ok(Background {
-            tasks: vec![
-                rt.spawn(super::scheduler::run(self.clone())),
-                rt.spawn(crate::provision::dispatch(self.clone(), provisioner)),
-            ],
-        })
+        let mut tasks = vec![
+            rt.spawn(super::scheduler::run(self.clone())),
+            rt.spawn(crate::provision::dispatch(self.clone(), provisioner)),
+        ];
+        if let Some(targets) = &self.targets {
+            for name in targets.names() {
+                if let Some(every) = targets.get(name).and_then(|s| s.reconcile_interval) {
+                    tasks.push(rt.spawn(crate::provision::targets::reconcile_every(
+                        self.clone(),
+                        targets.clone(),
+                        name.to_string(),
+                        every,
+                    )));
+                }
+            }
+        }
+        Ok(Background { tasks })
     }
 }

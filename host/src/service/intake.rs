@@ -392,8 +392,11 @@ impl Service {
             end_reason: None,
             revocation_lag_ms: None,
             quarantined: None,
+            provisioning: None,
+            credential: None,
             request: req,
         };
+        let credential = self.attach_provisioning(&mut grant);
         let mut effects = Effects::default();
         effects.audit.push(
             AuditDraft::new(
@@ -430,12 +433,14 @@ impl Service {
             }
             Err(e) => return Err(e.into()),
         }
-        if grant.state == GrantState::Active {
+        if matches!(grant.state, GrantState::Active | GrantState::Provisioning) {
             self.outbox_changed.notify_one();
         }
         if !grant.state.is_final() {
             self.deadline_changed.notify_one();
         }
+        // Shown in this answer only: the stored grant has the verifier.
+        grant.credential = credential;
         Ok((grant, true))
     }
 

@@ -148,6 +148,8 @@ pub struct Service {
     last_rejection: Mutex<Option<Value>>,
     /// Decides instead of the running engine when set.
     decision_maker: Option<Arc<dyn DecisionMaker>>,
+    /// Targets that apply access (`[[provisioners]]`, `[[entitlements]]`).
+    targets: Option<Arc<crate::provision::targets::Targets>>,
 }
 
 impl Service {
@@ -185,7 +187,30 @@ impl Service {
             previous_sets: Mutex::new(Vec::new()),
             last_rejection: Mutex::new(None),
             decision_maker: None,
+            targets: None,
         }
+    }
+
+    /// Apply the access of mapped entitlements at `targets` (grants go
+    /// through `provisioning` and `deprovisioning`; see
+    /// [`crate::provision::targets`]).
+    pub fn with_targets(mut self, targets: Arc<crate::provision::targets::Targets>) -> Self {
+        self.targets = Some(targets);
+        self
+    }
+
+    /// The targets that apply access, if any.
+    pub fn targets(&self) -> Option<&Arc<crate::provision::targets::Targets>> {
+        self.targets.as_ref()
+    }
+
+    /// Mark a new grant as provisioned when its entitlement is mapped;
+    /// returns a dynamic login's credential, to be shown once.
+    fn attach_provisioning(
+        &self,
+        grant: &mut crate::grant::Grant,
+    ) -> Option<crate::grant::Credential> {
+        self.targets.as_ref()?.attach(grant)
     }
 
     /// Decide with `maker` instead of the running engine (the engine

@@ -51,6 +51,10 @@ impl Service {
         let quarantined = self.store.quarantine_count()?;
         let mut text = self.metrics.render(active, pending);
         text.push_str(&crate::metrics::quarantine_gauge(quarantined));
+        if let Some(t) = &self.targets {
+            let transit = crate::provision::targets::in_transit(self)?;
+            text.push_str(&t.metrics.render(transit));
+        }
         Ok(text)
     }
 }

@@ -20,7 +20,9 @@ impl Service {
             self.store.update_grants::<ServiceError>(&ids, &mut |g| {
                 let t = self.now();
                 let event = match g.state {
-                    GrantState::Active => GrantEvent::Expire { due_by: now },
+                    GrantState::Active | GrantState::Provisioning => {
+                        GrantEvent::Expire { due_by: now }
+                    }
                     GrantState::Pending => GrantEvent::Lapse { due_by: now },
                     // Someone else ended it first: nothing to do.
                     _ => return Ok(None),

@@ -275,6 +275,8 @@ fn stored_pending_as(
         end_reason: None,
         revocation_lag_ms: None,
         quarantined: None,
+        provisioning: None,
+        credential: None,
     };
     store.create_grant(&g, Effects::default()).expect("create");
     g.id

@@ -58,7 +58,7 @@ impl Service {
         if lapsed {
             return Err(lapsed_error(&g));
         }
-        if g.state == GrantState::Active {
+        if matches!(g.state, GrantState::Active | GrantState::Provisioning) {
             self.outbox_changed.notify_one();
             self.deadline_changed.notify_one();
         }

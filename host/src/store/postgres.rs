@@ -77,6 +77,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_policy_sets.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_provisioning.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("jitgate-migrate").
@@ -335,7 +339,7 @@ impl Store for PostgresStore {
             let c = self.client().await?;
             let rows = c
                 .query(
-                    "SELECT id FROM grants WHERE ticket_id = $1 AND state IN ('active', 'pending') ORDER BY id",
+                    "SELECT id FROM grants WHERE ticket_id = $1 AND state IN ('active', 'pending', 'provisioning') ORDER BY id",
                     &[&ticket_id],
                 )
                 .await
@@ -353,7 +357,7 @@ impl Store for PostgresStore {
             let rows = c
                 .query(
                     "SELECT id FROM grants
-                     WHERE (state = 'active' AND expires_at <= $1) OR (state = 'pending' AND lapses_at <= $1)
+                     WHERE (state IN ('active', 'provisioning') AND expires_at <= $1) OR (state = 'pending' AND lapses_at <= $1)
                      ORDER BY COALESCE(expires_at, lapses_at) LIMIT $2
                      FOR UPDATE SKIP LOCKED",
                     &[&now, &(limit as i64)],
@@ -370,7 +374,7 @@ impl Store for PostgresStore {
             let row = c
                 .query_one(
                     "SELECT LEAST(
-                       (SELECT MIN(expires_at) FROM grants WHERE state = 'active'),
+                       (SELECT MIN(expires_at) FROM grants WHERE state IN ('active', 'provisioning')),
                        (SELECT MIN(lapses_at) FROM grants WHERE state = 'pending'))",
                     &[],
                 )
@@ -860,7 +864,7 @@ impl PostgresStore {
                     let rows = tx
                             .query(
                                 &format!(
-                                    "SELECT {GRANT_COLS} FROM grants WHERE ticket_id = $1 AND state IN ('active', 'pending')
+                                    "SELECT {GRANT_COLS} FROM grants WHERE ticket_id = $1 AND state IN ('active', 'pending', 'provisioning')
                                      ORDER BY id FOR UPDATE"
                                 ),
                                 &[&after.id],

@@ -138,6 +138,9 @@ fn salvage(cols: &GrantColumns, doc: &str, reason: &str) -> Grant {
         ended_by: field(&v, "ended-by"),
         end_reason: field(&v, "end-reason"),
         revocation_lag_ms: field(&v, "revocation-lag-ms"),
+        // Kept when it parses: a damaged grant must still be removable at its target.
+        provisioning: field(&v, "provisioning"),
+        credential: None,
         quarantined: Some(reason.to_string()),
     }
 }

@@ -44,6 +44,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (4, include_str!("../../migrations/0004_tickets.sql")),
     (5, include_str!("../../migrations/0005_policy_sets.sql")),
+    (6, include_str!("../../migrations/0006_provisioning.sql")),
 ];
 
 /// A SQLite-backed [`Store`].
@@ -385,7 +386,7 @@ impl Store for SqliteStore {
     fn open_grants_of_ticket(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.lock()?;
         let mut stmt = conn
-            .prepare_cached("SELECT id FROM grants WHERE ticket_id = ?1 AND state IN ('active', 'pending') ORDER BY id")
+            .prepare_cached("SELECT id FROM grants WHERE ticket_id = ?1 AND state IN ('active', 'pending', 'provisioning') ORDER BY id")
             .map_err(be)?;
         stmt.query_map([ticket_id], |r| r.get(0))
             .map_err(be)?
@@ -398,7 +399,7 @@ impl Store for SqliteStore {
         let mut stmt = conn
             .prepare_cached(
                 "SELECT id FROM (
-                   SELECT id, expires_at AS t FROM grants WHERE state = 'active' AND expires_at <= ?1
+                   SELECT id, expires_at AS t FROM grants WHERE state IN ('active', 'provisioning') AND expires_at <= ?1
                    UNION ALL
                    SELECT id, lapses_at AS t FROM grants WHERE state = 'pending' AND lapses_at <= ?1
                  ) ORDER BY t LIMIT ?2",
@@ -414,7 +415,7 @@ impl Store for SqliteStore {
         let conn = self.lock()?;
         conn.query_row(
             "SELECT MIN(t) FROM (
-               SELECT MIN(expires_at) AS t FROM grants WHERE state = 'active'
+               SELECT MIN(expires_at) AS t FROM grants WHERE state IN ('active', 'provisioning')
                UNION ALL SELECT MIN(lapses_at) FROM grants WHERE state = 'pending')",
             [],
             |r| r.get(0),
@@ -697,7 +698,7 @@ impl Store for SqliteStore {
                 let mut revoked = Vec::new();
                 if tickets::ends_grants(&after, change) {
                     let ids: Vec<String> = tx
-                        .prepare_cached("SELECT id FROM grants WHERE ticket_id = ?1 AND state IN ('active', 'pending') ORDER BY id")
+                        .prepare_cached("SELECT id FROM grants WHERE ticket_id = ?1 AND state IN ('active', 'pending', 'provisioning') ORDER BY id")
                         .map_err(be)?
                         .query_map([&after.id], |r| r.get(0))
                         .map_err(be)?

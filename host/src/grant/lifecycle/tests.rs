@@ -43,6 +43,8 @@ fn base(state: GrantState) -> Grant {
         end_reason: None,
         revocation_lag_ms: None,
         quarantined: None,
+        provisioning: None,
+        credential: None,
     };
     match state {
         Pending => g.lapses_at = Some(NOW + 1000),
