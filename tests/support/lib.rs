@@ -115,6 +115,7 @@ pub mod http;
 pub mod pg;
 pub mod receiver;
 pub mod server;
+pub mod smtp;
 pub mod tickets;
 
 /// Run `jitgate audit --store STORE ARGS…`: (exit success, stdout).
