@@ -157,6 +157,12 @@ fn approve_activate_expire_cycle_reaches_slack_and_mail_with_hostile_text_neutra
         assert_eq!(m.from, "jitgate@example.com");
     }
     for m in &mails {
+        assert!(
+            m.header_lines()
+                .contains(&"Content-Transfer-Encoding: quoted-printable"),
+            "{}",
+            m.data
+        );
         for l in m.header_lines() {
             let lower = l.to_ascii_lowercase();
             assert!(

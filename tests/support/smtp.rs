@@ -30,9 +30,31 @@ impl Mail {
             .collect()
     }
 
-    /// The body after the header block.
-    pub fn body(&self) -> &str {
-        self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+    /// The body after the header block, quoted-printable decoded (soft
+    /// line breaks joined, `=XX` escapes of ASCII turned back).
+    pub fn body(&self) -> String {
+        let raw = self.data.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let joined = raw.replace("=\r\n", "");
+        let mut out = String::with_capacity(joined.len());
+        let mut rest = joined.as_str();
+        while let Some(i) = rest.find('=') {
+            out.push_str(&rest[..i]);
+            let code = rest
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            match code {
+                Some(b) if b.is_ascii() => {
+                    out.push(b as char);
+                    rest = &rest[i + 3..];
+                }
+                _ => {
+                    out.push('=');
+                    rest = &rest[i + 1..];
+                }
+            }
+        }
+        out.push_str(rest);
+        out
     }
 }
 

@@ -263,7 +263,14 @@ impl Channel {
                 for m in to {
                     b = b.to(m);
                 }
-                let msg = b.body(text).map_err(|e| e.to_string())?;
+                // Quoted-printable always (never base64): a relay's content
+                // filters can read it, and lines stay short.
+                let body = lettre::message::Body::new_with_encoding(
+                    text,
+                    lettre::message::header::ContentTransferEncoding::QuotedPrintable,
+                )
+                .map_err(|_| "mail body could not be encoded".to_string())?;
+                let msg = b.body(body).map_err(|e| e.to_string())?;
                 tokio::time::timeout(TIMEOUT, mail.transport.send(msg))
                     .await
                     .map_err(|_| "smtp timed out".to_string())?
