@@ -60,9 +60,18 @@ const HEADLINES: [&str; 5] = [
 
 #[test]
 fn approve_activate_expire_cycle_reaches_slack_and_mail_with_hostile_text_neutralised() {
+    full_cycle(Backend::Sqlite);
+}
+
+#[test]
+fn approve_activate_expire_cycle_reaches_slack_and_mail_on_postgres() {
+    full_cycle(Backend::Postgres);
+}
+
+fn full_cycle(backend: Backend) {
     let slack = ScriptedReceiver::start(|_, _| Answer::Accept);
     let smtp = SmtpSink::start();
-    let (_guard, server) = start(Backend::Sqlite, &config(&slack, &smtp));
+    let (_guard, server) = start(backend, &config(&slack, &smtp));
     let mut req = body("n1", "alice", "saas-admin", 4);
     req["justification"] = json!(HOSTILE);
     let r = post(server.addr, "/v1/requests", Some("t-pipe"), &req);
