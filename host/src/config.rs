@@ -165,6 +165,14 @@ pub struct Config {
     /// compares all of them.
     #[serde(default)]
     pub identity_aliases: BTreeMap<String, Vec<String>>,
+    /// `[notify]`: settings shared by the notification channels
+    /// (docs/notifications.md).
+    #[serde(default)]
+    pub notify: crate::notify::NotifySettings,
+    /// `[[notifications]]`: Slack, e-mail and webhook channels people are
+    /// told through (docs/notifications.md).
+    #[serde(default)]
+    pub notifications: Vec<crate::notify::ChannelConfig>,
 }
 
 /// `[trust]`: the keys policy sets must be signed with. Present, it cannot
@@ -453,6 +461,8 @@ impl Default for Config {
             identity_providers: Vec::new(),
             trust: None,
             identity_aliases: BTreeMap::new(),
+            notify: Default::default(),
+            notifications: Vec::new(),
         })
     }
 }

@@ -23,6 +23,7 @@ mod examples;
 mod hostile;
 mod http;
 mod identity;
+mod notify;
 mod outbox;
 mod props;
 mod provisioning;

@@ -119,6 +119,7 @@ pub mod receiver;
 pub mod scim;
 pub mod server;
 pub mod slapd;
+pub mod smtp;
 pub mod tickets;
 
 /// Run `jitgate audit --store STORE ARGS…`: (exit success, stdout).

@@ -144,6 +144,22 @@ impl Server {
             store: store_name.clone(),
             source,
         })?;
+        // Notices ride the store's outbox: the wrapped store queues them
+        // with each transition, the router hands them to the channels.
+        let notifier = crate::notify::Notifier::from_config(
+            &config.notify,
+            &config.notifications,
+            env,
+            store.clone(),
+        )
+        .map_err(|e| match e.split_once(": ") {
+            Some((key, message)) => config_error(key, message),
+            None => config_error("notifications", e),
+        })?;
+        let store: Arc<dyn crate::store::Store> = match &notifier {
+            Some(n) => Arc::new(crate::notify::NotifyingStore::new(store, n.clone())),
+            None => store,
+        };
         let source = PolicySource {
             path: config.policies.clone(),
             engine: config.engine_config(),
@@ -225,7 +241,10 @@ impl Server {
             }
             None => None,
         };
-        let provisioner = provisioner(&config)?;
+        let provisioner = match notifier {
+            Some(n) => Arc::new(crate::notify::Router::new(provisioner(&config)?, n)),
+            None => provisioner(&config)?,
+        };
         let identities = Arc::new(identity_providers(&config)?);
         let state = Arc::new(AppState {
             service,
