@@ -136,6 +136,18 @@ fn wait_state(s: &Server, id: &str, want: &str) -> Value {
     .unwrap_or_else(|| panic!("grant {id} never became {want}: {}", state_of(s, id)))
 }
 
+/// Revoke grant `id` as the admin and wait until removal is read back.
+fn revoke_and_wait(s: &Server, id: &str) {
+    let r = post(
+        s.addr,
+        &format!("/v1/grants/{id}/revoke"),
+        Some("t-admin"),
+        &json!({"reason": "done"}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    wait_state(s, id, "revoked");
+}
+
 fn request(s: &Server, name: &str, subject: &str, ttl: u32) -> Value {
     let r = post(
         s.addr,
@@ -251,14 +263,7 @@ fn dynamic_login_connects_while_active_and_not_after(b: Backend) {
     );
     // Never stored nor audited in clear.
     assert!(!audit(&s).iter().any(|r| r.to_string().contains(&password)));
-    let r = post(
-        s.addr,
-        &format!("/v1/grants/{id}/revoke"),
-        Some("t-admin"),
-        &json!({"reason": "done"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    wait_state(&s, &id, "revoked");
+    revoke_and_wait(&s, &id);
     assert!(
         exec(&url, "SELECT 1").is_err(),
         "the dynamic login still connects after its grant ended"
@@ -339,14 +344,7 @@ fn sigkill_while_provisioning_converges_after_restart(b: Backend) {
     let s = setup.start();
     wait_state(&s, &id, "active");
     assert!(roles.member(&roles.login));
-    let r = post(
-        s.addr,
-        &format!("/v1/grants/{id}/revoke"),
-        Some("t-admin"),
-        &json!({"reason": "done"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    wait_state(&s, &id, "revoked");
+    revoke_and_wait(&s, &id);
     assert!(!roles.member(&roles.login));
 }
 
@@ -386,14 +384,7 @@ fn sigkill_between_apply_and_read_back_converges(b: Backend) {
         .filter(|r| r["grant-id"] == id.as_str() && r["data"]["to"] == "active")
         .count();
     assert_eq!(activations, 1, "activated twice: {g}");
-    let r = post(
-        s.addr,
-        &format!("/v1/grants/{id}/revoke"),
-        Some("t-admin"),
-        &json!({"reason": "done"}),
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
-    wait_state(&s, &id, "revoked");
+    revoke_and_wait(&s, &id);
     assert!(!roles.member(&roles.login));
 }
 
