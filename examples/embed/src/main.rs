@@ -51,10 +51,23 @@ fn request(id: &str) -> Result<Request, Error> {
 
 async fn run() -> Result<(), Error> {
     let policies = std::env::var("JITGATE_POLICY_DIR").unwrap_or_else(|_| "target/policies".into());
+    // `business-hours` asks for approval outside Monday–Friday 07:00–19:00
+    // by the wall clock; this example must answer the same at any hour, so
+    // it loads the other example policies only.
+    let clock_free = tempfile::tempdir()?;
+    for entry in std::fs::read_dir(&policies)? {
+        let path = entry?.path();
+        let is_module = path.extension().is_some_and(|e| e == "wasm");
+        if is_module && path.file_stem().is_some_and(|s| s != "business-hours") {
+            if let Some(name) = path.file_name() {
+                std::fs::copy(&path, clock_free.path().join(name))?;
+            }
+        }
+    }
     let started = std::time::Instant::now();
-    let engine = Engine::builder().policies(&policies).build()?;
+    let engine = Engine::builder().policies(clock_free.path()).build()?;
     println!(
-        "loaded {} policies from {policies} in {:.2} s",
+        "loaded {} policies from {policies} (without business-hours) in {:.2} s",
         engine.policies().count(),
         started.elapsed().as_secs_f64()
     );
