@@ -11,7 +11,7 @@ use jitgate::store::postgres::PostgresStore;
 use jitgate::store::sqlite::SqliteStore;
 use jitgate::{Engine, Outcome, Request};
 use jitgate_tests::pg::TestDb;
-use jitgate_tests::policy_dir;
+use jitgate_tests::server::clock_free_policies;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -59,9 +59,14 @@ fn typed(id: &str) -> Request {
         .expect("a valid request")
 }
 
+/// The example policies without `business-hours`: these tests run the
+/// service on the wall clock, and `business-hours` asks for approval on
+/// weekends and after 19:00 UTC (CI once failed here in the evening).
 fn engine() -> Engine {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"));
     Engine::builder()
-        .policies(policy_dir())
+        .policies(clock_free_policies(dir.path()))
         .build()
         .expect("example policies load (./dev policies)")
 }
