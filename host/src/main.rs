@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{audit, bench, dev_idp, eval, inspect, keygen, serve, sign, test, verify};
+use cli::{audit, bench, build, dev_idp, eval, inspect, keygen, new, serve, sign, test, verify};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +41,10 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Show a module's info, digest, size and imports.
     Inspect(inspect::InspectArgs),
+    /// Scaffold a policy crate (Cargo.toml, src/lib.rs with unit tests, fixtures) anywhere.
+    New(new::NewArgs),
+    /// Build a policy crate for wasm32-wasip2 into its target/policies/NAME.wasm.
+    Build(build::BuildArgs),
     /// Mint identity-provider tokens for the example users (a development aid only).
     DevIdp(dev_idp::DevIdpArgs),
 }
@@ -94,6 +98,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args, config),
         Command::DevIdp(args) => dev_idp::run(args),
+        Command::New(args) => new::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Build(args) => build::run(args).map(|_| ExitCode::SUCCESS),
     };
     ran.unwrap_or_else(|e| {
         eprintln!("error: {}", cli::chain(&e));

@@ -303,3 +303,185 @@ fn audit_store_is_accepted_after_the_subcommand() {
     assert_eq!((before, err_before), (after, err_after));
     assert!(!missing.exists(), "reading must not create a store");
 }
+
+/// `jitgate` run in `dir` with `CARGO_TARGET_DIR` set to `target` (the
+/// suite's own target folder: the scaffold's wasm build shares the
+/// dependencies `./dev policies` already compiled).
+fn jitgate_in(dir: &std::path::Path, target: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = Command::new(jitgate_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", target)
+        .output()
+        .expect("run jitgate");
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// An author outside this repository: `jitgate new` → `cargo test` →
+/// `jitgate build` → `jitgate test`, with no edit; then an edited source
+/// is refused until rebuilt, and a rule broken in the source is caught by
+/// the scaffold's own fixtures.
+#[test]
+fn new_scaffolds_a_policy_crate_outside_the_repo_that_builds_tests_and_refuses_a_stale_module() {
+    let outside = tempfile::tempdir().expect("tempdir");
+    let target = root().join("target").join("scaffold");
+    let (code, out) = jitgate_in(
+        outside.path(),
+        &target,
+        &["new", "db-admin", "--task", "db-admin"],
+    );
+    assert_eq!(code, 0, "{out}");
+    let krate = outside.path().join("db-admin");
+    for f in [
+        "Cargo.toml",
+        "src/lib.rs",
+        "fixtures/db-admin.yaml",
+        ".gitignore",
+    ] {
+        assert!(krate.join(f).is_file(), "{f} not written: {out}");
+    }
+    // A second `new` never overwrites.
+    let (code, out) = jitgate_in(outside.path(), &target, &["new", "db-admin"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("already exists"), "{out}");
+    let (code, out) = jitgate_in(outside.path(), &target, &["new", "Db_Admin"]);
+    assert_ne!(code, 0);
+    assert!(out.contains("lowercase"), "{out}");
+
+    // The scaffold's native unit tests pass as written.
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let unit = Command::new(&cargo)
+        .args(["test", "--quiet"])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", &target)
+        .output()
+        .expect("cargo test");
+    assert!(
+        unit.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&unit.stdout),
+        String::from_utf8_lossy(&unit.stderr)
+    );
+
+    let (code, out) = jitgate_in(&krate, &target, &["build"]);
+    assert_eq!(code, 0, "{out}");
+    let module = krate.join("target/policies/db-admin.wasm");
+    assert!(module.is_file(), "{out}");
+    let (code, out) = jitgate_in(&krate, &target, &["test", "."]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("3 passed, 0 failed"), "{out}");
+
+    // The author edits the rules: the old module is refused, not tested.
+    let lib = krate.join("src/lib.rs");
+    let src = std::fs::read_to_string(&lib).expect("lib.rs");
+    let broken = src.replace("has_role(\"helpdesk\")", "has_role(\"sre\")");
+    assert_ne!(src, broken, "the scaffold's role check moved");
+    // A later mtime than the build, whatever the file system's resolution.
+    std::fs::write(&lib, broken).expect("edit");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&lib)
+        .and_then(|f| f.set_modified(later))
+        .expect("mtime");
+    let (code, out) = jitgate_in(&krate, &target, &["test", "."]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("is older than its source"), "{out}");
+    assert!(out.contains("src/lib.rs"), "{out}");
+
+    // Rebuilt, the fixtures catch the broken rule.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let (code, out) = jitgate_in(&krate, &target, &["build"]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = jitgate_in(&krate, &target, &["test", "."]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("FAIL"), "{out}");
+    assert!(
+        out.contains("helpdesk on an active ticket is allowed"),
+        "{out}"
+    );
+}
+
+/// Exact and negative reason matches, per-policy verdicts and operator
+/// settings in a fixture header, each able to fail on its own.
+#[test]
+fn fixture_reasons_exact_negative_matches_policy_verdicts_and_settings_fail_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fx = dir.path().join("fixtures");
+    std::fs::create_dir(&fx).expect("mkdir");
+    let p = policy_dir();
+    let header = format!(
+        "policies: [{p}/baseline.wasm, {p}/file-recovery.wasm, {p}/saas-admin.wasm]\n\
+         settings:\n  tasks:\n    file-recovery: {{cap: 900}}\n\
+         defaults:\n  subject: {{id: alice, kind: human, roles: [helpdesk]}}\n  task: file-recovery\n  resource: fs\n  entitlement: op\n  justification: restore the deleted share\n  requested-ttl: 1800\n  ticket: {{id: INC-1, state: open, priority: 3, assignee: alice, opened-at: 2026-11-25T09:00:00Z}}\n  now: 2026-11-25T10:00:00Z\n\
+         cases:\n",
+        p = p.display()
+    );
+    let cases = "  - name: good capped by the task setting
+    expect:
+      outcome: allow
+      ttl: 900
+      no-reason-contains: [break-glass]
+      policies: {file-recovery: allow, saas-admin: not-selected}
+  - name: bad ttl ignores the setting
+    expect: {outcome: allow, ttl: 1800}
+  - name: bad exact reasons
+    expect: {outcome: allow, reasons-exact: [\"file-recovery: something else\"]}
+  - name: bad negative match
+    expect: {outcome: allow, no-reason-contains: [helpdesk file recovery]}
+  - name: bad policy verdict
+    expect: {outcome: allow, policies: {file-recovery: deny}}
+  - name: bad policy on an invalid request
+    request: {requested-ttl: 0}
+    expect: {outcome: invalid, field: requested-ttl, policies: {file-recovery: not-selected}}
+";
+    std::fs::write(fx.join("ext.yaml"), format!("{header}{cases}")).expect("write");
+    let (code, out, _) = jitgate(&["test", dir.path().to_str().unwrap_or(".")]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("1 passed, 5 failed"), "{out}");
+    for (case, key) in [
+        ("bad ttl ignores the setting", "ttl"),
+        ("bad exact reasons", "reasons-exact"),
+        (
+            "bad negative match",
+            "a reason contains `helpdesk file recovery`",
+        ),
+        (
+            "bad policy verdict",
+            "policies.file-recovery (expected deny, got allow)",
+        ),
+        ("bad policy on an invalid request", "never reached a policy"),
+    ] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(case))
+            .unwrap_or_else(|| panic!("{case} not reported: {out}"));
+        assert!(line.contains(key), "{case}: {line}");
+    }
+    // The exact reasons of the passing case, as the engine states them.
+    std::fs::write(
+        fx.join("ext.yaml"),
+        format!(
+            "{header}  - name: exact\n    expect:\n      outcome: allow\n      reasons-exact: [\"file-recovery: helpdesk file recovery for ticket INC-1\"]\n"
+        ),
+    )
+    .expect("write");
+    let (code, out, _) = jitgate(&["test", dir.path().to_str().unwrap_or(".")]);
+    assert_eq!(code, 0, "{out}");
+    // A setting a deployment could not have fails the file, naming the key.
+    std::fs::write(
+        fx.join("ext.yaml"),
+        header.replace("{cap: 900}", "{cap: 0}") + "  - name: x\n    expect: {outcome: allow}\n",
+    )
+    .expect("write");
+    let (code, out, _) = jitgate(&["test", dir.path().to_str().unwrap_or(".")]);
+    assert_ne!(code, 0);
+    assert!(out.contains("settings.tasks.file-recovery.cap"), "{out}");
+}

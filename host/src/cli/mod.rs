@@ -4,10 +4,12 @@
 
 pub mod audit;
 pub mod bench;
+pub mod build;
 pub mod dev_idp;
 pub mod eval;
 pub mod inspect;
 pub mod keygen;
+pub mod new;
 pub mod serve;
 pub mod sign;
 pub mod test;
