@@ -10,7 +10,9 @@ use crate::types::{
 /// The generated bindings of world `jitgate:policy/policy-module`.
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../wit",
+        // The SDK's own copy of the contract, so the crate is
+        // self-contained (identical to the repository's wit/, by test).
+        path: "wit",
         world: "policy-module",
         pub_export_macro: true,
         export_macro_name: "__jitgate_export_world",

@@ -324,6 +324,35 @@ fn jitgate_in(dir: &std::path::Path, target: &std::path::Path, args: &[&str]) ->
     )
 }
 
+fn copy_file(from: &std::path::Path, to: &std::path::Path) {
+    if let Some(parent) = to.parent() {
+        std::fs::create_dir_all(parent).expect("mkdir");
+    }
+    std::fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+}
+
+/// The SDK carries its own copy of the contract (so it can be used by git
+/// URL, vendored or published): it must be the contract, byte for byte.
+#[test]
+fn the_sdks_copy_of_the_contract_is_the_contract() {
+    let repo = std::fs::read_to_string(root().join("wit/policy.wit")).expect("wit/policy.wit");
+    let sdk = std::fs::read_to_string(root().join("guest-sdk/wit/policy.wit"))
+        .expect("guest-sdk/wit/policy.wit");
+    assert!(
+        repo == sdk,
+        "guest-sdk/wit/policy.wit differs from wit/policy.wit: copy it over (cp wit/policy.wit guest-sdk/wit/)"
+    );
+    let names: Vec<_> = std::fs::read_dir(root().join("wit"))
+        .expect("wit/")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "wit/ gained a file the SDK does not copy: {names:?}"
+    );
+}
+
 /// An author outside this repository: `jitgate new` → `cargo test` →
 /// `jitgate build` → `jitgate test`, with no edit; then an edited source
 /// is refused until rebuilt, and a rule broken in the source is caught by
@@ -332,10 +361,22 @@ fn jitgate_in(dir: &std::path::Path, target: &std::path::Path, args: &[&str]) ->
 fn new_scaffolds_a_policy_crate_outside_the_repo_that_builds_tests_and_refuses_a_stale_module() {
     let outside = tempfile::tempdir().expect("tempdir");
     let target = root().join("target").join("scaffold");
+    // The SDK as a vendored copy outside the repository: it must build
+    // with no workspace to inherit from and no `../wit` to read.
+    let sdk = outside.path().join("vendor/jitgate-sdk");
+    for rel in ["Cargo.toml", "wit/policy.wit"] {
+        copy_file(&root().join("guest-sdk").join(rel), &sdk.join(rel));
+    }
+    for entry in std::fs::read_dir(root().join("guest-sdk/src")).expect("sdk src") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        copy_file(&path, &sdk.join("src").join(name));
+    }
+    let sdk_arg = sdk.to_str().expect("utf-8 path");
     let (code, out) = jitgate_in(
         outside.path(),
         &target,
-        &["new", "db-admin", "--task", "db-admin"],
+        &["new", "db-admin", "--task", "db-admin", "--sdk", sdk_arg],
     );
     assert_eq!(code, 0, "{out}");
     let krate = outside.path().join("db-admin");
