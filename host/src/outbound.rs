@@ -72,34 +72,7 @@ impl Outbound {
     /// A client trusting the system's CA roots and, when given, every
     /// certificate in the PEM file `extra_ca`.
     pub fn new(extra_ca: Option<&Path>) -> Result<Outbound, OutboundError> {
-        let mut roots = RootCertStore::empty();
-        // A system without a CA bundle still works with an extra CA file;
-        // unreadable system certificates are skipped, as browsers do.
-        let native = rustls_native_certs::load_native_certs();
-        for cert in native.certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = extra_ca {
-            let ca_error = |message: String| OutboundError::CaFile {
-                path: path.to_path_buf(),
-                message,
-            };
-            let mut added = 0;
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
-                let cert = cert.map_err(|e| ca_error(e.to_string()))?;
-                roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(ca_error("no PEM certificate in it".into()));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| OutboundError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = tls_client_config(extra_ca)?;
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(config)
             .https_or_http()
@@ -134,6 +107,40 @@ impl Outbound {
         };
         Ok(Answer { status, body })
     }
+}
+
+/// A rustls client configuration trusting the system's CA roots and, when
+/// given, every certificate in the PEM file `extra_ca` (also the LDAP
+/// provisioner's, for `ldaps://` and StartTLS).
+pub fn tls_client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, OutboundError> {
+    let mut roots = RootCertStore::empty();
+    // A system without a CA bundle still works with an extra CA file;
+    // unreadable system certificates are skipped, as browsers do.
+    let native = rustls_native_certs::load_native_certs();
+    for cert in native.certs {
+        let _ = roots.add(cert);
+    }
+    if let Some(path) = extra_ca {
+        let ca_error = |message: String| OutboundError::CaFile {
+            path: path.to_path_buf(),
+            message,
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| ca_error(e.to_string()))? {
+            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(ca_error("no PEM certificate in it".into()));
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| OutboundError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// hyper-util's error says only "client error (Connect)"; the cause (an

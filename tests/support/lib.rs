@@ -114,6 +114,7 @@ pub fn task_request(task: &str) -> jitgate::Request {
 pub mod app;
 pub mod http;
 pub mod pg;
+pub mod pg_cluster;
 pub mod proxy;
 pub mod receiver;
 pub mod scim;

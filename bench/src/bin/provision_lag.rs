@@ -140,6 +140,7 @@ fn ldap(n: usize) -> Prepared {
         ),
         None,
         false,
+        None,
     )
     .expect("target");
     let slapd = Arc::new(slapd);

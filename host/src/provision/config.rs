@@ -47,6 +47,10 @@ pub struct ProvisionerSpec {
     /// `ldap`: upgrade an `ldap://` connection with StartTLS.
     #[serde(default)]
     pub starttls: bool,
+    /// `ldap`, `scim`, `webhook`: a PEM file of CA certificates trusted
+    /// besides the system's roots (a directory or service signed by a
+    /// private CA).
+    pub ca_file: Option<std::path::PathBuf>,
     /// `scim`: the service's base URL (`…/scim/v2`).
     pub base_url: Option<String>,
     /// `scim`: environment variable holding the bearer token.
@@ -113,6 +117,12 @@ pub fn check(
                 if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
                     return Err(format!("{}: must be an ldap:// or ldaps:// URL", at("url")));
                 }
+                if p.starttls && !url.starts_with("ldap://") {
+                    return Err(format!(
+                        "{}: only with an ldap:// url (ldaps:// is TLS from the start)",
+                        at("starttls")
+                    ));
+                }
                 need(&p.bind_dn, "bind-dn")?;
                 need(&p.password_env, "password-env")?;
                 match (&p.user_dn, &p.user_search_base, &p.user_filter) {
@@ -141,6 +151,15 @@ pub fn check(
                 need(&p.url, "url")?;
                 need(&p.secret_env, "secret-env")?;
             }
+        }
+        if p.starttls && p.kind != TargetKind::Ldap {
+            return Err(format!("{}: only for kind = \"ldap\"", at("starttls")));
+        }
+        if p.ca_file.is_some() && p.kind == TargetKind::Postgres {
+            return Err(format!(
+                "{}: not for kind = \"postgres\" (its connection is set by url-env)",
+                at("ca-file")
+            ));
         }
         if p.dynamic && p.kind != TargetKind::Postgres {
             return Err(format!(
@@ -217,6 +236,13 @@ fn env(i: usize, key: &str, var: &Option<String>) -> Result<String, (String, Str
     })
 }
 
+/// The HTTP client of a `scim` or `webhook` provisioner: the system's CA
+/// roots and its `ca-file`.
+fn outbound(i: usize, p: &ProvisionerSpec) -> Result<crate::outbound::Outbound, (String, String)> {
+    crate::outbound::Outbound::new(p.ca_file.as_deref())
+        .map_err(|e| (format!("provisioners[{i}].ca-file"), e.to_string()))
+}
+
 /// Build the targets (secrets read from the environment). The error is
 /// (key, message).
 pub fn build(
@@ -235,9 +261,10 @@ pub fn build(
             }
             TargetKind::Webhook => {
                 let secret = env(i, "secret-env", &p.secret_env)?;
-                let hook = super::WebhookProvisioner::new(
+                let hook = super::WebhookProvisioner::with_client(
                     p.url.as_deref().unwrap_or_default(),
                     secret.as_bytes(),
+                    outbound(i, p)?,
                 )
                 .map_err(|e| (format!("provisioners[{i}].url"), e))?;
                 Arc::new(Announcer(Arc::new(hook)))
@@ -265,15 +292,20 @@ pub fn build(
                         user,
                         p.member_attribute.as_deref(),
                         p.starttls,
+                        p.ca_file.as_deref(),
                     )
-                    .map_err(|e| (format!("provisioners[{i}].url"), e))?,
+                    .map_err(|e| (format!("provisioners[{i}].{}", e.0), e.1))?,
                 )
             }
             TargetKind::Scim => {
                 let token = env(i, "token-env", &p.token_env)?;
                 Arc::new(
-                    super::scim::ScimTarget::new(p.base_url.as_deref().unwrap_or_default(), &token)
-                        .map_err(|e| (format!("provisioners[{i}].base-url"), e))?,
+                    super::scim::ScimTarget::with_client(
+                        p.base_url.as_deref().unwrap_or_default(),
+                        &token,
+                        outbound(i, p)?,
+                    )
+                    .map_err(|e| (format!("provisioners[{i}].base-url"), e))?,
                 )
             }
         };
@@ -395,10 +427,26 @@ mod tests {
                 "[[provisioners]]\nname='db'\nkind='postgres'\nurl-env='U'\nreconcile-interval=5\non-missing='ignore'\n",
                 "provisioners[0].on-missing",
             ),
+            (
+                "[[provisioners]]\nname='a'\nkind='ldap'\nurl='ldaps://x'\nstarttls=true\nbind-dn='cn=a'\npassword-env='P'\nuser-dn='uid={subject}'\n",
+                "provisioners[0].starttls",
+            ),
+            (
+                "[[provisioners]]\nname='a'\nkind='scim'\nbase-url='http://x'\ntoken-env='T'\nstarttls=true\n",
+                "provisioners[0].starttls",
+            ),
+            (
+                "[[provisioners]]\nname='db'\nkind='postgres'\nurl-env='U'\nca-file='/etc/ca.pem'\n",
+                "provisioners[0].ca-file",
+            ),
         ] {
             let e = check_toml(toml).expect_err(toml);
             assert!(e.starts_with(field), "{toml}: {e}");
         }
+        check_toml(
+            "[[provisioners]]\nname='a'\nkind='ldap'\nurl='ldap://x'\nstarttls=true\nca-file='/etc/ca.pem'\nbind-dn='cn=a'\npassword-env='P'\nuser-dn='uid={subject}'\n",
+        )
+        .expect("StartTLS with a private CA");
         assert!(
             check_toml("[[provisioners]]\nname='a'\nkind='ftp'\n")
                 .unwrap_err()
@@ -409,5 +457,34 @@ mod tests {
                 .unwrap_err()
                 .contains("bogus")
         );
+    }
+
+    #[test]
+    fn a_ca_file_without_certificates_stops_start_up_naming_the_key() {
+        let empty = tempfile::NamedTempFile::new().expect("tempfile");
+        let ca = empty.path().display();
+        // PATH stands in for a secret: it is always set.
+        for block in [
+            format!(
+                "kind='ldap'\nurl='ldaps://127.0.0.1:1'\nbind-dn='cn=a'\npassword-env='PATH'\nuser-dn='uid={{subject}}'\nca-file='{ca}'"
+            ),
+            format!(
+                "kind='scim'\nbase-url='https://127.0.0.1:1/scim/v2'\ntoken-env='PATH'\nca-file='{ca}'"
+            ),
+            format!(
+                "kind='webhook'\nurl='https://127.0.0.1:1/h'\nsecret-env='PATH'\nca-file='{ca}'"
+            ),
+        ] {
+            let d: Doc =
+                toml::from_str(&format!("[[provisioners]]\nname='a'\n{block}\n")).expect("toml");
+            check(&d.provisioners, &d.entitlements).expect("valid");
+            match build(&d.provisioners, &d.entitlements) {
+                Ok(_) => panic!("accepted a CA file without certificates: {block}"),
+                Err((key, why)) => {
+                    assert_eq!(key, "provisioners[0].ca-file", "{why}");
+                    assert!(why.contains("no PEM certificate"), "{why}");
+                }
+            }
+        }
     }
 }

@@ -7,9 +7,11 @@
 
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
 use std::collections::{BTreeSet, HashSet};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::targets::{Access, Op, Target};
+use super::targets::{Access, Op, Target, read_back};
 
 /// LDAP result codes that make an add or delete a no-op (already done).
 const ATTRIBUTE_OR_VALUE_EXISTS: u32 = 20;
@@ -40,10 +42,16 @@ pub struct LdapTarget {
     user: UserLookup,
     member_attribute: String,
     starttls: bool,
+    /// The system's roots plus `ca-file`: ldap3's own default would
+    /// ignore the operator's private CA.
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl LdapTarget {
-    /// A directory at `url` (`ldap://` or `ldaps://`), bound as `bind_dn`.
+    /// A directory at `url` (`ldap://` or `ldaps://`), bound as `bind_dn`;
+    /// its certificate (`ldaps://`, or `ldap://` with `starttls`) checked
+    /// against the system's roots and those in `ca_file`. The error is
+    /// (the config key at fault, why).
     pub fn new(
         url: &str,
         bind_dn: &str,
@@ -51,11 +59,15 @@ impl LdapTarget {
         user: UserLookup,
         member_attribute: Option<&str>,
         starttls: bool,
-    ) -> Result<Self, String> {
+        ca_file: Option<&Path>,
+    ) -> Result<Self, (&'static str, String)> {
         if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
-            return Err("must be an ldap:// or ldaps:// URL".into());
+            return Err(("url", "must be an ldap:// or ldaps:// URL".into()));
         }
+        let tls =
+            crate::outbound::tls_client_config(ca_file).map_err(|e| ("ca-file", e.to_string()))?;
         Ok(LdapTarget {
+            tls: Arc::new(tls),
             url: url.to_string(),
             bind_dn: bind_dn.to_string(),
             password: password.to_string(),
@@ -68,7 +80,8 @@ impl LdapTarget {
     async fn connect(&self) -> Result<Ldap, String> {
         let settings = LdapConnSettings::new()
             .set_conn_timeout(Duration::from_secs(5))
-            .set_starttls(self.starttls && self.url.starts_with("ldap://"));
+            .set_starttls(self.starttls && self.url.starts_with("ldap://"))
+            .set_config(self.tls.clone());
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.url)
             .await
             .map_err(|e| format!("connecting to {}: {e}", self.url))?;
@@ -92,7 +105,7 @@ impl LdapTarget {
         match &self.user {
             UserLookup::Template(t) => Ok(Some(t.replace("{subject}", &ldap3::dn_escape(subject)))),
             UserLookup::Search { base, filter } => {
-                let filter = filter.replace("{subject}", &ldap3::ldap_escape(subject));
+                let filter = user_filter(filter, subject);
                 let (entries, _) = ldap
                     .search(base, Scope::Subtree, &filter, vec!["1.1"])
                     .await
@@ -111,12 +124,20 @@ impl LdapTarget {
         }
     }
 
-    async fn modify(&self, a: &Access, add: bool) -> Result<(), String> {
-        let mut ldap = self.connect().await?;
+    /// Add or delete the membership over `ldap`; with `check`, read it
+    /// back (Compare) on the same connection: one bind, and the same
+    /// server behind a load balancer.
+    async fn modify_on(
+        &self,
+        ldap: &mut Ldap,
+        a: &Access,
+        add: bool,
+        check: bool,
+    ) -> Result<(), String> {
         let dn = if add {
-            self.user_dn(&mut ldap, a.account()).await?
+            self.user_dn(ldap, a.account()).await?
         } else {
-            match self.user_dn_opt(&mut ldap, a.account()).await? {
+            match self.user_dn_opt(ldap, a.account()).await? {
                 Some(dn) => dn,
                 None => return Ok(()),
             }
@@ -131,14 +152,48 @@ impl LdapTarget {
             .modify(&a.target, vec![m])
             .await
             .map_err(|e| e.to_string())?;
-        let _ = ldap.unbind().await;
         match r.rc {
-            0 => Ok(()),
-            ATTRIBUTE_OR_VALUE_EXISTS if add => Ok(()),
-            NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT if !add => Ok(()),
-            _ => Err(format!("{} ({} {})", r.text, r.rc, a.target)),
+            0 => {}
+            ATTRIBUTE_OR_VALUE_EXISTS if add => {}
+            NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT if !add => {}
+            _ => return Err(format!("{} ({} {})", r.text, r.rc, a.target)),
+        }
+        if !check {
+            return Ok(());
+        }
+        read_back(self.compare(ldap, &a.target, &dn).await?, add)
+    }
+
+    async fn modify(&self, a: &Access, add: bool, check: bool) -> Result<(), String> {
+        let mut ldap = self.connect().await?;
+        let r = self.modify_on(&mut ldap, a, add, check).await;
+        let _ = ldap.unbind().await;
+        r
+    }
+
+    /// Whether `group`'s member attribute holds `dn` (LDAP Compare).
+    async fn compare(
+        &self,
+        ldap: &mut Ldap,
+        group: &str,
+        dn: &str,
+    ) -> Result<Option<bool>, String> {
+        let r = ldap
+            .compare(group, &self.member_attribute, dn.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        match r.0.rc {
+            6 => Ok(Some(true)),
+            5 | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Some(false)),
+            rc => Err(format!("{} ({rc} comparing {group})", r.0.text)),
         }
     }
+}
+
+/// `user-filter` with `{subject}` replaced by the subject as an RFC 4515
+/// filter value: it can add no clause and no wildcard.
+fn user_filter(filter: &str, subject: &str) -> String {
+    filter.replace("{subject}", &ldap3::ldap_escape(subject))
 }
 
 /// DNs compared as the directory would, near enough: case and the
@@ -153,29 +208,31 @@ fn normal_dn(dn: &str) -> String {
 
 impl Target for LdapTarget {
     fn apply<'a>(&'a self, a: &'a Access) -> Op<'a, ()> {
-        Box::pin(self.modify(a, true))
+        Box::pin(self.modify(a, true, false))
     }
 
     fn remove<'a>(&'a self, a: &'a Access) -> Op<'a, ()> {
-        Box::pin(self.modify(a, false))
+        Box::pin(self.modify(a, false, false))
+    }
+
+    fn apply_and_read_back<'a>(&'a self, a: &'a Access) -> Op<'a, ()> {
+        Box::pin(self.modify(a, true, true))
+    }
+
+    fn remove_and_read_back<'a>(&'a self, a: &'a Access) -> Op<'a, ()> {
+        Box::pin(self.modify(a, false, true))
     }
 
     fn present<'a>(&'a self, a: &'a Access) -> Op<'a, Option<bool>> {
         Box::pin(async move {
             let mut ldap = self.connect().await?;
-            let Some(dn) = self.user_dn_opt(&mut ldap, a.account()).await? else {
-                return Ok(Some(false));
+            let r = match self.user_dn_opt(&mut ldap, a.account()).await {
+                Ok(Some(dn)) => self.compare(&mut ldap, &a.target, &dn).await,
+                Ok(None) => Ok(Some(false)),
+                Err(e) => Err(e),
             };
-            let r = ldap
-                .compare(&a.target, &self.member_attribute, dn.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
             let _ = ldap.unbind().await;
-            match r.0.rc {
-                6 => Ok(Some(true)),
-                5 | NO_SUCH_ATTRIBUTE | NO_SUCH_OBJECT => Ok(Some(false)),
-                rc => Err(format!("{} ({rc} comparing {})", r.0.text, a.target)),
-            }
+            r
         })
     }
 
@@ -256,6 +313,23 @@ mod tests {
         assert_eq!(
             normal_dn("UID=Alice, ou=People,dc=Example, dc=org"),
             "uid=alice,ou=people,dc=example,dc=org"
+        );
+    }
+
+    #[test]
+    fn a_subject_cannot_inject_into_the_user_filter() {
+        let f = "(&(objectClass=person)(uid={subject}))";
+        assert_eq!(
+            user_filter(f, "*)(uid=*"),
+            "(&(objectClass=person)(uid=\\2a\\29\\28uid=\\2a))"
+        );
+        assert_eq!(
+            user_filter(f, "a\\b\0"),
+            "(&(objectClass=person)(uid=a\\5cb\\00))"
+        );
+        assert_eq!(
+            user_filter(f, "alice"),
+            "(&(objectClass=person)(uid=alice))"
         );
     }
 

@@ -8,8 +8,9 @@
 use http_body_util::Full;
 use hyper::body::Bytes;
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use super::MAX_TIMEOUT;
 use super::targets::{Access, Op, Target};
@@ -18,6 +19,10 @@ use crate::outbound::Outbound;
 const SCIM_JSON: &str = "application/scim+json";
 const PATCH_OP: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 const MAX_BODY: usize = 4 * 1024 * 1024;
+/// How long a group's id found by its displayName is reused. Bounded, so
+/// a group renamed and another given its name is followed within a minute;
+/// an id the server no longer knows is forgotten at its first error.
+const GROUP_ID_TTL: Duration = Duration::from_secs(60);
 
 /// Applies grants as SCIM group memberships.
 pub struct ScimTarget {
@@ -25,6 +30,8 @@ pub struct ScimTarget {
     token: String,
     client: Outbound,
     timeout: Duration,
+    /// displayName → (id, when found): one lookup fewer per operation.
+    group_ids: Mutex<HashMap<String, (String, Instant)>>,
 }
 
 /// A SCIM filter string literal: `"`, with `\` and `"` escaped.
@@ -39,6 +46,13 @@ fn encode(s: &str) -> String {
 impl ScimTarget {
     /// A service at `base_url` (`…/scim/v2`), called with `token`.
     pub fn new(base_url: &str, token: &str) -> Result<Self, String> {
+        let client = Outbound::new(None).map_err(|e| e.to_string())?;
+        Self::with_client(base_url, token, client)
+    }
+
+    /// As [`ScimTarget::new`], calling through `client` (which may trust
+    /// a private CA).
+    pub fn with_client(base_url: &str, token: &str, client: Outbound) -> Result<Self, String> {
         let base = base_url.trim_end_matches('/').to_string();
         let uri: hyper::Uri = base.parse().map_err(|e| format!("`{base}`: {e}"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
@@ -47,8 +61,9 @@ impl ScimTarget {
         Ok(ScimTarget {
             base,
             token: token.to_string(),
-            client: Outbound::new(None).map_err(|e| e.to_string())?,
+            client,
             timeout: MAX_TIMEOUT,
+            group_ids: Mutex::new(HashMap::new()),
         })
     }
 
@@ -150,9 +165,49 @@ impl ScimTarget {
         .map(|_| ())
     }
 
+    /// The group's id, reused for [`GROUP_ID_TTL`]; `None` when no group
+    /// has that displayName.
+    async fn group_id(&self, name: &str) -> Result<Option<String>, String> {
+        let cached = self.group_ids.lock().ok().and_then(|m| {
+            m.get(name)
+                .filter(|(_, at)| at.elapsed() < GROUP_ID_TTL)
+                .map(|(id, _)| id.clone())
+        });
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let id = self.find_opt("Groups", "displayName", name).await?;
+        if let (Some(id), Ok(mut m)) = (&id, self.group_ids.lock()) {
+            m.insert(name.to_string(), (id.clone(), Instant::now()));
+        }
+        Ok(id)
+    }
+
+    /// Run `op` on the group's id; an error forgets the id, so the next
+    /// attempt looks the group up again (deleted and made anew, say).
+    async fn on_group<T, F, Fut>(&self, name: &str, id: &str, op: F) -> Result<T, String>
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = Result<T, String>>,
+    {
+        let r = op(id.to_string()).await;
+        if r.is_err()
+            && let Ok(mut m) = self.group_ids.lock()
+        {
+            m.remove(name);
+        }
+        r
+    }
+
+    async fn group(&self, name: &str) -> Result<String, String> {
+        self.group_id(name)
+            .await?
+            .ok_or_else(|| format!("no Groups has displayName eq {}", quoted(name)))
+    }
+
     async fn ids(&self, a: &Access) -> Result<(String, String), String> {
         let user = self.find("Users", "userName", a.account()).await?;
-        let group = self.find("Groups", "displayName", &a.target).await?;
+        let group = self.group(&a.target).await?;
         Ok((user, group))
     }
 
@@ -161,20 +216,28 @@ impl ScimTarget {
         let Some(user) = self.find_opt("Users", "userName", a.account()).await? else {
             return Ok(None);
         };
-        let Some(group) = self.find_opt("Groups", "displayName", &a.target).await? else {
+        let Some(group) = self.group_id(&a.target).await? else {
             return Ok(None);
         };
         Ok(Some((user, group)))
     }
 
-    async fn remove_id(&self, group: &str, user: &str) -> Result<(), String> {
-        if !self.group_members(group).await?.contains(user) {
-            return Ok(());
-        }
-        self.patch(
-            group,
-            json!({"op": "remove", "path": format!("members[value eq {}]", quoted(user))}),
-        )
+    /// Remove `user` from the group: the PATCH first (one request when it
+    /// is a member); a refused PATCH counts as done only if the group
+    /// shows the user is not a member (RFC 7644 lets a server answer
+    /// `noTarget` for a member already gone).
+    async fn remove_id(&self, name: &str, group: &str, user: &str) -> Result<(), String> {
+        self.on_group(name, group, |g| async move {
+            let op = json!({"op": "remove", "path": format!("members[value eq {}]", quoted(user))});
+            match self.patch(&g, op).await {
+                Ok(()) => Ok(()),
+                Err(e) if !self.group_members(&g).await?.contains(user) => {
+                    tracing::debug!(error = %e, "SCIM remove of a member already gone");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        })
         .await
     }
 }
@@ -183,13 +246,16 @@ impl Target for ScimTarget {
     fn apply<'a>(&'a self, a: &'a Access) -> Op<'a, ()> {
         Box::pin(async move {
             let (user, group) = self.ids(a).await?;
-            if self.group_members(&group).await?.contains(&user) {
-                return Ok(());
-            }
-            self.patch(
-                &group,
-                json!({"op": "add", "path": "members", "value": [{"value": user}]}),
-            )
+            self.on_group(&a.target, &group, |g| async move {
+                if self.group_members(&g).await?.contains(&user) {
+                    return Ok(());
+                }
+                self.patch(
+                    &g,
+                    json!({"op": "add", "path": "members", "value": [{"value": user}]}),
+                )
+                .await
+            })
             .await
         })
     }
@@ -197,7 +263,7 @@ impl Target for ScimTarget {
     fn remove<'a>(&'a self, a: &'a Access) -> Op<'a, ()> {
         Box::pin(async move {
             match self.ids_opt(a).await? {
-                Some((user, group)) => self.remove_id(&group, &user).await,
+                Some((user, group)) => self.remove_id(&a.target, &group, &user).await,
                 None => Ok(()),
             }
         })
@@ -206,7 +272,14 @@ impl Target for ScimTarget {
     fn present<'a>(&'a self, a: &'a Access) -> Op<'a, Option<bool>> {
         Box::pin(async move {
             match self.ids_opt(a).await? {
-                Some((user, group)) => Ok(Some(self.group_members(&group).await?.contains(&user))),
+                Some((user, group)) => {
+                    let members = self
+                        .on_group(&a.target, &group, |g| async move {
+                            self.group_members(&g).await
+                        })
+                        .await?;
+                    Ok(Some(members.contains(&user)))
+                }
                 None => Ok(Some(false)),
             }
         })
@@ -218,15 +291,22 @@ impl Target for ScimTarget {
 
     fn members<'a>(&'a self, target: &'a str) -> Op<'a, Option<BTreeSet<String>>> {
         Box::pin(async move {
-            let group = self.find("Groups", "displayName", target).await?;
-            Ok(Some(self.group_members(&group).await?))
+            let group = self.group(target).await?;
+            let members = self
+                .on_group(
+                    target,
+                    &group,
+                    |g| async move { self.group_members(&g).await },
+                )
+                .await?;
+            Ok(Some(members))
         })
     }
 
     fn remove_account<'a>(&'a self, target: &'a str, account: &'a str) -> Op<'a, ()> {
         Box::pin(async move {
-            let group = self.find("Groups", "displayName", target).await?;
-            self.remove_id(&group, account).await
+            let group = self.group(target).await?;
+            self.remove_id(target, &group, account).await
         })
     }
 }

@@ -105,6 +105,32 @@ pub trait Target: Send + Sync {
     /// Remove `account` from `target` (reconciliation found it without a
     /// grant).
     fn remove_account<'a>(&'a self, target: &'a str, account: &'a str) -> Op<'a, ()>;
+    /// [`Target::apply`], then [`Target::present`]: `Err` unless the
+    /// target shows the access (or cannot be read). A target may do both
+    /// in one session (one LDAP connection and bind).
+    fn apply_and_read_back<'a>(&'a self, access: &'a Access) -> Op<'a, ()> {
+        Box::pin(async move {
+            self.apply(access).await?;
+            read_back(self.present(access).await?, true)
+        })
+    }
+    /// [`Target::remove`], then [`Target::present`]: `Err` unless the
+    /// target shows the access gone (or cannot be read).
+    fn remove_and_read_back<'a>(&'a self, access: &'a Access) -> Op<'a, ()> {
+        Box::pin(async move {
+            self.remove(access).await?;
+            read_back(self.present(access).await?, false)
+        })
+    }
+}
+
+/// What a read-back after an apply (`applied` true) or a removal means.
+pub fn read_back(present: Option<bool>, applied: bool) -> Result<(), String> {
+    match (present, applied) {
+        (Some(false), true) => Err("applied, but the target does not show it".into()),
+        (Some(true), false) => Err("removed, but the target still shows it".into()),
+        _ => Ok(()),
+    }
 }
 
 /// Wraps an announcing [`Provisioner`] (log, webhook, an embedder's) as a
@@ -612,7 +638,7 @@ async fn attempt(
                 "no provisioner named `{}` is configured",
                 p.provisioner
             )),
-            Some(s) => bounded(apply_and_read_back(s.target.as_ref(), &access)).await,
+            Some(s) => bounded(s.target.apply_and_read_back(&access)).await,
         };
         let svc = service.clone();
         match result {
@@ -647,7 +673,7 @@ async fn attempt(
                 "no provisioner named `{}` is configured",
                 p.provisioner
             )),
-            Some(s) => bounded(remove_and_read_back(s.target.as_ref(), &access)).await,
+            Some(s) => bounded(s.target.remove_and_read_back(&access)).await,
         };
         let svc = service.clone();
         let gid = ev.grant_id.clone();
@@ -696,22 +722,6 @@ async fn bounded(op: impl Future<Output = Result<(), String>>) -> Result<(), Str
     tokio::time::timeout(MAX_TIMEOUT, op)
         .await
         .unwrap_or_else(|_| Err("the target did not answer in time".into()))
-}
-
-async fn apply_and_read_back(target: &dyn Target, access: &Access) -> Result<(), String> {
-    target.apply(access).await?;
-    match target.present(access).await? {
-        Some(false) => Err("applied, but the target does not show it".into()),
-        _ => Ok(()),
-    }
-}
-
-async fn remove_and_read_back(target: &dyn Target, access: &Access) -> Result<(), String> {
-    target.remove(access).await?;
-    match target.present(access).await? {
-        Some(true) => Err("removed, but the target still shows it".into()),
-        _ => Ok(()),
-    }
 }
 
 /// What one reconciliation of one provisioner found and did.
@@ -832,7 +842,7 @@ impl Targets {
                     .flatten()
                     .is_some_and(|g| g.state == GrantState::Active);
                 if settings.reapply_missing && still_active {
-                    match apply_and_read_back(settings.target.as_ref(), a).await {
+                    match settings.target.apply_and_read_back(a).await {
                         Ok(()) => report.reapplied.push(a.grant_id.clone()),
                         Err(e) => report
                             .errors
