@@ -277,14 +277,11 @@ impl Targets {
             removed_at: None,
             last_error: None,
         };
-        let mut credential = None;
-        if dynamic {
-            let login = dynamic_login(&grant.id);
-            let password = random_password();
-            p.verifier = Some(scram_verifier(&password));
-            p.login = Some(login.clone());
-            credential = Some(Credential { login, password });
-        }
+        let credential = if dynamic {
+            dynamic_credential(&grant.id, &mut p)
+        } else {
+            None
+        };
         grant.provisioning = Some(p);
         credential
     }
@@ -307,6 +304,24 @@ pub fn dynamic_login(grant_id: &str) -> String {
     format!("jg_{tail}")
 }
 
+/// A fresh login and password for `grant_id`; `p` keeps the login and the
+/// password's verifier only. Dynamic logins exist only with PostgreSQL
+/// provisioners, so without the `postgres` feature there are none.
+#[cfg(feature = "postgres")]
+fn dynamic_credential(grant_id: &str, p: &mut Provisioning) -> Option<Credential> {
+    let login = dynamic_login(grant_id);
+    let password = random_password();
+    p.verifier = Some(scram_verifier(&password));
+    p.login = Some(login.clone());
+    Some(Credential { login, password })
+}
+
+#[cfg(not(feature = "postgres"))]
+fn dynamic_credential(_grant_id: &str, _p: &mut Provisioning) -> Option<Credential> {
+    None
+}
+
+#[cfg(feature = "postgres")]
 fn random_password() -> String {
     let mut b = [0u8; 24];
     if getrandom::fill(&mut b).is_err() {
@@ -314,74 +329,20 @@ fn random_password() -> String {
         // login gets one that nobody knows.
         return String::new();
     }
-    base64(&b).replace(['+', '/'], "x")
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .encode(b)
+        .replace(['+', '/'], "x")
 }
 
 /// A SCRAM-SHA-256 verifier (RFC 7677, PostgreSQL's stored form) of
 /// `password`: PostgreSQL accepts it as the password, so the server never
-/// needs the clear text and jitgate never stores it.
+/// needs the clear text and jitgate never stores it. Made by the PostgreSQL
+/// driver's own protocol crate (SASLprep, random salt, 4096 iterations),
+/// not by hand.
+#[cfg(feature = "postgres")]
 pub fn scram_verifier(password: &str) -> String {
-    use hmac::{KeyInit, Mac};
-    use sha2::Digest;
-    type H = hmac::Hmac<sha2::Sha256>;
-    const ITERATIONS: u32 = 4096;
-    let mut salt = [0u8; 16];
-    let _ = getrandom::fill(&mut salt);
-    let prf = |data: &[&[u8]]| -> [u8; 32] {
-        let Ok(mut mac) = H::new_from_slice(password.as_bytes()) else {
-            return [0; 32];
-        };
-        for d in data {
-            mac.update(d);
-        }
-        mac.finalize().into_bytes().into()
-    };
-    // PBKDF2-HMAC-SHA256 with one block.
-    let mut u = prf(&[&salt, &1u32.to_be_bytes()]);
-    let mut salted = u;
-    for _ in 1..ITERATIONS {
-        u = prf(&[&u]);
-        for (s, x) in salted.iter_mut().zip(u) {
-            *s ^= x;
-        }
-    }
-    let keyed = |msg: &[u8]| -> [u8; 32] {
-        let Ok(mut mac) = H::new_from_slice(&salted) else {
-            return [0; 32];
-        };
-        mac.update(msg);
-        mac.finalize().into_bytes().into()
-    };
-    let client_key = keyed(b"Client Key");
-    let stored_key: [u8; 32] = sha2::Sha256::digest(client_key).into();
-    let server_key = keyed(b"Server Key");
-    format!(
-        "SCRAM-SHA-256${ITERATIONS}:{}${}:{}",
-        base64(&salt),
-        base64(&stored_key),
-        base64(&server_key)
-    )
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
 /// Per-provisioner counters and the revocation-lag histograms.
@@ -924,15 +885,7 @@ pub async fn reconcile_every(
 mod tests {
     use super::*;
 
-    #[test]
-    fn base64_matches_the_standard_alphabet_and_padding() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-    }
-
+    #[cfg(feature = "postgres")]
     #[test]
     fn a_scram_verifier_never_contains_the_password() {
         let v = scram_verifier("s3cret-password");
