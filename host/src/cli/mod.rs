@@ -8,6 +8,7 @@ pub mod dev_idp;
 pub mod eval;
 pub mod inspect;
 pub mod keygen;
+pub mod replay;
 pub mod serve;
 pub mod sign;
 pub mod test;
