@@ -56,6 +56,8 @@ pub mod metrics;
 #[cfg(feature = "service")]
 pub mod provision;
 #[cfg(feature = "service")]
+pub mod replay;
+#[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "service")]
 pub mod store;

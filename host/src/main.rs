@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 mod cli;
 
-use cli::{audit, bench, build, dev_idp, eval, inspect, keygen, new, serve, sign, test, verify};
+use cli::{
+    audit, bench, build, dev_idp, eval, inspect, keygen, new, replay, serve, sign, test, verify,
+};
 
 #[derive(Parser)]
 #[command(
@@ -33,6 +35,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Read the audit log of a store.
     Audit(audit::AuditArgs),
+    /// Re-decide recorded requests and dry runs against a candidate policy set; report what changes.
+    Replay(replay::ReplayArgs),
     /// Make an Ed25519 key pair (signs policy sets, audit checkpoints); refuses to overwrite.
     Keygen(keygen::KeygenArgs),
     /// Sign a folder of policy modules (writes policy-set.json and policy-set.sig).
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
             serve::run(args).map(|()| ExitCode::SUCCESS)
         }
         Command::Audit(args) => audit::run(args),
+        Command::Replay(args) => replay::run(args, config),
         Command::Keygen(args) => keygen::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),

@@ -27,6 +27,7 @@ mod notify;
 mod outbox;
 mod props;
 mod provisioning;
+mod replay;
 mod replicas;
 mod router;
 mod service;

@@ -92,7 +92,7 @@ pub fn run(args: AuditArgs) -> Result<ExitCode> {
 
 /// Open a SQLite path (which must exist: reading must not create one) or a
 /// PostgreSQL URL.
-fn open(store: &str) -> Result<Arc<dyn Store>> {
+pub fn open(store: &str) -> Result<Arc<dyn Store>> {
     if !jitgate::store::is_postgres(store) && !std::path::Path::new(store).exists() {
         bail!("{store}: no such store");
     }

@@ -10,6 +10,7 @@ pub mod eval;
 pub mod inspect;
 pub mod keygen;
 pub mod new;
+pub mod replay;
 pub mod serve;
 pub mod sign;
 pub mod test;

@@ -278,6 +278,7 @@ impl Service {
         tickets: Option<TicketProvenance>,
     ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide(req)?;
+        let whole = result.is_err().then(|| self.replayable(&req)).flatten();
         let (draft, result) = with_ticket_facts(
             tickets,
             dry_run_record(
@@ -286,6 +287,7 @@ impl Service {
                 actor,
                 result,
                 self.config.invalid_body_excerpt_bytes,
+                whole,
             ),
         );
         self.append_one(draft)?;
@@ -300,6 +302,7 @@ impl Service {
         tickets: Option<TicketProvenance>,
     ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide_async(req).await?;
+        let whole = result.is_err().then(|| self.replayable(&req)).flatten();
         let (draft, result) = with_ticket_facts(
             tickets,
             dry_run_record(
@@ -308,6 +311,7 @@ impl Service {
                 actor,
                 result,
                 self.config.invalid_body_excerpt_bytes,
+                whole,
             ),
         );
         self.append_async(draft).await?;
@@ -357,12 +361,11 @@ impl Service {
                 None => d,
             },
             Err(e) => {
-                let mut draft = AuditDraft::new(
-                    now,
-                    audit::kind::REQUEST,
-                    &actor.name,
-                    json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}}),
-                );
+                let mut data = json!({"request": bounded::body_evidence(&json!(req), self.config.invalid_body_excerpt_bytes), "invalid": {"field": e.field, "message": e.message}});
+                if let Some(whole) = self.replayable(&req) {
+                    data["decided-request"] = whole;
+                }
+                let mut draft = AuditDraft::new(now, audit::kind::REQUEST, &actor.name, data);
                 if storable_id(&req.id) {
                     draft = draft.request(&req.id);
                 }
@@ -444,6 +447,18 @@ impl Service {
         Ok((grant, true))
     }
 
+    /// An invalid request whole, for `jitgate replay`, when only the
+    /// policy set refused it (its task is one no loaded policy declares):
+    /// another set may decide it, so its record must carry what to decide.
+    /// A request past the size bounds stays an excerpt (the bounded
+    /// evidence exists so a client cannot fill the log), and is invalid
+    /// whatever the set.
+    fn replayable(&self, req: &Request) -> Option<Value> {
+        req.validate_shape(&self.engine().config().request_limits)
+            .is_ok()
+            .then(|| json!(req))
+    }
+
     fn replay(&self, existing: Grant, hash: &str) -> Result<(Grant, bool), ServiceError> {
         if existing.body_hash == hash {
             Ok((existing, false))
@@ -513,11 +528,16 @@ fn dry_run_record(
     actor: &Principal,
     result: Result<Decision, RequestError>,
     excerpt_bytes: usize,
+    replayable: Option<Value>,
 ) -> (AuditDraft, Result<Decision, RequestError>) {
     let data = match &result {
         Ok(d) => json!({"request": req, "decision": d}),
         Err(e) => {
-            json!({"request": bounded::body_evidence(&json!(req), excerpt_bytes), "invalid": {"field": e.field, "message": e.message}})
+            let mut data = json!({"request": bounded::body_evidence(&json!(req), excerpt_bytes), "invalid": {"field": e.field, "message": e.message}});
+            if let (Some(whole), Some(obj)) = (replayable, data.as_object_mut()) {
+                obj.insert("decided-request".into(), whole);
+            }
+            data
         }
     };
     let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
