@@ -838,11 +838,7 @@ fn exhausted_instance_pool_is_busy_and_stores_nothing() {
         svc.dry_run(&alice, &body),
         Err(ServiceError::Busy(_))
     ));
-    assert_eq!(
-        svc.metrics.busy.load(std::sync::atomic::Ordering::Relaxed),
-        2,
-        "both refusals counted"
-    );
+    assert_eq!(svc.metrics.busy.get(), 2, "both refusals counted");
 }
 
 /// One raw HTTP exchange: status line and headers, and body.

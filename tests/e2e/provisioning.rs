@@ -162,8 +162,12 @@ fn request(s: &Server, name: &str, subject: &str, ttl: u32) -> Value {
     r.json()
 }
 
+/// `/metrics`, checked by the OpenMetrics parser on every read: the
+/// provisioners' families are encoded with the service's own.
 fn metrics(s: &Server) -> String {
-    get(s.addr, "/metrics", Some("t-admin")).body
+    let text = get(s.addr, "/metrics", Some("t-admin")).body;
+    jitgate_tests::metrics::parse_openmetrics(&text);
+    text
 }
 
 fn audit(s: &Server) -> Vec<Value> {
@@ -188,11 +192,27 @@ fn role_is_granted_read_back_and_revoked_at_expiry(b: Backend) {
     assert!(!roles.member(&roles.login), "expired, yet still a member");
     assert!(ended["revocation-lag-ms"].is_i64(), "{ended}");
     let m = metrics(&s);
-    assert!(
-        m.contains("jitgate_revocation_lag_seconds_by_provisioner_count{provisioner=\"db\"} 1"),
+    let samples = jitgate_tests::metrics::parse_openmetrics(&m);
+    use jitgate_tests::metrics::value;
+    let lag = "jitgate_revocation_lag_seconds_by_provisioner_count";
+    assert_eq!(
+        value(&samples, lag, &[("provisioner", "db")]),
+        Some(1.0),
         "{m}"
     );
-    assert!(m.contains("jitgate_grants_deprovisioning 0"), "{m}");
+    assert_eq!(
+        value(&samples, "jitgate_grants_deprovisioning", &[]),
+        Some(0.0),
+        "{m}"
+    );
+    assert!(
+        value(&samples, "jitgate_decisions_total", &[("outcome", "allow")])
+            .is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+    // Every family is typed: nothing reaches a scraper as `unknown`.
+    let untyped: Vec<_> = samples.iter().filter(|s| s.kind == "unknown").collect();
+    assert!(untyped.is_empty(), "{untyped:?}");
 }
 
 fn ticket_close_removes_the_role(b: Backend) {

@@ -113,6 +113,7 @@ pub fn task_request(task: &str) -> jitgate::Request {
 
 pub mod app;
 pub mod http;
+pub mod metrics;
 pub mod pg;
 pub mod pg_cluster;
 pub mod proxy;

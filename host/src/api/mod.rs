@@ -249,10 +249,7 @@ async fn audit_refusals(
             json!({"status": 403, "method": method, "route": route, "path": path, "reason": why}),
         );
         if let Err(e) = s.service.append_async(draft).await {
-            s.service
-                .metrics
-                .audit_failures
-                .fetch_add(1, Ordering::Relaxed);
+            s.service.metrics.audit_failures.inc();
             tracing::warn!(error = %e, "could not audit a 403 refusal");
         }
     }
@@ -696,7 +693,7 @@ async fn close_review(
 async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult {
     let svc = s.service.clone();
     let text = blocking(move || svc.metrics_text()).await?;
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+    Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
 
 async fn readyz(State(s): State<Arc<AppState>>) -> ApiResult {

@@ -42,7 +42,6 @@ use hmac::{KeyInit, Mac};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::service::{Service, now_millis};
@@ -217,7 +216,7 @@ fn record(svc: &Service, ev: &OutboxEvent, outcome: Result<(), String>) {
     let r = match &outcome {
         Ok(()) => svc.store().outbox_delivered(&ev.id, now),
         Err(err) => {
-            svc.metrics.webhook_failures.fetch_add(1, Ordering::Relaxed);
+            svc.metrics.webhook_failures.inc();
             tracing::warn!(event = %ev.id, attempt = ev.attempts + 1, error = %err, "provisioning failed; will retry");
             svc.store()
                 .outbox_failed(&ev.id, now + backoff(ev.attempts).as_millis() as i64, err)

@@ -17,11 +17,16 @@
 //! hands out a grant's events in order, so a removal never overtakes its
 //! apply.
 
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -345,28 +350,72 @@ pub fn scram_verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
-/// Per-provisioner counters and the revocation-lag histograms.
-#[derive(Default)]
+/// Per-provisioner counters and the revocation-lag histograms: metric
+/// families labelled `provisioner`, registered into the service's registry
+/// ([`TargetMetrics::register_into`]) so `/metrics` encodes them with the
+/// rest.
 pub struct TargetMetrics {
     per: Mutex<BTreeMap<String, Arc<Per>>>,
+    lag: Family<ProvisionerLabel, Histogram, fn() -> Histogram>,
+    apply_failures: Family<ProvisionerLabel, Counter>,
+    remove_failures: Family<ProvisionerLabel, Counter>,
+    failed_grants: Family<ProvisionerLabel, Counter>,
+    reconcile_runs: Family<ProvisionerLabel, Counter>,
+    reconcile_removed: Family<ProvisionerLabel, Counter>,
+    reconcile_missing: Family<ProvisionerLabel, Counter>,
+    reconcile_errors: Family<ProvisionerLabel, Counter>,
+    provisioning: Gauge,
+    deprovisioning: Gauge,
+    alarm: Gauge,
+    failing: Gauge,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProvisionerLabel {
+    provisioner: String,
+}
+
+/// One provisioner's handles into the families (shared counters).
 struct Per {
-    lag_buckets: [AtomicU64; LAG_BOUNDS_MS.len()],
-    lag_count: AtomicU64,
-    lag_sum_ms: AtomicU64,
-    apply_failures: AtomicU64,
-    remove_failures: AtomicU64,
-    failed_grants: AtomicU64,
-    reconcile_runs: AtomicU64,
-    reconcile_removed: AtomicU64,
-    reconcile_missing: AtomicU64,
-    reconcile_errors: AtomicU64,
+    lag: Histogram,
+    /// How many lags `lag` holds (the client reads a histogram's count
+    /// only in its own tests).
+    lag_count: Counter,
+    apply_failures: Counter,
+    remove_failures: Counter,
+    failed_grants: Counter,
+    reconcile_runs: Counter,
+    reconcile_removed: Counter,
+    reconcile_missing: Counter,
+    reconcile_errors: Counter,
 }
 
-/// Upper bounds (ms) of the revocation-lag buckets.
-const LAG_BOUNDS_MS: [u64; 10] = [50, 100, 250, 500, 1000, 2500, 5000, 10_000, 60_000, 300_000];
+/// Upper bounds (seconds) of the revocation-lag buckets.
+const LAG_BOUNDS_S: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0, 300.0];
+
+fn lag_histogram() -> Histogram {
+    Histogram::new(LAG_BOUNDS_S)
+}
+
+impl Default for TargetMetrics {
+    fn default() -> Self {
+        TargetMetrics {
+            per: Mutex::default(),
+            lag: Family::new_with_constructor(lag_histogram),
+            apply_failures: Family::default(),
+            remove_failures: Family::default(),
+            failed_grants: Family::default(),
+            reconcile_runs: Family::default(),
+            reconcile_removed: Family::default(),
+            reconcile_missing: Family::default(),
+            reconcile_errors: Family::default(),
+            provisioning: Gauge::default(),
+            deprovisioning: Gauge::default(),
+            alarm: Gauge::default(),
+            failing: Gauge::default(),
+        }
+    }
+}
 
 impl TargetMetrics {
     fn register(&self, name: &str) {
@@ -375,112 +424,120 @@ impl TargetMetrics {
 
     fn per(&self, name: &str) -> Arc<Per> {
         let mut map = self.per.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(name.to_string()).or_default().clone()
+        map.entry(name.to_string())
+            .or_insert_with(|| {
+                let l = ProvisionerLabel {
+                    provisioner: name.to_string(),
+                };
+                Arc::new(Per {
+                    lag: self.lag.get_or_create_owned(&l),
+                    lag_count: Counter::default(),
+                    apply_failures: self.apply_failures.get_or_create_owned(&l),
+                    remove_failures: self.remove_failures.get_or_create_owned(&l),
+                    failed_grants: self.failed_grants.get_or_create_owned(&l),
+                    reconcile_runs: self.reconcile_runs.get_or_create_owned(&l),
+                    reconcile_removed: self.reconcile_removed.get_or_create_owned(&l),
+                    reconcile_missing: self.reconcile_missing.get_or_create_owned(&l),
+                    reconcile_errors: self.reconcile_errors.get_or_create_owned(&l),
+                })
+            })
+            .clone()
     }
 
     /// One end-to-end revocation lag at `provisioner`.
     pub fn revocation_lag(&self, provisioner: &str, lag_ms: i64) {
         let p = self.per(provisioner);
-        let v = lag_ms.max(0) as u64;
-        for (b, bound) in p.lag_buckets.iter().zip(LAG_BOUNDS_MS) {
-            if v <= bound {
-                b.fetch_add(1, Relaxed);
-            }
-        }
-        p.lag_count.fetch_add(1, Relaxed);
-        p.lag_sum_ms.fetch_add(v, Relaxed);
+        p.lag.observe(lag_ms.max(0) as f64 / 1000.0);
+        p.lag_count.inc();
     }
 
     /// Revocation lags observed at `provisioner` so far.
     pub fn revocation_lags(&self, provisioner: &str) -> u64 {
-        self.per(provisioner).lag_count.load(Relaxed)
+        self.per(provisioner).lag_count.get()
     }
 
     /// Access reconciliation removed at `provisioner` so far.
     pub fn reconcile_removed(&self, provisioner: &str) -> u64 {
-        self.per(provisioner).reconcile_removed.load(Relaxed)
+        self.per(provisioner).reconcile_removed.get()
     }
 
-    /// The Prometheus text; `in_transit` is (provisioning, deprovisioning,
-    /// removals that failed and are being retried) read from the store.
-    pub fn render(&self, in_transit: (u64, u64, u64)) -> String {
-        use std::fmt::Write;
-        let mut out = String::new();
-        let (prov, deprov, stuck) = in_transit;
-        let _ = writeln!(
-            out,
-            "# HELP jitgate_grants_provisioning Grants whose access is being applied.\n# TYPE jitgate_grants_provisioning gauge\njitgate_grants_provisioning {prov}"
+    /// Set the gauges of grants in transit: (provisioning, deprovisioning,
+    /// removals that failed and are being retried), read from the store
+    /// at each scrape.
+    pub fn set_in_transit(&self, (prov, deprov, stuck): (u64, u64, u64)) {
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.provisioning.set(clamp(prov));
+        self.deprovisioning.set(clamp(deprov));
+        self.alarm.set(i64::from(stuck > 0));
+        self.failing.set(clamp(stuck));
+    }
+
+    /// Register every family and gauge into `registry` (the service's).
+    pub fn register_into(&self, registry: &mut Registry) {
+        registry.register(
+            "jitgate_grants_provisioning",
+            "Grants whose access is being applied",
+            self.provisioning.clone(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP jitgate_grants_deprovisioning Grants ended whose access is not yet read back as removed.\n# TYPE jitgate_grants_deprovisioning gauge\njitgate_grants_deprovisioning {deprov}"
+        registry.register(
+            "jitgate_grants_deprovisioning",
+            "Grants ended whose access is not yet read back as removed",
+            self.deprovisioning.clone(),
         );
-        let _ = writeln!(
-            out,
-            "# HELP jitgate_deprovisioning_alarm 1 while a grant's access removal has failed and is being retried.\n# TYPE jitgate_deprovisioning_alarm gauge\njitgate_deprovisioning_alarm {}\njitgate_deprovisioning_failing_grants {stuck}",
-            u8::from(stuck > 0)
+        registry.register(
+            "jitgate_deprovisioning_alarm",
+            "1 while a grant's access removal has failed and is being retried",
+            self.alarm.clone(),
         );
-        let map = self.per.lock().unwrap_or_else(|e| e.into_inner());
-        out.push_str("# HELP jitgate_revocation_lag_seconds_by_provisioner From expiry (or the end being decided) to the access read back as gone.\n# TYPE jitgate_revocation_lag_seconds_by_provisioner histogram\n");
-        for (name, p) in map.iter() {
-            for (b, bound) in p.lag_buckets.iter().zip(LAG_BOUNDS_MS) {
-                let _ = writeln!(
-                    out,
-                    "jitgate_revocation_lag_seconds_by_provisioner_bucket{{provisioner=\"{name}\",le=\"{}\"}} {}",
-                    bound as f64 / 1000.0,
-                    b.load(Relaxed)
-                );
-            }
-            let count = p.lag_count.load(Relaxed);
-            let _ = writeln!(
-                out,
-                "jitgate_revocation_lag_seconds_by_provisioner_bucket{{provisioner=\"{name}\",le=\"+Inf\"}} {count}\njitgate_revocation_lag_seconds_by_provisioner_sum{{provisioner=\"{name}\"}} {}\njitgate_revocation_lag_seconds_by_provisioner_count{{provisioner=\"{name}\"}} {count}",
-                p.lag_sum_ms.load(Relaxed) as f64 / 1000.0
-            );
-        }
-        for (metric, help, get) in [
+        registry.register(
+            "jitgate_deprovisioning_failing_grants",
+            "Grants whose access removal has failed and is being retried",
+            self.failing.clone(),
+        );
+        registry.register(
+            "jitgate_revocation_lag_seconds_by_provisioner",
+            "From expiry (or the end being decided) to the access read back as gone",
+            self.lag.clone(),
+        );
+        for (name, help, family) in [
             (
-                "jitgate_provision_apply_failures_total",
-                "Failed attempts to apply access.",
-                (|p: &Per| p.apply_failures.load(Relaxed)) as fn(&Per) -> u64,
+                "jitgate_provision_apply_failures",
+                "Failed attempts to apply access",
+                &self.apply_failures,
             ),
             (
-                "jitgate_provision_remove_failures_total",
-                "Failed attempts to remove access.",
-                |p| p.remove_failures.load(Relaxed),
+                "jitgate_provision_remove_failures",
+                "Failed attempts to remove access",
+                &self.remove_failures,
             ),
             (
-                "jitgate_provision_failed_grants_total",
-                "Grants given up as failed.",
-                |p| p.failed_grants.load(Relaxed),
+                "jitgate_provision_failed_grants",
+                "Grants given up as failed",
+                &self.failed_grants,
             ),
             (
-                "jitgate_reconcile_runs_total",
-                "Reconciliation runs.",
-                |p| p.reconcile_runs.load(Relaxed),
+                "jitgate_reconcile_runs",
+                "Reconciliation runs",
+                &self.reconcile_runs,
             ),
             (
-                "jitgate_reconcile_removed_total",
-                "Access found without a grant and removed.",
-                |p| p.reconcile_removed.load(Relaxed),
+                "jitgate_reconcile_removed",
+                "Access found without a grant and removed",
+                &self.reconcile_removed,
             ),
             (
-                "jitgate_reconcile_missing_total",
-                "Active grants whose access had vanished.",
-                |p| p.reconcile_missing.load(Relaxed),
+                "jitgate_reconcile_missing",
+                "Active grants whose access had vanished",
+                &self.reconcile_missing,
             ),
             (
-                "jitgate_reconcile_errors_total",
-                "Reconciliation runs that could not read or fix the target.",
-                |p| p.reconcile_errors.load(Relaxed),
+                "jitgate_reconcile_errors",
+                "Reconciliation runs that could not read or fix the target",
+                &self.reconcile_errors,
             ),
         ] {
-            let _ = writeln!(out, "# HELP {metric} {help}\n# TYPE {metric} counter");
-            for (name, p) in map.iter() {
-                let _ = writeln!(out, "{metric}{{provisioner=\"{name}\"}} {}", get(p));
-            }
+            registry.register(name, help, family.clone());
         }
-        out
     }
 }
 
@@ -611,13 +668,13 @@ async fn attempt(
                     .map_err(|e| e.to_string())
             }
             Err(error) => {
-                per.apply_failures.fetch_add(1, Relaxed);
+                per.apply_failures.inc();
                 let most = settings.map_or(1, |s| s.max_apply_attempts);
                 if ev.attempts + 1 < most {
                     return Err(error);
                 }
                 tracing::error!(grant = %ev.grant_id, %error, "the target refused the access; the grant fails");
-                per.failed_grants.fetch_add(1, Relaxed);
+                per.failed_grants.inc();
                 let gid = ev.grant_id.clone();
                 blocking(move || transition(&svc, &gid, &actor, GrantEvent::ApplyFailed { error }))
                     .await
@@ -651,7 +708,7 @@ async fn attempt(
                 Ok(())
             }
             Err(error) => {
-                per.remove_failures.fetch_add(1, Relaxed);
+                per.remove_failures.inc();
                 // Recorded on the grant: what `/metrics` alarms on and an
                 // operator reads in `GET /v1/grants/{id}`.
                 let recorded = error.clone();
@@ -713,7 +770,7 @@ impl Targets {
             .ok_or_else(|| format!("no provisioner named `{name}`"))?
             .clone();
         let per = self.metrics.per(name);
-        per.reconcile_runs.fetch_add(1, Relaxed);
+        per.reconcile_runs.inc();
         // Members are read between two listings of the grants: a member
         // applied after the first listing belongs to a grant the second one
         // holds, so a grant racing this run is never taken for a stray; and
@@ -813,11 +870,10 @@ impl Targets {
             }
         }
         let removed: usize = report.removed.values().map(Vec::len).sum();
-        per.reconcile_removed.fetch_add(removed as u64, Relaxed);
-        per.reconcile_missing
-            .fetch_add(report.missing.len() as u64, Relaxed);
+        per.reconcile_removed.inc_by(removed as u64);
+        per.reconcile_missing.inc_by(report.missing.len() as u64);
         if !report.errors.is_empty() {
-            per.reconcile_errors.fetch_add(1, Relaxed);
+            per.reconcile_errors.inc();
         }
         if removed > 0 || !report.missing.is_empty() || !report.errors.is_empty() {
             let svc = service.clone();

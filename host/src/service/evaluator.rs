@@ -124,9 +124,7 @@ impl Service {
             })
             .map(drop)
             .map_err(|b| {
-                self.metrics
-                    .busy
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.metrics.busy.inc();
                 ServiceError::Busy(b.to_string())
             })
     }
@@ -145,9 +143,7 @@ impl Service {
                 .iter()
                 .any(|p| p.failure.as_ref().is_some_and(|f| f.is_overload()))
         {
-            self.metrics
-                .busy
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.busy.inc();
             return Err(ServiceError::Busy(
                 "no policy instance slot is free; retry shortly".into(),
             ));

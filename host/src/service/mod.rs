@@ -195,6 +195,7 @@ impl Service {
     /// through `provisioning` and `deprovisioning`; see
     /// [`crate::provision::targets`]).
     pub fn with_targets(mut self, targets: Arc<crate::provision::targets::Targets>) -> Self {
+        targets.metrics.register_into(self.metrics.registry_mut());
         self.targets = Some(targets);
         self
     }

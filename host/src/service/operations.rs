@@ -49,12 +49,10 @@ impl Service {
         let active = self.store.count_active()?;
         let pending = self.store.outbox_pending()?;
         let quarantined = self.store.quarantine_count()?;
-        let mut text = self.metrics.render(active, pending);
-        text.push_str(&crate::metrics::quarantine_gauge(quarantined));
         if let Some(t) = &self.targets {
-            let transit = crate::provision::targets::in_transit(self)?;
-            text.push_str(&t.metrics.render(transit));
+            t.metrics
+                .set_in_transit(crate::provision::targets::in_transit(self)?);
         }
-        Ok(text)
+        Ok(self.metrics.encode(active, pending, quarantined))
     }
 }

@@ -9,7 +9,6 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::intake::blocking;
@@ -157,7 +156,7 @@ impl Service {
                 },
                 Err(e) => {
                     report.unavailable += 1;
-                    self.metrics.ticket_pull_failures.fetch_add(1, Relaxed);
+                    self.metrics.ticket_pull_failures.inc();
                     log_pull_failure(&source.name, &id, &e);
                     continue;
                 }

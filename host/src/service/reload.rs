@@ -18,7 +18,6 @@
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use super::{Principal, Role, Service, ServiceError};
@@ -216,14 +215,14 @@ impl Service {
         if previous.len() > ROLLBACK_DEPTH {
             previous.remove(0);
         }
-        self.metrics.policy_reloads_accepted.fetch_add(1, Relaxed);
+        self.metrics.policy_reload(true);
         tracing::info!(trigger, digest = %self.engine().policy_set().digest, "policy set reloaded");
         Ok(list)
     }
 
     /// Count, audit and remember a refused candidate.
     fn reject_candidate(&self, actor: &str, trigger: &str, path: &Path, message: &str) {
-        self.metrics.policy_reloads_rejected.fetch_add(1, Relaxed);
+        self.metrics.policy_reload(false);
         tracing::warn!(trigger, path = %path.display(), "policy set candidate refused: {message}");
         let record = json!({
             "refused": message,
@@ -267,7 +266,7 @@ impl Service {
             json!({"rollback": to, "from": from}),
         )?;
         self.swap_engine(previous);
-        self.metrics.policy_rollbacks.fetch_add(1, Relaxed);
+        self.metrics.policy_rollbacks.inc();
         Ok(to)
     }
 
