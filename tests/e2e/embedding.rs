@@ -11,7 +11,6 @@ use jitgate::store::postgres::PostgresStore;
 use jitgate::store::sqlite::SqliteStore;
 use jitgate::{Engine, Outcome, Request};
 use jitgate_tests::pg::TestDb;
-use jitgate_tests::policy_dir;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,8 +59,16 @@ fn typed(id: &str) -> Request {
 }
 
 fn engine() -> Engine {
+    // Without business-hours: the same answer at any hour and weekday.
+    static POLICIES: std::sync::OnceLock<(tempfile::TempDir, std::path::PathBuf)> =
+        std::sync::OnceLock::new();
+    let (_, dir) = POLICIES.get_or_init(|| {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = jitgate_tests::server::clock_free_policies(tmp.path());
+        (tmp, dir)
+    });
     Engine::builder()
-        .policies(policy_dir())
+        .policies(dir)
         .build()
         .expect("example policies load (./dev policies)")
 }
