@@ -157,11 +157,13 @@ fn verdict_to_wit(v: Verdict) -> wit::Verdict {
             min_approvals,
             ttl,
             reason,
+            revoke_on_ticket_close,
         }) => wit::Verdict::RequireApproval(wit::ApprovalTerms {
             approver_groups,
             min_approvals,
             ttl,
             reason,
+            revoke_on_ticket_close,
         }),
         Verdict::NotApplicable => wit::Verdict::NotApplicable,
     }

@@ -183,6 +183,9 @@ pub struct ApprovalTerms {
     pub ttl: u32,
     /// Why approval is needed.
     pub reason: String,
+    /// End the grant, once approved, when its ticket is resolved or closed
+    /// (contract 0.2.0).
+    pub revoke_on_ticket_close: bool,
 }
 
 /// A policy's answer.
@@ -222,13 +225,32 @@ impl Verdict {
         Verdict::Deny(reason.into())
     }
 
-    /// Require `min` distinct approvers from any of `groups`.
+    /// Require `min` distinct approvers from any of `groups`; once
+    /// approved, the grant outlives its ticket's closing.
     pub fn require_approval(groups: &[&str], min: u8, ttl: u32, reason: impl Into<String>) -> Self {
         Verdict::RequireApproval(ApprovalTerms {
             approver_groups: groups.iter().map(|g| String::from(*g)).collect(),
             min_approvals: min,
             ttl,
             reason: reason.into(),
+            revoke_on_ticket_close: false,
+        })
+    }
+
+    /// Require `min` distinct approvers from any of `groups`, and end the
+    /// approved grant when its ticket closes.
+    pub fn require_approval_until_ticket_closed(
+        groups: &[&str],
+        min: u8,
+        ttl: u32,
+        reason: impl Into<String>,
+    ) -> Self {
+        Verdict::RequireApproval(ApprovalTerms {
+            approver_groups: groups.iter().map(|g| String::from(*g)).collect(),
+            min_approvals: min,
+            ttl,
+            reason: reason.into(),
+            revoke_on_ticket_close: true,
         })
     }
 

@@ -7,6 +7,7 @@
 //! policies = "target/policies"
 //! global-ttl-cap = 28800               # seconds
 //! approval-timeout = 3600              # seconds a request may wait for approval
+//! reverify-on-reload = false           # decide active grants again on a new policy set
 //! isolation = "per-decision"           # or "per-worker" (warm instances; trusted policies only)
 //!
 //! [sandbox]                            # per-evaluation budget
@@ -117,6 +118,10 @@ pub struct Config {
     /// Pending requests lapse after this many seconds. Default 3600.
     #[serde(default = "default_timeout")]
     pub approval_timeout: u32,
+    /// Decide every active grant again when a new policy set is swapped
+    /// in, revoking those it no longer allows. Default false.
+    #[serde(default)]
+    pub reverify_on_reload: bool,
     /// Per-task settings.
     #[serde(default)]
     pub tasks: BTreeMap<String, TaskConfig>,
@@ -447,6 +452,7 @@ impl Default for Config {
             cache_dir: None,
             global_ttl_cap: default_cap(),
             approval_timeout: default_timeout(),
+            reverify_on_reload: false,
             tasks: BTreeMap::new(),
             tokens: Vec::new(),
             provisioner: ProvisionerConfig::default(),
@@ -721,6 +727,7 @@ impl Config {
             // Checked by `check`; an unusable table adds no alias.
             identity_aliases: crate::grant::IdentityAliases::new(&self.identity_aliases)
                 .unwrap_or_default(),
+            reverify_on_reload: self.reverify_on_reload,
         }
     }
 

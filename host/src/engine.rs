@@ -254,6 +254,10 @@ impl Engine {
         let mut linker = Linker::new(&wasm);
         PolicyModule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
+        // Modules built against the previous contract import its
+        // interfaces by their own names (`…@0.1.0`): linked too.
+        bindings::v0_1::PolicyModule::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(|e| EngineError::Wasmtime(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
             Some(dir) => {
                 Some(

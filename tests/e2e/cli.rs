@@ -271,7 +271,7 @@ fn inspect_shows_info_digest_and_imports() {
         "{out}"
     );
     assert!(
-        out.contains("imports:  jitgate:policy/host@0.1.0, jitgate:policy/types@0.1.0"),
+        out.contains("imports:  jitgate:policy/host@0.2.0, jitgate:policy/types@0.2.0"),
         "{out}"
     );
     assert!(

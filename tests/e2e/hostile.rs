@@ -1110,3 +1110,51 @@ fn write_wat_guests_for_the_bench() {
     .write(&dir, "amplifier-latin1");
     eprintln!("{}", dir.display());
 }
+
+/// A module built against the previous contract, `jitgate:policy@0.1.0`
+/// (whose `approval-terms` has no `revoke-on-ticket-close`), keeps loading
+/// and deciding, its approvals taken as not ending with the ticket; the
+/// same guest built against 0.2.0 asks for that and gets it.
+#[test]
+fn a_module_built_against_contract_0_1_0_loads_and_decides_with_the_flag_false() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let old = WatGuest::new("approve").write(dir.path(), "approve-0.1.0");
+    let bytes = std::fs::read(&old).expect("read");
+    let surface = String::from_utf8_lossy(&bytes).to_string();
+    assert!(
+        surface.contains("jitgate:policy/policy@0.1.0")
+            && !surface.contains("jitgate:policy/policy@0.2.0"),
+        "the guest is a 0.1.0 module"
+    );
+    let e = engine_with_guests(SandboxLimits::default(), &[&old]);
+    let d = e
+        .decide(&task_request("hostile-approve"))
+        .expect("valid request");
+    assert_eq!(d.outcome, Outcome::RequireApproval, "{:?}", d.reasons);
+    assert_eq!(d.approvals.len(), 1, "{d:?}");
+    assert_eq!(d.approvals[0].groups, ["ops"], "{d:?}");
+    assert!(!d.revoke_on_ticket_close, "{d:?}");
+    let trace = d.policies.iter().find(|p| p.name == "approve");
+    assert!(
+        trace.is_some_and(|t| t.verdict == "require-approval"),
+        "{d:?}"
+    );
+
+    let new = WatGuest {
+        vars: &[
+            ("@0.1.0", "@0.2.0"),
+            (
+                "{REVOKE}",
+                "(i32.store8 offset=28 (local.get $ret) (i32.const 1))",
+            ),
+        ],
+        ..WatGuest::new("approve")
+    }
+    .write(dir.path(), "approve-0.2.0");
+    let e = engine_with_guests(SandboxLimits::default(), &[&new]);
+    let d = e
+        .decide(&task_request("hostile-approve"))
+        .expect("valid request");
+    assert_eq!(d.outcome, Outcome::RequireApproval, "{:?}", d.reasons);
+    assert!(d.revoke_on_ticket_close, "{d:?}");
+}

@@ -705,7 +705,522 @@ fn a_ticket_closed_without_a_webhook_is_revoked_by_the_reconciler(b: Backend) {
     assert_eq!(t["state"], "closed", "{t}");
 }
 
+// ---- Continuous verification: a ticket's new facts decide its live grants again. ----
+
+/// A signed `generic` event with every fact given.
+fn generic_full(
+    app: &App,
+    event_id: &str,
+    ticket: &str,
+    state: &str,
+    priority: u8,
+    assignee: &str,
+    updated_ms: u64,
+) -> Response {
+    let mut v = generic_event(event_id, ticket, state, Some(assignee), updated_ms);
+    v["priority"] = json!(priority);
+    let body = v.to_string();
+    post_event(
+        app,
+        "generic",
+        body.as_bytes(),
+        &sign_generic(body.as_bytes(), now_ms()),
+    )
+}
+
+fn grant(app: &App, id: &str) -> Value {
+    app.get(&format!("/v1/grants/{id}"), Some("t-admin")).json()
+}
+
+/// The transition record that ended grant `id`.
+fn ending_record(app: &App, id: &str) -> Value {
+    let ev = app
+        .get(&format!("/v1/grants/{id}/evidence"), Some("t-audit"))
+        .json();
+    ev["audit"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .rfind(|r| r["kind"] == "transition" && r["data"]["to"] == "revoked")
+        })
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn a_reassigned_ticket_revokes_the_previous_assignees_grant(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-60a", "INC-60", "in-progress", Some("alice"), t0);
+    let g = request(&app, "t-alice", &requester_body("r-60", "INC-60"));
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    // The ticket is reassigned to bob in its system.
+    let r = generic(
+        &app,
+        "e-60b",
+        "INC-60",
+        "in-progress",
+        Some("bob"),
+        t0 + 1_000,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+    let now = grant(&app, id);
+    assert_eq!(now["state"], "revoked", "{now}");
+    let reason = now["end-reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("assigned to bob, not to alice"), "{now}");
+    // The evidence: what triggered it, the facts and the new decision.
+    let rec = ending_record(&app, id);
+    let re = &rec["data"]["reverified"];
+    assert_eq!(re["trigger"], "ticket-change", "{rec}");
+    assert_eq!(re["ticket"]["assignee"], "bob", "{rec}");
+    assert_eq!(re["ticket"]["last-event-id"], "e-60b", "{rec}");
+    assert_eq!(re["request"]["ticket"]["assignee"], "bob", "{rec}");
+    assert_eq!(re["decision"]["outcome"], "deny", "{rec}");
+    assert_eq!(rec["actor"], "ticket-source:generic", "{rec}");
+    // The same event redelivered revokes nothing more and changes nothing.
+    let r = generic(
+        &app,
+        "e-60b",
+        "INC-60",
+        "in-progress",
+        Some("bob"),
+        t0 + 1_000,
+    );
+    assert_eq!(r.json()["result"], "replayed", "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "revoked");
+}
+
+fn a_ticket_put_on_hold_revokes_its_grants(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-61a", "INC-61", "open", Some("alice"), t0);
+    let g = request(&app, "t-alice", &requester_body("r-61", "INC-61"));
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    // A change no decision looks at (opened-at only) re-decides nothing.
+    let mut same = generic_event("e-61b", "INC-61", "open", Some("alice"), t0 + 500);
+    same["opened-at"] = json!(rfc3339(t0 - 7_200_000));
+    let body = same.to_string();
+    let r = post_event(
+        &app,
+        "generic",
+        body.as_bytes(),
+        &sign_generic(body.as_bytes(), now_ms()),
+    );
+    assert_eq!(r.json()["revoked"], json!([]), "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "active");
+    let r = generic(
+        &app,
+        "e-61c",
+        "INC-61",
+        "on-hold",
+        Some("alice"),
+        t0 + 1_000,
+    );
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+    let now = grant(&app, id);
+    assert_eq!(now["state"], "revoked", "{now}");
+    assert!(
+        now["end-reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("requires an open or in-progress ticket"),
+        "{now}"
+    );
+}
+
+/// Carol's incident-triage request on `ticket`, named by id.
+fn triage_body(id: &str, ticket: &str) -> Value {
+    let mut v = jitgate_tests::tickets::as_requester(&jitgate_tests::server::body(
+        id,
+        "carol",
+        "incident-triage",
+        600,
+    ));
+    v["ticket"] = json!({"id": ticket});
+    v
+}
+
+fn a_lowered_priority_revokes_a_triage_grant_given_without_approval(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic_full(&app, "e-62a", "INC-62", "open", 1, "carol", t0);
+    let g = request(&app, "t-carol", &triage_body("r-62", "INC-62"));
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    // Priority 1 → 2: still granted at once.
+    let r = generic_full(&app, "e-62b", "INC-62", "open", 2, "carol", t0 + 1_000);
+    assert_eq!(r.json()["revoked"], json!([]), "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "active");
+    // Priority 2 → 3: triage now needs an incident commander's approval,
+    // which this grant never had.
+    let r = generic_full(&app, "e-62c", "INC-62", "open", 3, "carol", t0 + 2_000);
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+    let now = grant(&app, id);
+    assert_eq!(now["state"], "revoked", "{now}");
+    let reason = now["end-reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("now needs approval") && reason.contains("incident-commanders"),
+        "{now}"
+    );
+    let rec = ending_record(&app, id);
+    assert_eq!(
+        rec["data"]["reverified"]["decision"]["outcome"], "require-approval",
+        "{rec}"
+    );
+    assert_eq!(rec["data"]["reverified"]["ticket"]["priority"], 3, "{rec}");
+}
+
+fn an_approved_grant_survives_a_change_its_approval_still_covers(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic_full(&app, "e-63a", "INC-63", "open", 3, "carol", t0);
+    let g = request(&app, "t-carol", &triage_body("r-63", "INC-63"));
+    assert_eq!(g["state"], "pending", "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    // Pending, and the priority drops further: still waiting for approval.
+    generic_full(&app, "e-63b", "INC-63", "open", 4, "carol", t0 + 1_000);
+    assert_eq!(grant(&app, id)["state"], "pending");
+    let r = app.post(
+        &format!("/v1/grants/{id}/approve"),
+        Some("t-bob"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "active");
+    // Priority 4 → 5: still approval by incident-commanders, which it has.
+    let r = generic_full(
+        &app,
+        "e-63c",
+        "INC-63",
+        "in-progress",
+        5,
+        "carol",
+        t0 + 2_000,
+    );
+    assert_eq!(r.json()["revoked"], json!([]), "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "active");
+    // Put on hold: the policy denies; even an approved grant ends.
+    let r = generic_full(&app, "e-63d", "INC-63", "on-hold", 5, "carol", t0 + 3_000);
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+}
+
+fn a_pending_grant_is_revoked_when_its_ticket_now_denies_it(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic_full(&app, "e-64a", "INC-64", "open", 4, "carol", t0);
+    let g = request(&app, "t-carol", &triage_body("r-64", "INC-64"));
+    assert_eq!(g["state"], "pending", "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    let r = generic_full(&app, "e-64b", "INC-64", "on-hold", 4, "carol", t0 + 1_000);
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "revoked");
+    // Nobody can approve it into being any more.
+    let r = app.post(
+        &format!("/v1/grants/{id}/approve"),
+        Some("t-bob"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+}
+
+fn a_trusted_pipelines_reassignment_revokes_the_previous_assignees_grant(b: Backend) {
+    let app = app(b);
+    let first = jitgate_tests::server::body("r-65a", "alice", "file-recovery", 600);
+    let g = request(&app, "t-pipe", &first);
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    // The pipeline's next request says ticket T-r-65a is now bob's.
+    let mut second = jitgate_tests::server::body("r-65b", "bob", "file-recovery", 600);
+    second["ticket"] = first["ticket"].clone();
+    second["ticket"]["assignee"] = json!("bob");
+    let g2 = request(&app, "t-pipe", &second);
+    assert_eq!(g2["state"], "active", "{g2}");
+    let now = grant(&app, id);
+    assert_eq!(now["state"], "revoked", "{now}");
+    assert!(
+        now["end-reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("assigned to bob"),
+        "{now}"
+    );
+    assert_eq!(ending_record(&app, id)["actor"], "pipeline");
+}
+
+fn reverify_on_reload_revokes_grants_the_new_policy_set_no_longer_allows(b: Backend) {
+    for reverify in [true, false] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = jitgate_tests::server::TestStore::new(b, dir.path());
+        let extra = if reverify {
+            "reverify-on-reload = true\n"
+        } else {
+            ""
+        };
+        let cfg = jitgate_tests::server::write_config_with(dir.path(), &store.url, extra);
+        let policies = dir.path().join("policies");
+        let app = App::from_file(&cfg, (dir, store));
+        let t0 = now_ms() - 60_000;
+        generic(&app, "e-66a", "INC-66", "open", Some("alice"), t0);
+        let g = request(&app, "t-alice", &requester_body("r-66", "INC-66"));
+        assert_eq!(g["state"], "active", "{g}");
+        let id = g["id"].as_str().unwrap_or_default();
+        generic_full(&app, "e-66b", "INC-67", "open", 1, "carol", t0);
+        let kept = request(&app, "t-carol", &triage_body("r-67", "INC-67"));
+        assert_eq!(kept["state"], "active", "{kept}");
+        // The new set no longer has a file-recovery policy.
+        std::fs::remove_file(policies.join("file-recovery.wasm")).expect("remove");
+        let r = app.post("/v1/policies/reload", Some("t-admin"), &json!({}));
+        assert_eq!(r.status, 200, "{}", r.body);
+        let now = grant(&app, id);
+        if reverify {
+            assert_eq!(now["state"], "revoked", "{now}");
+            let rec = ending_record(&app, id);
+            assert_eq!(
+                rec["data"]["reverified"]["trigger"], "policy-reload",
+                "{rec}"
+            );
+            assert_eq!(
+                rec["data"]["reverified"]["decision"]["outcome"], "deny",
+                "{rec}"
+            );
+        } else {
+            assert_eq!(now["state"], "active", "reverify-on-reload is off: {now}");
+        }
+        // A grant the new set still allows stays.
+        assert_eq!(
+            grant(&app, kept["id"].as_str().unwrap_or_default())["state"],
+            "active"
+        );
+    }
+}
+
+/// A typed request (the library's `Service::submit`) is decided on the
+/// registry's facts too: its struct's ticket facts are not believed.
+fn a_typed_request_is_decided_on_the_registrys_ticket(b: Backend) {
+    use jitgate::request::{Ticket, TicketState};
+    use jitgate::service::{Principal, Role};
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-68", "INC-68", "in-progress", Some("bob"), t0);
+    let typed = |id: &str, ticket: &str| {
+        jitgate::Request::builder("file-recovery")
+            .id(id)
+            .subject("alice")
+            .roles(["helpdesk"])
+            .resource("fileserver-01")
+            .entitlement("operator")
+            .justification("restore the deleted finance share for the incident")
+            .ttl(600)
+            .ticket(Ticket {
+                id: ticket.into(),
+                state: TicketState::Open,
+                priority: 1,
+                assignee: Some("alice".into()),
+                opened_at: t0 / 1000,
+            })
+            .build()
+            .expect("valid request")
+    };
+    let untrusted = Principal::new("untrusted-pipeline", [Role::Pipeline]);
+    let svc = app.service();
+    let (g, _) = svc
+        .submit(&untrusted, typed("r-68", "INC-68"))
+        .expect("submit");
+    assert_eq!(g.state.as_str(), "denied", "{g:?}");
+    assert_eq!(
+        g.request
+            .ticket
+            .as_ref()
+            .and_then(|t| t.assignee.as_deref()),
+        Some("bob")
+    );
+    let (g, _) = svc
+        .submit(&untrusted, typed("r-69", "FAKE-69"))
+        .expect("submit");
+    assert_eq!(g.state.as_str(), "denied", "{g:?}");
+    assert!(g.request.ticket.is_none(), "{g:?}");
+    let d = svc
+        .dry_run_request(&untrusted, typed("r-70", "FAKE-69"))
+        .expect("dry run");
+    assert!(
+        d.reasons
+            .iter()
+            .any(|r| r.contains("ticket FAKE-69 is not known to any ticket source")),
+        "{d:?}"
+    );
+    // The trusted pipeline's facts are recorded as its event first.
+    let trusted = Principal::new("pipeline", [Role::Pipeline]);
+    let (g, _) = svc.submit(&trusted, typed("r-71", "T-71")).expect("submit");
+    assert_eq!(g.state.as_str(), "active", "{g:?}");
+    let t = ticket(&app, "T-71").json();
+    assert_eq!(
+        (&t["source"], &t["assignee"]),
+        (&json!("pipeline"), &json!("alice")),
+        "{t}"
+    );
+}
+
+/// Event ids are remembered for a day, not forever: one older than that
+/// is pruned as new events arrive (a redelivery is then judged on its
+/// time: stale, or the same facts again).
+fn seen_event_ids_older_than_the_retention_are_pruned(b: Backend) {
+    use jitgate::request::TicketState;
+    use jitgate::store::TicketFacts;
+    use jitgate::store::tickets::SEEN_EVENT_RETENTION_MS;
+    let app = app(b);
+    let svc = app.service();
+    let facts = |event: &str, ticket: &str, updated_at: i64| TicketFacts {
+        source: "generic".into(),
+        event_id: Some(event.into()),
+        ticket_id: ticket.into(),
+        deleted: false,
+        state: TicketState::Open,
+        priority: Some(3),
+        assignee: Some("alice".into()),
+        opened_at: None,
+        updated_at,
+    };
+    let t0 = svc.now();
+    let first = facts("old-1", "INC-80", t0);
+    assert_eq!(
+        svc.apply_ticket_facts(&first, "ticket-source:generic", true, true)
+            .expect("apply")
+            .as_str(),
+        "applied"
+    );
+    assert_eq!(
+        svc.apply_ticket_facts(&first, "ticket-source:generic", true, true)
+            .expect("apply")
+            .as_str(),
+        "replayed"
+    );
+    // Events arriving later than the retention (their `seen_at` is the
+    // service's time: the store is written with a time past it).
+    let store = svc.store();
+    let later = facts("new-1", "INC-81", t0);
+    let change = jitgate::store::TicketChange {
+        event: &later,
+        actor: "ticket-source:generic",
+        at: t0 + SEEN_EVENT_RETENTION_MS + 1,
+        may_reopen: true,
+        resolved_ends_grants: true,
+    };
+    let applied = store
+        .apply_ticket_change(&change, &mut |_| Ok(None))
+        .map_err(|e| format!("{e:?}"))
+        .expect("apply");
+    assert_eq!(applied.as_str(), "applied");
+    // old-1 is forgotten: delivered again it is judged on its time (the
+    // same time and facts as stored: applied again, changing nothing).
+    let again = svc
+        .apply_ticket_facts(&first, "ticket-source:generic", true, true)
+        .expect("apply");
+    assert_eq!(again.as_str(), "applied", "{again:?}");
+    // new-1 is still remembered.
+    let change = jitgate::store::TicketChange {
+        at: t0 + SEEN_EVENT_RETENTION_MS + 2,
+        ..change
+    };
+    let replay = store
+        .apply_ticket_change(&change, &mut |_| Ok(None))
+        .map_err(|e| format!("{e:?}"))
+        .expect("apply");
+    assert_eq!(replay.as_str(), "replayed");
+}
+
+/// A request naming a ticket the registry does not know: its system is
+/// asked (the fake Jira on loopback), and the answer decides.
+fn an_unknown_ticket_is_pulled_from_its_system_at_request_time(b: Backend) {
+    use std::sync::{Arc, Mutex};
+    let answer = Arc::new(Mutex::new((503u16, "{}".to_string())));
+    let jira = fake_jira(answer.clone());
+    let sources = jitgate_tests::tickets::SOURCES.replace(
+        "states = { \"Closed\" = \"closed\" }\n",
+        &format!(
+            "states = {{ \"Closed\" = \"closed\" }}\nbase-url = \"{jira}\"\n\
+             credentials-env = \"{}\"\nreconcile-interval = 3600\n",
+            jitgate_tests::tickets::SECRET_ENV
+        ),
+    );
+    let app = App::new(b, &sources);
+    // Jira is down: nothing is known, nothing granted, the failure counted.
+    let g = request(&app, "t-alice", &requester_body("r-90", "OPS-142"));
+    assert_eq!(g["state"], "denied", "{g}");
+    assert!(
+        reasons(&g).contains("OPS-142 is not known to any ticket source"),
+        "{g}"
+    );
+    assert_eq!(ticket(&app, "OPS-142").status, 404);
+    let m = app.get("/metrics", None).body;
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("jitgate_ticket_pull_failures_total ") && !l.ends_with(" 0")),
+        "{m}"
+    );
+    // Jira answers: the issue is bob's. Pulled, recorded, decided on it.
+    let v = sample("jira-issue-updated.json");
+    let mut issue = v["issue"].clone();
+    issue["fields"]["assignee"]["emailAddress"] = json!("bob");
+    if let Ok(mut a) = answer.lock() {
+        *a = (200, issue.to_string());
+    }
+    let g = request(&app, "t-alice", &requester_body("r-91", "OPS-142"));
+    assert_eq!(g["state"], "denied", "{g}");
+    assert!(reasons(&g).contains("assigned to bob"), "{g}");
+    let t = ticket(&app, "OPS-142").json();
+    assert_eq!(
+        (&t["source"], &t["assignee"]),
+        (&json!("jira"), &json!("bob")),
+        "{t}"
+    );
+    let facts = ticket_events_request_facts(&app, g["id"].as_str().unwrap_or_default());
+    assert_eq!(facts["source"], "jira", "{facts}");
+    // A ticket Jira does not have stays unknown.
+    let g = request(&app, "t-alice", &requester_body("r-92", "OPS-999"));
+    assert_eq!(g["state"], "denied", "{g}");
+    assert_eq!(ticket(&app, "OPS-999").status, 404);
+}
+
+/// Contract 0.2.0: saas-admin asks that an approved write grant end with
+/// its ticket (`approval-terms.revoke-on-ticket-close`), and it does.
+fn an_approved_saas_admin_write_grant_ends_with_its_ticket(b: Backend) {
+    let app = app(b);
+    let t0 = now_ms() - 60_000;
+    generic(&app, "e-70a", "INC-70", "in-progress", Some("alice"), t0);
+    let mut body = jitgate_tests::server::body("r-70", "alice", "saas-admin", 600);
+    body["ticket"] = json!({"id": "INC-70"});
+    let g = request(&app, "t-pipe", &body);
+    assert_eq!(g["state"], "pending", "{g}");
+    assert_eq!(g["revoke-on-ticket-close"], true, "{g}");
+    let id = g["id"].as_str().unwrap_or_default();
+    let r = app.post(
+        &format!("/v1/grants/{id}/approve"),
+        Some("t-bob"),
+        &json!({}),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(grant(&app, id)["state"], "active");
+    let r = generic(&app, "e-70b", "INC-70", "closed", Some("alice"), t0 + 1_000);
+    assert_eq!(r.json()["revoked"], json!([id]), "{}", r.body);
+    let now = grant(&app, id);
+    assert_eq!(now["state"], "revoked", "{now}");
+    assert_eq!(now["end-reason"], "ticket INC-70 is closed", "{now}");
+}
+
 both_stores!(
+    an_approved_saas_admin_write_grant_ends_with_its_ticket,
+    a_reassigned_ticket_revokes_the_previous_assignees_grant,
+    a_ticket_put_on_hold_revokes_its_grants,
+    a_lowered_priority_revokes_a_triage_grant_given_without_approval,
+    an_approved_grant_survives_a_change_its_approval_still_covers,
+    a_pending_grant_is_revoked_when_its_ticket_now_denies_it,
+    a_trusted_pipelines_reassignment_revokes_the_previous_assignees_grant,
+    reverify_on_reload_revokes_grants_the_new_policy_set_no_longer_allows,
+    a_typed_request_is_decided_on_the_registrys_ticket,
+    seen_event_ids_older_than_the_retention_are_pruned,
+    an_unknown_ticket_is_pulled_from_its_system_at_request_time,
     a_ticket_closed_without_a_webhook_is_revoked_by_the_reconciler,
     a_refused_pipeline_request_records_no_ticket_event,
     spoofed_unknown_ticket_fake_999_is_denied_as_not_known,

@@ -1,6 +1,7 @@
 //! Hostile guests written in WAT (`tests/guests/wat/`), made into
-//! `policy-module` components at test time with wit-component. See that
-//! folder's README for the layout.
+//! `policy-module` components at test time with wit-component, against the
+//! previous contract (`jitgate:policy@0.1.0`) unless turned to `@0.2.0`.
+//! See that folder's README for the layout.
 
 use std::path::{Path, PathBuf};
 
@@ -74,16 +75,24 @@ impl<'a> WatGuest<'a> {
             ("{NAME}", self.name),
             ("{TASK}", task),
             ("{FILL}", "0x41"),
+            ("{REVOKE}", ""),
         ];
         subs.splice(0..0, self.vars.iter().copied());
         for (k, v) in subs {
             text = text.replace(k, v);
         }
         let mut module = wat_to_wasm(&text, self.source);
+        // The guests are written against the previous contract (0.1.0, its
+        // WIT kept in tests/guests/wit-0.1.0): they show such modules keep
+        // loading. One whose names were turned to `@0.2.0` (a `vars`
+        // substitution) is built against the current `wit/`.
+        let wit = if text.contains("jitgate:policy/policy@0.2.") {
+            crate::root().join("wit")
+        } else {
+            crate::root().join("tests/guests/wit-0.1.0")
+        };
         let mut resolve = wit_parser::Resolve::default();
-        let (pkg, _) = resolve
-            .push_dir(crate::root().join("wit"))
-            .expect("wit/ parses");
+        let (pkg, _) = resolve.push_dir(&wit).expect("the contract's WIT parses");
         let world = resolve
             .select_world(&[pkg], Some("policy-module"))
             .expect("world policy-module");

@@ -86,7 +86,13 @@ async fn run() -> Result<(), Error> {
     // 2. The grant service over a temporary SQLite file.
     let dir = tempfile::tempdir()?;
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("jitgate.db"))?);
-    let service = Arc::new(Service::new(engine, store, ServiceConfig::default()));
+    // The pipeline speaks for the ticket system: the ticket facts in its
+    // requests are recorded in the registry and decided on. (For anyone
+    // else, a typed request's ticket facts are replaced by the registry's.)
+    let service = Arc::new(
+        Service::new(engine, store, ServiceConfig::default())
+            .with_trusted_context(["ci-pipeline".to_string()].into()),
+    );
     let pipeline = Principal::new("ci-pipeline", [Role::Pipeline]);
 
     // 3. Background tasks: expiry and provisioning, events to a closure.

@@ -190,7 +190,8 @@ impl Server {
         let mut service = Service::new(engine, store, config.service_config())
             .with_policy_source(source)
             .with_ticket_sources(sources)
-            .with_trusted_context(config.trusted_context());
+            .with_trusted_context(config.trusted_context())
+            .with_pull_targets(pulls.clone(), outbound.clone());
         if !config.provisioners.is_empty() {
             let targets =
                 crate::provision::config::build(&config.provisioners, &config.entitlements)

@@ -374,6 +374,8 @@ async fn request(
     who: Principal,
     JsonValue(v): JsonValue,
 ) -> ApiResult {
+    // A ticket the registry does not know is asked of its system first.
+    s.service.pull_unknown_ticket(&who, &v).await;
     let svc = s.service.clone();
     let (g, created) = blocking(move || svc.request(&who, &v)).await?;
     let status = if created {

@@ -68,8 +68,10 @@ pub fn combine(request_id: &str, task: &str, inputs: &[Input<'_>], caps: &Caps) 
                 min,
                 ttl,
                 reason,
+                revoke_on_ticket_close,
             }) => {
                 clamp(*ttl, &|| format!("policy {} approval ttl", i.name));
+                revoke |= revoke_on_ticket_close;
                 approvals.push(ApprovalRequirement {
                     policy: i.name.to_string(),
                     groups: groups.clone(),
@@ -159,6 +161,7 @@ mod tests {
             min,
             ttl,
             reason: format!("needs {g}"),
+            revoke_on_ticket_close: false,
         })
     }
     const NA: Result<Verdict, PolicyFailure> = Ok(Verdict::NotApplicable);
@@ -301,5 +304,21 @@ mod tests {
         c.force_revoke_on_ticket_close = true;
         let d = run(&[("a", 100, allow(50, false))], &c);
         assert!(d.revoke_on_ticket_close);
+    }
+
+    #[test]
+    fn an_approval_that_asks_to_end_with_the_ticket_is_kept_to_it() {
+        let tied = Ok(Verdict::RequireApproval {
+            groups: vec!["owners".into()],
+            min: 1,
+            ttl: 50,
+            reason: "needs owners".into(),
+            revoke_on_ticket_close: true,
+        });
+        let d = run(&[("a", 100, tied)], &caps(60));
+        assert_eq!(d.outcome, Outcome::RequireApproval);
+        assert!(d.revoke_on_ticket_close);
+        let d = run(&[("a", 100, approval("owners", 1, 50))], &caps(60));
+        assert!(!d.revoke_on_ticket_close);
     }
 }

@@ -16,6 +16,95 @@ wasmtime::component::bindgen!({
     imports: { "jitgate:policy/host.log": trappable },
 });
 
+/// The previous contract, `jitgate:policy@0.1.0` (a copy of its WIT in
+/// `host/wit-0.1.0`): modules built against it keep loading. The component
+/// model reads 0.1 and 0.2 as incompatible versions, and 0.2.0 changed a
+/// record (`approval-terms`), so they are bound apart and the host links
+/// both; see [`request_v0_1`] and `crate::policy::verdict_from_v0_1`.
+pub mod v0_1 {
+    wasmtime::component::bindgen!({
+        path: "wit-0.1.0",
+        world: "policy-module",
+        ownership: Borrowing { duplicate_if_necessary: false },
+        imports: { "jitgate:policy/host.log": trappable },
+    });
+
+    pub use self::jitgate::policy::host;
+    pub use self::jitgate::policy::types as wit;
+}
+
+/// The request of a decision as a 0.1.0 module reads it: the same record
+/// (0.2.0 did not change it), borrowing the same strings and lists.
+pub fn request_v0_1<'a>(r: &wit::Request<'a>) -> v0_1::wit::Request<'a> {
+    use v0_1::wit as old;
+    old::Request {
+        id: r.id,
+        subject: old::Subject {
+            id: r.subject.id,
+            kind: match r.subject.kind {
+                wit::SubjectKind::Human => old::SubjectKind::Human,
+                wit::SubjectKind::Service => old::SubjectKind::Service,
+            },
+            roles: r.subject.roles,
+            groups: r.subject.groups,
+            mfa_at: r.subject.mfa_at,
+        },
+        task: r.task,
+        resource: r.resource,
+        entitlement: r.entitlement,
+        justification: r.justification,
+        requested_ttl: r.requested_ttl,
+        ticket: r.ticket.as_ref().map(|t| old::Ticket {
+            id: t.id,
+            state: match t.state {
+                wit::TicketState::Open => old::TicketState::Open,
+                wit::TicketState::InProgress => old::TicketState::InProgress,
+                wit::TicketState::OnHold => old::TicketState::OnHold,
+                wit::TicketState::Resolved => old::TicketState::Resolved,
+                wit::TicketState::Closed => old::TicketState::Closed,
+            },
+            priority: t.priority,
+            assignee: t.assignee,
+            opened_at: t.opened_at,
+        }),
+        now: r.now,
+        attributes: r.attributes,
+    }
+}
+
+/// A 0.1.0 module's verdict in the current contract's terms: its approvals
+/// never end with the ticket (0.1.0 could not say so).
+pub fn verdict_from_v0_1(v: v0_1::wit::Verdict) -> wit::Verdict {
+    use v0_1::wit as old;
+    match v {
+        old::Verdict::Allow(t) => wit::Verdict::Allow(wit::GrantTerms {
+            ttl: t.ttl,
+            reason: t.reason,
+            revoke_on_ticket_close: t.revoke_on_ticket_close,
+        }),
+        old::Verdict::Deny(r) => wit::Verdict::Deny(r),
+        old::Verdict::RequireApproval(t) => wit::Verdict::RequireApproval(wit::ApprovalTerms {
+            approver_groups: t.approver_groups,
+            min_approvals: t.min_approvals,
+            ttl: t.ttl,
+            reason: t.reason,
+            revoke_on_ticket_close: false,
+        }),
+        old::Verdict::NotApplicable => wit::Verdict::NotApplicable,
+    }
+}
+
+/// A 0.1.0 module's `info` in the current contract's terms (unchanged).
+pub fn info_from_v0_1(i: v0_1::wit::PolicyInfo) -> wit::PolicyInfo {
+    wit::PolicyInfo {
+        name: i.name,
+        version: i.version,
+        description: i.description,
+        tasks: i.tasks,
+        max_ttl: i.max_ttl,
+    }
+}
+
 // `self::`: under `rustdoc --test` the crate itself is an extern named
 // `jitgate` too, which would make the generated module's name ambiguous.
 pub use self::jitgate::policy::host;

@@ -2,8 +2,9 @@
 //!
 //! A module is accepted only if it is a WebAssembly *component* whose imports
 //! are all part of the contract (`jitgate:policy/host` and the type-only
-//! `jitgate:policy/types`, version 0.1.x) and which exports
-//! `jitgate:policy/policy`. No WASI interface is linked at all, so a module
+//! `jitgate:policy/types`, version 0.2.x, or 0.1.x for a module built
+//! against the previous contract) and which exports `jitgate:policy/policy`
+//! of that version. No WASI interface is linked at all, so a module
 //! that wants files, sockets, clocks or randomness fails here, at load, with
 //! the offending import named — not later at a decision.
 //! `info` is then called once, under the same sandbox budget as a decision
@@ -73,7 +74,7 @@ pub enum LoadErrorKind {
     },
     /// Not a component of world `policy-module`.
     #[error(
-        "does not export `jitgate:policy/policy@0.1.x`, so it is not a policy-module (it exports: {exports})"
+        "does not export `jitgate:policy/policy@0.2.x` (or `@0.1.x`), so it is not a policy-module (it exports: {exports})"
     )]
     WrongWorld {
         /// What it does export.
@@ -114,12 +115,22 @@ pub fn digest(bytes: &[u8]) -> String {
 }
 
 fn is_contract_import(name: &str) -> bool {
-    ["jitgate:policy/host@0.1.", "jitgate:policy/types@0.1."]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "jitgate:policy/host@0.2.",
+        "jitgate:policy/types@0.2.",
+        "jitgate:policy/host@0.1.",
+        "jitgate:policy/types@0.1.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 fn is_contract_export(name: &str) -> bool {
+    name.starts_with("jitgate:policy/policy@0.2.") || is_previous_contract_export(name)
+}
+
+/// Built against the previous contract, 0.1.x.
+fn is_previous_contract_export(name: &str) -> bool {
     name.starts_with("jitgate:policy/policy@0.1.")
 }
 
@@ -333,10 +344,21 @@ pub(crate) fn load_component(
         path: path.to_path_buf(),
         kind,
     };
-    check_surface(&surface(engine, component)).map_err(err)?;
+    let surface = surface(engine, component);
+    check_surface(&surface).map_err(err)?;
+    let previous = surface
+        .exports
+        .iter()
+        .any(|n| is_previous_contract_export(n));
     let pre = linker
         .instantiate_pre(component)
-        .and_then(PolicyModulePre::new)
+        .and_then(|pre| {
+            Ok(if previous {
+                super::Pre::V0_1(super::bindings::v0_1::PolicyModulePre::new(pre)?)
+            } else {
+                super::Pre::Current(PolicyModulePre::new(pre)?)
+            })
+        })
         .map_err(|e| err(LoadErrorKind::Invalid(format!("{e:#}"))))?;
     let info = super::call_info(&pre, limits).map_err(|f| err(LoadErrorKind::Info(f)))?;
     check_info(&info).map_err(|m| err(LoadErrorKind::BadInfo(m)))?;

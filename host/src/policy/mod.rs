@@ -21,7 +21,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use wasmtime::Store;
 
-use bindings::{PolicyModule, PolicyModulePre, wit};
+use bindings::{PolicyModule, PolicyModulePre, v0_1, wit};
 use sandbox::StoreState;
 
 pub use loader::{LoadError, LoadErrorKind, digest};
@@ -63,11 +63,68 @@ impl PolicyMeta {
 pub struct LoadedPolicy {
     /// Info and provenance.
     pub meta: PolicyMeta,
-    pre: PolicyModulePre<StoreState>,
+    pre: Pre,
     /// Process-unique id: keys this policy's warm instances (per-worker
     /// isolation), so a policy unloaded and another loaded in its place can
     /// never be handed the old one's instance.
     uid: u64,
+}
+
+/// A policy ready to instantiate, by the contract version it was built
+/// against.
+pub(crate) enum Pre {
+    /// `jitgate:policy@0.2.x`.
+    Current(PolicyModulePre<StoreState>),
+    /// `jitgate:policy@0.1.x`: its approvals never end with the ticket.
+    V0_1(v0_1::PolicyModulePre<StoreState>),
+}
+
+/// An instance of a policy, by contract version.
+enum Module {
+    Current(PolicyModule),
+    V0_1(v0_1::PolicyModule),
+}
+
+impl Pre {
+    fn engine(&self) -> &wasmtime::Engine {
+        match self {
+            Pre::Current(p) => p.engine(),
+            Pre::V0_1(p) => p.engine(),
+        }
+    }
+
+    fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Module> {
+        Ok(match self {
+            Pre::Current(p) => Module::Current(p.instantiate(store)?),
+            Pre::V0_1(p) => Module::V0_1(p.instantiate(store)?),
+        })
+    }
+}
+
+impl Module {
+    fn evaluate(
+        &self,
+        store: &mut Store<StoreState>,
+        req: &wit::Request<'_>,
+    ) -> wasmtime::Result<wit::Verdict> {
+        match self {
+            Module::Current(m) => m.jitgate_policy_policy().call_evaluate(store, req.clone()),
+            Module::V0_1(m) => m
+                .jitgate_policy_policy()
+                .call_evaluate(store, bindings::request_v0_1(req))
+                .map(bindings::verdict_from_v0_1),
+        }
+    }
+
+    fn info(&self, store: &mut Store<StoreState>) -> wasmtime::Result<wit::PolicyInfo> {
+        match self {
+            Module::Current(m) => m.jitgate_policy_policy().call_info(store),
+            Module::V0_1(m) => m
+                .jitgate_policy_policy()
+                .call_info(store)
+                .map(bindings::info_from_v0_1),
+        }
+    }
 }
 
 /// Source of [`LoadedPolicy::uid`].
@@ -78,7 +135,7 @@ struct Warm {
     /// The policy it belongs to; once that is dropped the entry is garbage.
     owner: Weak<LoadedPolicy>,
     store: Store<StoreState>,
-    module: PolicyModule,
+    module: Module,
 }
 
 thread_local! {
@@ -115,6 +172,9 @@ pub enum Verdict {
         ttl: u32,
         /// Why.
         reason: String,
+        /// Once approved, end with the ticket (contract 0.2.0; false for
+        /// a 0.1.0 module).
+        revoke_on_ticket_close: bool,
     },
     /// No opinion.
     NotApplicable,
@@ -134,7 +194,7 @@ pub struct Evaluation {
 }
 
 impl LoadedPolicy {
-    pub(crate) fn new(meta: PolicyMeta, pre: PolicyModulePre<StoreState>) -> Self {
+    pub(crate) fn new(meta: PolicyMeta, pre: Pre) -> Self {
         LoadedPolicy {
             meta,
             pre,
@@ -174,8 +234,7 @@ impl LoadedPolicy {
             // host's instantiation, so a loaded machine slowing *that* down
             // does not turn into a spurious timeout (seen under CI load).
             start_deadline(&mut store, limits);
-            inst.jitgate_policy_policy()
-                .call_evaluate(&mut store, req.clone())
+            inst.evaluate(&mut store, req)
         });
         let (result, fuel_used) = settle(raw, &store, limits);
         let state = store.into_data();
@@ -219,10 +278,7 @@ impl LoadedPolicy {
         if let Err(f) = rearm(&mut warm.store, limits) {
             return failed(f, started);
         }
-        let raw = warm
-            .module
-            .jitgate_policy_policy()
-            .call_evaluate(&mut warm.store, req.clone());
+        let raw = warm.module.evaluate(&mut warm.store, req);
         let (result, fuel_used) = settle(raw, &warm.store, limits);
         let logs = std::mem::take(&mut warm.store.data_mut().logs);
         if result.is_ok() {
@@ -393,6 +449,7 @@ fn check_verdict(
                 min: t.min_approvals,
                 ttl: t.ttl,
                 reason: reason(t.reason),
+                revoke_on_ticket_close: t.revoke_on_ticket_close,
             }
         }
         wit::Verdict::NotApplicable => Verdict::NotApplicable,
@@ -400,7 +457,7 @@ fn check_verdict(
 }
 
 pub(crate) fn call_info(
-    pre: &PolicyModulePre<StoreState>,
+    pre: &Pre,
     limits: &SandboxLimits,
 ) -> Result<wit::PolicyInfo, PolicyFailure> {
     // `info` runs once, at load, under the decision's fuel and memory
@@ -417,7 +474,7 @@ pub(crate) fn call_info(
     pre.instantiate(&mut store)
         .and_then(|inst| {
             start_deadline(&mut store, limits);
-            inst.jitgate_policy_policy().call_info(&mut store)
+            inst.info(&mut store)
         })
         .map_err(|e| sandbox::classify(&e, store.data(), limits))
 }

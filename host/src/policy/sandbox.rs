@@ -345,6 +345,27 @@ impl wasmtime::ResourceLimiter for StoreState {
 // The `types` interface has no functions; the bindings still want it named.
 impl super::bindings::wit::Host for StoreState {}
 
+impl super::bindings::v0_1::wit::Host for StoreState {}
+
+/// A 0.1.0 module's `log`: the same function under the old interface name.
+impl super::bindings::v0_1::host::Host for StoreState {
+    fn log(
+        &mut self,
+        level: super::bindings::v0_1::host::LogLevel,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        use super::bindings::v0_1::host::LogLevel as Old;
+        let level = match level {
+            Old::Trace => host::LogLevel::Trace,
+            Old::Debug => host::LogLevel::Debug,
+            Old::Info => host::LogLevel::Info,
+            Old::Warn => host::LogLevel::Warn,
+            Old::Error => host::LogLevel::Error,
+        };
+        host::Host::log(self, level, message)
+    }
+}
+
 impl host::Host for StoreState {
     fn log(&mut self, level: host::LogLevel, message: String) -> wasmtime::Result<()> {
         // Guest code sees the epoch only between host calls; a guest that

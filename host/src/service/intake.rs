@@ -60,8 +60,8 @@ impl Service {
     /// [`Service::submit_async`], which holds no async worker.
     pub fn submit(&self, actor: &Principal, req: Request) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
-        let (req, hash) = self.admit_typed(actor, req, now)?;
-        self.submit_admitted(actor, req, hash, now, None)
+        let (req, hash, tickets) = self.admit_typed(actor, req, now, true)?;
+        self.submit_admitted(actor, req, hash, now, tickets)
     }
 
     /// [`Service::submit`] for async callers: the decision runs on the
@@ -73,8 +73,8 @@ impl Service {
         req: Request,
     ) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
-        let (req, hash) = self.admit_typed(actor, req, now)?;
-        self.submit_admitted_async(actor, req, hash, now, None)
+        let (req, hash, tickets) = self.admit_typed_async(actor, req, now, true).await?;
+        self.submit_admitted_async(actor, req, hash, now, tickets)
             .await
     }
 
@@ -90,8 +90,8 @@ impl Service {
         req: Request,
     ) -> Result<Decision, ServiceError> {
         let now = self.intake_now(actor)?;
-        let (req, _) = self.admit_typed(actor, req, now)?;
-        self.dry_run_admitted(actor, req, now, None)
+        let (req, _, tickets) = self.admit_typed(actor, req, now, false)?;
+        self.dry_run_admitted(actor, req, now, tickets)
     }
 
     /// [`Service::dry_run_request`] for async callers; holds no async
@@ -102,8 +102,8 @@ impl Service {
         req: Request,
     ) -> Result<Decision, ServiceError> {
         let now = self.intake_now(actor)?;
-        let (req, _) = self.admit_typed(actor, req, now)?;
-        self.dry_run_admitted_async(actor, req, now, None).await
+        let (req, _, tickets) = self.admit_typed_async(actor, req, now, false).await?;
+        self.dry_run_admitted_async(actor, req, now, tickets).await
     }
 
     // ---- The JSON edge: what the HTTP API calls. ----
@@ -127,6 +127,8 @@ impl Service {
         actor: &Principal,
         body: Value,
     ) -> Result<Decision, ServiceError> {
+        #[cfg(feature = "server")]
+        self.pull_unknown_ticket(actor, &body).await;
         // A named ticket is looked up in the store: off the async workers.
         let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null()) {
             let (svc, who) = (self.clone(), actor.clone());
@@ -154,6 +156,8 @@ impl Service {
         body: Value,
     ) -> Result<(Grant, bool), ServiceError> {
         let now = self.intake_now(actor)?;
+        #[cfg(feature = "server")]
+        self.pull_unknown_ticket(actor, &body).await;
         let (svc, who) = (self.clone(), actor.clone());
         // Parsing is quick, but an invalid body is audited: a store write.
         let (req, hash, tickets) = blocking(move || svc.admit_json(&who, &body, now)).await?;
@@ -170,17 +174,36 @@ impl Service {
     }
 
     /// A typed request at `now`, once its sender may ask for its subject,
-    /// with its idempotency hash.
+    /// with its idempotency hash and its ticket's facts from the registry
+    /// (see [`Service::typed_ticket_facts`]; recorded when `record`).
     fn admit_typed(
         &self,
         actor: &Principal,
         mut req: Request,
         now: Millis,
-    ) -> Result<(Request, String), ServiceError> {
+        record: bool,
+    ) -> Result<(Request, String, Option<TicketProvenance>), ServiceError> {
         let hash = request_hash(&req);
         req.now = (now / 1000).max(0) as u64;
         actor.authorize_subject(&mut req)?;
-        Ok((req, hash))
+        let tickets = self.typed_ticket_facts(actor, &mut req, now, record)?;
+        Ok((req, hash, tickets))
+    }
+
+    /// [`Service::admit_typed`] for async callers: a named ticket is
+    /// looked up in the store off the async workers.
+    async fn admit_typed_async(
+        self: &Arc<Self>,
+        actor: &Principal,
+        req: Request,
+        now: Millis,
+        record: bool,
+    ) -> Result<(Request, String, Option<TicketProvenance>), ServiceError> {
+        if req.ticket.is_none() {
+            return self.admit_typed(actor, req, now, record);
+        }
+        let (svc, who) = (self.clone(), actor.clone());
+        blocking(move || svc.admit_typed(&who, req, now, record)).await
     }
 
     /// A JSON request at `now`, with the hash of the body as sent and its

@@ -38,6 +38,7 @@ pub mod principal;
 pub mod reconcile;
 pub mod reload;
 mod requester;
+mod reverify;
 pub mod scheduler;
 mod sweep;
 mod tickets;
@@ -82,6 +83,10 @@ pub struct ServiceConfig {
     pub invalid_body_excerpt_bytes: usize,
     /// The names each person goes by, for separation of duties.
     pub identity_aliases: crate::grant::IdentityAliases,
+    /// Decide every active grant again when a new policy set is swapped in
+    /// (reload or rollback), revoking those it no longer allows
+    /// (`reverify-on-reload`). Default false.
+    pub reverify_on_reload: bool,
 }
 
 impl Default for ServiceConfig {
@@ -91,6 +96,7 @@ impl Default for ServiceConfig {
             break_glass_tasks: BTreeSet::new(),
             invalid_body_excerpt_bytes: 256,
             identity_aliases: Default::default(),
+            reverify_on_reload: false,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The ticket reconciler: every `reconcile-interval` it asks each pullable
 //! ticket source for the current facts of the tickets that live grants
-//! (active or pending) were decided on, and applies them to the registry
+//! (active, pending or provisioning) were decided on, and applies them to the registry
 //! exactly as a webhook would — so a ticket closed in its system without a
 //! webhook (lost, misconfigured, never sent) still ends its grants. A
 //! ticket the system no longer has counts as closed. A system that is down
@@ -60,11 +60,17 @@ pub struct ReconcileReport {
 const PAGE: usize = 500;
 
 impl Service {
-    /// The ids of tickets owned by `source` that a live (active or pending)
-    /// grant was decided on.
+    /// The ids of tickets owned by `source` that a live (active, pending or
+    /// provisioning) grant was decided on.
     fn live_tickets_of(&self, source: &str) -> Result<BTreeSet<String>, ServiceError> {
         let mut ids = BTreeSet::new();
-        for state in [GrantState::Active, GrantState::Pending] {
+        // A provisioning grant is access on its way to being applied: its
+        // ticket closing must end it as much as an active one's.
+        for state in [
+            GrantState::Active,
+            GrantState::Pending,
+            GrantState::Provisioning,
+        ] {
             let mut before = None;
             loop {
                 let page = self.store.grants(&GrantFilter {
@@ -173,6 +179,102 @@ impl Service {
             self.outbox_changed.notify_one();
         }
         Ok(report)
+    }
+}
+
+impl Service {
+    /// Let a request name a ticket the registry does not know yet: the
+    /// pullable sources in `targets` are asked for it (with `client`)
+    /// before it is decided (see [`Service::pull_unknown_ticket`]).
+    pub fn with_pull_targets(mut self, targets: Vec<PullTarget>, client: Outbound) -> Self {
+        self.tickets.pulls = targets;
+        self.tickets.client = Some(client);
+        self
+    }
+
+    /// When request `body` names (by `ticket.id`, and optionally
+    /// `ticket.source`) a ticket the registry does not know, ask the
+    /// pullable sources for it and apply what one knows, as a webhook of
+    /// that source would be: the request is then decided on the ticket
+    /// system's facts. A system that does not know it, or does not answer
+    /// (counted in `jitgate_ticket_pull_failures_total`), adds nothing, and
+    /// the request is decided as having no ticket. Errors are logged, never
+    /// returned: the request is decided either way.
+    ///
+    /// A Zendesk source is asked only when its `assignee-field` is
+    /// `assignee_id`: Zendesk's ticket API names the assignee by id, and a
+    /// ticket read as unassigned would be someone else's ticket judged as
+    /// nobody's.
+    pub async fn pull_unknown_ticket(
+        self: &Arc<Self>,
+        actor: &super::Principal,
+        body: &serde_json::Value,
+    ) {
+        use super::Role;
+        // Only those who may ask for access make jitgate ask a ticket system.
+        if actor
+            .require_any(&[Role::Requester, Role::Pipeline, Role::Admin])
+            .is_err()
+        {
+            return;
+        }
+        let Some(client) = self.tickets.client.clone() else {
+            return;
+        };
+        let Some(t) = body.get("ticket").and_then(serde_json::Value::as_object) else {
+            return;
+        };
+        let Some(id) = t
+            .get("id")
+            .and_then(serde_json::Value::as_str)
+            .filter(|id| super::tickets::storable(id))
+            .map(str::to_string)
+        else {
+            return;
+        };
+        let named = t.get("source").and_then(serde_json::Value::as_str);
+        let (svc, key) = (self.clone(), id.clone());
+        match blocking(move || Ok(svc.store.ticket(&key)?.is_some())).await {
+            Ok(false) => {}
+            Ok(true) => return,
+            Err(e) => {
+                tracing::warn!(ticket = %id, error = %e, "ticket look-up before a pull failed");
+                return;
+            }
+        }
+        for target in &self.tickets.pulls {
+            if named.is_some_and(|n| n != target.source) {
+                continue;
+            }
+            let Some(source) = self.ticket_source(&target.source).cloned() else {
+                continue;
+            };
+            if source.kind == TicketSourceKind::Zendesk && source.assignee_field != "assignee_id" {
+                continue;
+            }
+            let now = u64::try_from(self.now()).unwrap_or(0);
+            let pulled = source
+                .pull(&client, &target.base_url, &target.credentials, &id, now)
+                .await;
+            let event = match pulled {
+                Ok(Pulled::Found(event)) => event,
+                Ok(Pulled::Gone) => continue,
+                Err(e) => {
+                    self.metrics.ticket_pull_failures.fetch_add(1, Relaxed);
+                    log_pull_failure(&source.name, &id, &e);
+                    continue;
+                }
+            };
+            let facts = TicketFacts::from(&event);
+            let actor = format!("ticket-source:{} (pull)", source.name);
+            let (svc, revokes) = (self.clone(), source.resolved_revokes);
+            if let Err(e) =
+                blocking(move || svc.apply_ticket_facts(&facts, &actor, true, revokes)).await
+            {
+                tracing::warn!(ticket = %id, error = %e, "a pulled ticket could not be recorded");
+            }
+            return;
+        }
     }
 }
 

@@ -216,8 +216,30 @@ impl Service {
             previous.remove(0);
         }
         self.metrics.policy_reload(true);
+        drop(previous);
         tracing::info!(trigger, digest = %self.engine().policy_set().digest, "policy set reloaded");
+        self.reverify_on_swap(actor);
         Ok(list)
+    }
+
+    /// With `reverify-on-reload`, decide every active grant again against
+    /// the set just swapped in. The swap stands whatever this does: a
+    /// grant it could not re-decide is left as it is (and logged).
+    fn reverify_on_swap(&self, actor: &str) {
+        if !self.config.reverify_on_reload {
+            return;
+        }
+        match self.reverify_all(actor) {
+            Ok(revoked) => {
+                tracing::info!(
+                    revoked = revoked.len(),
+                    "active grants re-verified against the new policy set"
+                )
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "re-verifying active grants after a reload failed")
+            }
+        }
     }
 
     /// Count, audit and remember a refused candidate.
@@ -267,6 +289,7 @@ impl Service {
         )?;
         self.swap_engine(previous);
         self.metrics.policy_rollbacks.inc();
+        self.reverify_on_swap(&actor.name);
         Ok(to)
     }
 

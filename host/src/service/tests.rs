@@ -584,7 +584,14 @@ fn end_due_expires_at_the_millisecond_and_records_the_lag() {
 fn ticket_close_revokes_only_the_open_grants_that_asked_for_it() {
     let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().expect("store"));
     let clock = ManualClock::at(T0);
-    let svc = service_at(store.clone(), &clock);
+    // Decided again on the ticket's changes (continuous verification), the
+    // grants are still allowed: what ends them here is the ticket closing.
+    let allow = Decision {
+        outcome: crate::Outcome::Allow,
+        approvals: Vec::new(),
+        ..needs_two_leads()
+    };
+    let svc = service_at(store.clone(), &clock).with_decision_maker(Arc::new(Scripted(allow)));
     let ticket = crate::request::Ticket {
         id: "INC-9".into(),
         state: TicketState::InProgress,

@@ -32,6 +32,12 @@ pub(super) struct TicketSettings {
     pub(super) sources: std::collections::BTreeMap<String, crate::ticket::TicketSource>,
     /// Names of pipelines whose token says `trusted-context = true`.
     pub(super) trusted: BTreeSet<String>,
+    /// Sources a request's unknown ticket is pulled from.
+    #[cfg(feature = "server")]
+    pub(super) pulls: Vec<super::reconcile::PullTarget>,
+    /// The client those pulls use.
+    #[cfg(feature = "server")]
+    pub(super) client: Option<crate::outbound::Outbound>,
 }
 
 /// Priority assumed for a registry ticket whose system never sent one:
@@ -86,7 +92,7 @@ const MAX_TICKET_ID: usize = 1024;
 
 /// Whether a caller's string may be looked up and stored: bounded, no
 /// control characters (a NUL fails a PostgreSQL query).
-fn storable(s: &str) -> bool {
+pub(super) fn storable(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_TICKET_ID && !s.chars().any(char::is_control)
 }
 
@@ -153,10 +159,52 @@ impl Service {
                 Ok(g.apply(event, &by, now).ok())
             })
             .map_err(update_error)?;
+        let outcome = self.reverify_after(outcome, facts, actor)?;
         if matches!(&outcome, TicketOutcome::Applied { revoked, .. } if !revoked.is_empty()) {
             self.outbox_changed.notify_one();
         }
         Ok(outcome)
+    }
+
+    /// Continuous verification after a ticket event: when it changed what a
+    /// decision may look at (state, assignee, priority), every live grant
+    /// on the ticket is decided again on the new facts (see
+    /// [`super::reverify`]); those no longer allowed are revoked and added
+    /// to the outcome's `revoked`. A redelivered event that is the
+    /// ticket's last does it again, so a ticket system retrying after a
+    /// failure here still gets the grants re-verified.
+    fn reverify_after(
+        &self,
+        outcome: TicketOutcome,
+        facts: &TicketFacts,
+        actor: &str,
+    ) -> Result<TicketOutcome, ServiceError> {
+        match outcome {
+            TicketOutcome::Applied {
+                before,
+                after,
+                mut revoked,
+            } => {
+                if super::reverify::facts_changed(before.as_ref(), &after) {
+                    revoked.extend(self.reverify_ticket(&after, actor)?);
+                }
+                Ok(TicketOutcome::Applied {
+                    before,
+                    after,
+                    revoked,
+                })
+            }
+            TicketOutcome::Replayed { current: Some(c) }
+                if facts.event_id.is_some() && c.last_event_id == facts.event_id =>
+            {
+                let again = self.reverify_ticket(&c, actor)?;
+                if !again.is_empty() {
+                    self.outbox_changed.notify_one();
+                }
+                Ok(TicketOutcome::Replayed { current: Some(c) })
+            }
+            other => Ok(other),
+        }
     }
 
     /// A ticket changed state, as reported by `actor` (a pipeline or an
@@ -287,9 +335,7 @@ impl Service {
             obj.insert("ticket".into(), Value::Object(t));
             return Ok(None);
         }
-        let mut claim = None;
-        let mut judged = None;
-        if facts_sent.is_some() {
+        let claimed = if facts_sent.is_some() {
             let ticket: Ticket = serde_path_to_error::deserialize(Value::Object(t.clone()))
                 .map_err(|e| {
                     let path = e.path().to_string();
@@ -300,10 +346,52 @@ impl Service {
                     };
                     crate::request::RequestError::new(field, e.inner().to_string())
                 })?;
+            Some(ticket)
+        } else {
+            None
+        };
+        let (ticket, prov) = self.registry_ticket(
+            actor,
+            &id,
+            source.as_deref(),
+            claimed,
+            request_id,
+            now,
+            record,
+        )?;
+        match ticket {
+            Some(t) => obj.insert("ticket".into(), json!(t)),
+            None => obj.remove("ticket"),
+        };
+        Ok(Some(prov))
+    }
+}
+
+impl Service {
+    /// The ticket facts a request naming ticket `id` is decided on, and
+    /// where they came from. `claimed`: the facts a trusted pipeline sent,
+    /// applied to the registry first as its event (when `record`; a dry
+    /// run only sees what they would do). `None`: the registry does not
+    /// know the ticket (or not from `source`), and the request is decided
+    /// as having no ticket, for the provenance's reason.
+    #[allow(clippy::too_many_arguments)]
+    fn registry_ticket(
+        &self,
+        actor: &Principal,
+        id: &str,
+        source: Option<&str>,
+        claimed: Option<Ticket>,
+        request_id: Option<String>,
+        now: Millis,
+        record: bool,
+    ) -> Result<(Option<Ticket>, TicketProvenance), ServiceError> {
+        let mut claim = None;
+        let mut judged = None;
+        if let Some(ticket) = claimed {
             let facts = TicketFacts {
                 source: actor.name.clone(),
                 event_id: request_id,
-                ticket_id: id.clone(),
+                ticket_id: id.to_string(),
                 deleted: false,
                 state: ticket.state,
                 priority: Some(ticket.priority),
@@ -316,7 +404,7 @@ impl Service {
             let outcome = if record {
                 self.apply_ticket_facts(&facts, &actor.name, false, true)?
             } else {
-                let current = self.store.ticket(&id)?;
+                let current = self.store.ticket(id)?;
                 let change = TicketChange {
                     event: &facts,
                     actor: &actor.name,
@@ -339,10 +427,10 @@ impl Service {
         // A dry run's claim is not stored: decide on what it would leave.
         let stored = match judged {
             Some(current) => current,
-            None => self.store.ticket(&id)?,
+            None => self.store.ticket(id)?,
         };
         let mut prov = TicketProvenance {
-            ticket: id.clone(),
+            ticket: id.to_string(),
             known: false,
             source: None,
             event_id: None,
@@ -352,8 +440,8 @@ impl Service {
             claim,
             reason: None,
         };
-        let known = match (stored, &source) {
-            (Some(rec), Some(s)) if rec.source != *s => {
+        let known = match (stored, source) {
+            (Some(rec), Some(s)) if rec.source != s => {
                 prov.reason = Some(format!(
                     "ticket {id} is not known to ticket source {s} (it belongs to another source)"
                 ));
@@ -370,37 +458,66 @@ impl Service {
             }
         };
         let Some(rec) = known else {
-            obj.remove("ticket");
-            return Ok(Some(prov));
+            return Ok((None, prov));
         };
-        let priority = rec.priority.unwrap_or_else(|| {
+        if rec.priority.is_none() {
             prov.defaulted.push("priority");
-            DEFAULT_PRIORITY
-        });
-        let opened_at = rec.opened_at.unwrap_or_else(|| {
-            prov.defaulted.push("opened-at");
-            rec.updated_at
-        });
-        let mut filled = json!({
-            "id": rec.id,
-            "state": rec.state,
-            "priority": priority,
-            "opened-at": (opened_at / 1000).max(0),
-        });
-        if let Some(a) = &rec.assignee {
-            filled["assignee"] = json!(a);
         }
-        obj.insert("ticket".into(), filled);
+        if rec.opened_at.is_none() {
+            prov.defaulted.push("opened-at");
+        }
+        let ticket = super::reverify::ticket_of(&rec);
         prov.known = true;
         prov.source = Some(rec.source);
         prov.event_id = rec.last_event_id;
         prov.updated_at = Some(rec.updated_at);
         prov.recorded_at = Some(rec.recorded_at);
+        Ok((Some(ticket), prov))
+    }
+
+    /// The typed form of [`Service::ticket_facts`] (for
+    /// [`Service::submit`] and [`Service::dry_run_request`]): a typed
+    /// request always carries a whole ticket, so for a caller not trusted
+    /// with ticket facts only its id is read and the facts are the
+    /// registry's; a trusted pipeline's are applied to the registry first,
+    /// as in a JSON body. `req` must already be valid (a refused request
+    /// records nothing in the registry).
+    pub(super) fn typed_ticket_facts(
+        &self,
+        actor: &Principal,
+        req: &mut crate::request::Request,
+        now: Millis,
+        record: bool,
+    ) -> Result<Option<TicketProvenance>, ServiceError> {
+        let Some(sent) = req.ticket.take() else {
+            return Ok(None);
+        };
+        if !storable(&sent.id) {
+            // Left for the decision's validation to refuse, naming it.
+            req.ticket = Some(sent);
+            return Ok(None);
+        }
+        let id = sent.id.clone();
+        let claimed = self.trusted_context(actor).then_some(sent);
+        if claimed.is_some() && record {
+            let engine = self.engine();
+            let mut candidate = req.clone();
+            candidate.ticket.clone_from(&claimed);
+            if candidate
+                .validate(&engine.config().request_limits, engine.known_tasks())
+                .is_err()
+            {
+                req.ticket = claimed;
+                return Ok(None);
+            }
+        }
+        let request_id = Some(req.id.clone()).filter(|r| storable(r));
+        let (ticket, prov) =
+            self.registry_ticket(actor, &id, None, claimed, request_id, now, record)?;
+        req.ticket = ticket;
         Ok(Some(prov))
     }
-}
 
-impl Service {
     /// Whether the request `body` (its ticket as `ticket`) parses and
     /// passes validation as it stands.
     fn valid_apart_from_registry(

@@ -81,6 +81,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_provisioning.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_ticket_events_seen_at.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("jitgate-migrate").
@@ -858,6 +862,12 @@ impl PostgresStore {
                         )
                         .await
                         .map_err(be)?;
+                    tx.execute(
+                        "DELETE FROM ticket_events_seen WHERE seen_at < $1",
+                        &[&change.at.saturating_sub(tickets::SEEN_EVENT_RETENTION_MS)],
+                    )
+                    .await
+                    .map_err(be)?;
                 }
                 let mut revoked = Vec::new();
                 if tickets::ends_grants(&after, change) {

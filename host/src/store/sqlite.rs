@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/0004_tickets.sql")),
     (5, include_str!("../../migrations/0005_policy_sets.sql")),
     (6, include_str!("../../migrations/0006_provisioning.sql")),
+    (
+        7,
+        include_str!("../../migrations/0007_ticket_events_seen_at.sql"),
+    ),
 ];
 
 /// A SQLite-backed [`Store`].
@@ -692,6 +696,11 @@ impl Store for SqliteStore {
                     tx.execute(
                         "INSERT OR IGNORE INTO ticket_events_seen (source, event_id, ticket_id, seen_at) VALUES (?1, ?2, ?3, ?4)",
                         params![ev.source, id, ev.ticket_id, change.at],
+                    )
+                    .map_err(be)?;
+                    tx.execute(
+                        "DELETE FROM ticket_events_seen WHERE seen_at < ?1",
+                        [change.at.saturating_sub(tickets::SEEN_EVENT_RETENTION_MS)],
                     )
                     .map_err(be)?;
                 }

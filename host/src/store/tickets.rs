@@ -17,6 +17,14 @@ use crate::request::TicketState;
 pub const TICKET_COLS: &str =
     "id, source, state, priority, assignee, opened_at, updated_at, last_event_id, recorded_at";
 
+/// How long an event id is remembered to recognise a replay, Unix ms: a
+/// day, far past the five minutes a signed timestamp (`zendesk`,
+/// `generic`) is accepted for. Older ids are pruned as new events arrive,
+/// so the table holds about a day of events, not every event ever. A
+/// delivery replayed after that is refused as stale unless it carries the
+/// same ticket-system time as the event the registry applied last.
+pub const SEEN_EVENT_RETENTION_MS: Millis = 24 * 3600 * 1000;
+
 /// One ticket as the registry holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]

@@ -6,7 +6,8 @@
 //!   (exactly 900 s still counts as fresh).
 //! - An entitlement ending in `:read` (e.g. `okta:read`) is allowed at once and
 //!   ends when the ticket closes; any other entitlement needs one approval
-//!   from `saas-owners`.
+//!   from `saas-owners`, and also ends when the ticket closes (contract
+//!   0.2.0's `approval-terms.revoke-on-ticket-close`).
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
 use jitgate_sdk::prelude::*;
@@ -79,13 +80,13 @@ impl Policy for SaasAdmin {
                 ),
             )
         } else {
-            Verdict::require_approval(
+            Verdict::require_approval_until_ticket_closed(
                 &[APPROVERS],
                 1,
                 ttl,
                 format!(
                     "SaaS entitlement {entitlement} is not read-only, \
-                     so a member of {APPROVERS} must approve it"
+                     so a member of {APPROVERS} must approve it; it ends when the ticket closes"
                 ),
             )
         }
@@ -205,12 +206,12 @@ mod tests {
         ] {
             assert_eq!(
                 eval(base().entitlement(e)),
-                Verdict::require_approval(
+                Verdict::require_approval_until_ticket_closed(
                     &["saas-owners"],
                     1,
                     1800,
                     format!(
-                        "SaaS entitlement {e} is not read-only, so a member of saas-owners must approve it"
+                        "SaaS entitlement {e} is not read-only, so a member of saas-owners must approve it; it ends when the ticket closes"
                     ),
                 ),
                 "{e}"

@@ -31,6 +31,7 @@ impl Policy for BadApproval {
             min_approvals: black_box(0),
             ttl: 600,
             reason: String::from("approval by nobody"),
+            revoke_on_ticket_close: false,
         })
     }
 }
