@@ -33,3 +33,4 @@ mod service;
 mod signing;
 mod store;
 mod tickets;
+mod times;

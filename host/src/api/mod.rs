@@ -32,6 +32,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::answer;
 use crate::grant::GrantState;
 use crate::service::{Principal, Service, ServiceError};
 use crate::store::GrantFilter;
@@ -384,7 +385,7 @@ async fn request(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(g)).into_response())
+    Ok((status, Json(answer::grant(&g))).into_response())
 }
 
 #[derive(Deserialize)]
@@ -437,7 +438,7 @@ async fn list_grants(
     let next = (grants.len() == limit)
         .then(|| grants.last().map(|g| format!("{}_{}", g.created_at, g.id)))
         .flatten();
-    Ok(Json(json!({"grants": grants, "next": next})).into_response())
+    Ok(Json(json!({"grants": answer::grants(&grants), "next": next})).into_response())
 }
 
 async fn get_grant(
@@ -447,7 +448,7 @@ async fn get_grant(
 ) -> ApiResult {
     let svc = s.service.clone();
     let g = blocking(move || svc.grant(&who, &id)).await?;
-    Ok(Json(g).into_response())
+    Ok(Json(answer::grant(&g)).into_response())
 }
 
 async fn evidence(
@@ -457,7 +458,10 @@ async fn evidence(
 ) -> ApiResult {
     let svc = s.service.clone();
     let (g, records) = blocking(move || svc.evidence(&who, &id)).await?;
-    Ok(Json(json!({"grant": g, "audit": records})).into_response())
+    Ok(
+        Json(json!({"grant": answer::grant(&g), "audit": answer::audit_records(&records)}))
+            .into_response(),
+    )
 }
 
 /// The body of reject and revoke.
@@ -479,7 +483,8 @@ async fn act(
     f: impl FnOnce(&Service) -> Result<crate::grant::Grant, ServiceError> + Send + 'static,
 ) -> ApiResult {
     let svc = s.service.clone();
-    Ok(Json(blocking(move || f(&svc)).await?).into_response())
+    let g = blocking(move || f(&svc)).await?;
+    Ok(Json(answer::grant(&g)).into_response())
 }
 
 async fn approve(
@@ -565,7 +570,7 @@ async fn ticket_source_event(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match answer {
         Ok(outcome) => {
-            let mut body = json!({"result": outcome.as_str(), "ticket": outcome.current()});
+            let mut body = json!({"result": outcome.as_str(), "ticket": outcome.current().map(answer::ticket)});
             if let crate::store::TicketOutcome::Applied { revoked, .. } = &outcome {
                 body["revoked"] = json!(revoked);
             }
@@ -619,7 +624,7 @@ async fn audit_page(
     let next = (records.len() == limit)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
-    Ok(Json(json!({"records": records, "next": next})).into_response())
+    Ok(Json(json!({"records": answer::audit_records(&records), "next": next})).into_response())
 }
 
 async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
@@ -650,14 +655,14 @@ async fn reload_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiR
     let set_of = svc.clone();
     let loaded = blocking(move || svc.reload_policies(&who)).await?;
     let set = set_of.engine().policy_set().clone();
-    Ok(Json(json!({"policies": loaded, "set": set})).into_response())
+    Ok(Json(json!({"policies": loaded, "set": answer::set_info(&set)})).into_response())
 }
 
 async fn rollback_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
     let set = blocking(move || svc.rollback_policies(&who)).await?;
     let policies: Vec<_> = s.service.engine().policies().cloned().collect();
-    Ok(Json(json!({"policies": policies, "set": set})).into_response())
+    Ok(Json(json!({"policies": policies, "set": answer::set_info(&set)})).into_response())
 }
 
 #[derive(Deserialize)]
@@ -673,7 +678,10 @@ async fn reviews(
 ) -> ApiResult {
     let svc = s.service.clone();
     let list = blocking(move || svc.reviews(&who, q.open.unwrap_or(false))).await?;
-    Ok(Json(json!({"reviews": list})).into_response())
+    Ok(
+        Json(json!({"reviews": list.iter().map(answer::review).collect::<Vec<_>>()}))
+            .into_response(),
+    )
 }
 
 #[derive(Deserialize)]
@@ -701,7 +709,10 @@ async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult {
 
 async fn readyz(State(s): State<Arc<AppState>>) -> ApiResult {
     if s.ready.load(Ordering::Acquire) {
-        Ok(Json(json!({"status": "ready", "at": s.service.now()})).into_response())
+        Ok(
+            Json(json!({"status": "ready", "at": crate::timefmt::rfc3339_ms(s.service.now())}))
+                .into_response(),
+        )
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

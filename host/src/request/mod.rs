@@ -201,16 +201,10 @@ pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
     check_timestamp(ts)
 }
 
-/// Format Unix seconds as RFC 3339 (UTC).
+/// Format Unix seconds as RFC 3339 (UTC, milliseconds: the answer format
+/// of [`crate::timefmt`]).
 pub fn format_rfc3339(ts: Timestamp) -> String {
-    i64::try_from(ts)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ts.to_string())
+    crate::timefmt::rfc3339_secs(ts)
 }
 
 /// A timestamp as integer seconds or RFC 3339 text.
