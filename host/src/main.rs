@@ -43,6 +43,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Mint identity-provider tokens for the example users (a development aid only).
     DevIdp(dev_idp::DevIdpArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /v1/openapi.json`
+    /// serves; `jitgate openapi > docs/openapi.json` regenerates the
+    /// committed copy).
+    Openapi,
 }
 
 // The service allocates and frees many small blocks per request (JSON
@@ -94,6 +98,10 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Inspect(args) => inspect::run(args, config),
         Command::DevIdp(args) => dev_idp::run(args),
+        Command::Openapi => {
+            print!("{}", jitgate::api::openapi::json());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     ran.unwrap_or_else(|e| {
         eprintln!("error: {}", cli::chain(&e));

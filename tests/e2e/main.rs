@@ -24,6 +24,7 @@ mod hostile;
 mod http;
 mod identity;
 mod notify;
+mod openapi;
 mod outbox;
 mod props;
 mod provisioning;
