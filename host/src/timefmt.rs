@@ -5,7 +5,8 @@
 //! milliseconds, requests Unix seconds): the audit chain hashes what was
 //! stored, and a replica still running an older build must read every
 //! stored grant. Times become text only on the way out, through
-//! [`rfc3339_ms`] (see [`crate::answer`] for the answer forms).
+//! [`rfc3339_ms`] (with the `service` feature, `jitgate::answer` renders each
+//! record's answer form).
 
 use serde::Serializer;
 
