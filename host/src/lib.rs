@@ -46,7 +46,10 @@ pub mod policy;
 pub mod policy_set;
 pub mod request;
 pub mod text;
+pub mod timefmt;
 
+#[cfg(feature = "service")]
+pub mod answer;
 #[cfg(feature = "service")]
 pub mod audit;
 #[cfg(feature = "service")]

@@ -51,6 +51,10 @@ enum Command {
     Build(build::BuildArgs),
     /// Mint identity-provider tokens for the example users (a development aid only).
     DevIdp(dev_idp::DevIdpArgs),
+    /// Print the HTTP API's OpenAPI 3.1 document (what `GET /v1/openapi.json`
+    /// serves; `jitgate openapi > docs/openapi.json` regenerates the
+    /// committed copy).
+    Openapi,
 }
 
 // The service allocates and frees many small blocks per request (JSON
@@ -105,6 +109,10 @@ fn main() -> ExitCode {
         Command::DevIdp(args) => dev_idp::run(args),
         Command::New(args) => new::run(args).map(|()| ExitCode::SUCCESS),
         Command::Build(args) => build::run(args).map(|_| ExitCode::SUCCESS),
+        Command::Openapi => {
+            print!("{}", jitgate::api::openapi::json());
+            Ok(ExitCode::SUCCESS)
+        }
     };
     ran.unwrap_or_else(|e| {
         eprintln!("error: {}", cli::chain(&e));

@@ -221,6 +221,12 @@ fn export_writes_every_record_as_json_lines(b: Backend) {
     assert!(lines.len() >= 4, "{text}");
     for (i, l) in lines.iter().enumerate() {
         assert_eq!(l["seq"], json!(i + 1));
+        // The stored Unix ms, and the same time in the answer format.
+        assert_eq!(
+            jitgate_tests::ms(&l["at-rfc3339"]),
+            l["at"].as_i64().unwrap_or(-1),
+            "{l}"
+        );
     }
     let (ok, text) = jitgate_tests::jitgate_audit(db, &["grant", g["id"].as_str().unwrap_or("")]);
     assert!(ok, "{text}");

@@ -365,7 +365,10 @@ impl Harness {
         }
         let canary = g["id"].as_str().unwrap_or_default().to_string();
         self.canary_grants.insert(canary.clone());
-        let expires = g["expires-at"].as_i64().unwrap_or_default();
+        let expires = g["expires-at"]
+            .as_str()
+            .and_then(jitgate::timefmt::parse_ms)
+            .unwrap_or_default();
 
         let listed = self.list()?;
         if let Some(missing) = self.grants.iter().find(|id| !listed.contains(*id)) {

@@ -187,7 +187,7 @@ fn role_is_granted_read_back_and_revoked_at_expiry(b: Backend) {
     let id = g["id"].as_str().expect("id").to_string();
     let active = wait_state(&s, &id, "active");
     assert!(roles.member(&roles.login), "active, yet not a member");
-    assert!(active["provisioning"]["applied-at"].is_i64(), "{active}");
+    jitgate_tests::ms(&active["provisioning"]["applied-at"]);
     let ended = wait_state(&s, &id, "expired");
     assert!(!roles.member(&roles.login), "expired, yet still a member");
     assert!(ended["revocation-lag-ms"].is_i64(), "{ended}");

@@ -11,6 +11,15 @@ use std::path::{Path, PathBuf};
 pub mod idp;
 pub mod wat;
 
+/// The Unix milliseconds of an answer's time field, which must be RFC 3339
+/// UTC with milliseconds (`2026-12-06T14:03:11.123Z`); panics naming the
+/// value otherwise.
+pub fn ms(v: &serde_json::Value) -> i64 {
+    v.as_str()
+        .and_then(jitgate::timefmt::parse_ms)
+        .unwrap_or_else(|| panic!("not an RFC 3339 UTC time with milliseconds: {v}"))
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,6 +12,7 @@
 mod app;
 mod extract;
 pub(crate) mod guard;
+pub mod openapi;
 pub(crate) mod server;
 
 pub use app::{Running, Server, ServerError};
@@ -32,9 +33,16 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::grant::GrantState;
+use crate::answer;
+use crate::decision::Decision;
+use crate::grant::{Grant, GrantState};
 use crate::service::{Principal, Service, ServiceError};
 use crate::store::GrantFilter;
+use openapi::{
+    AuditPage, Closed, ErrorBody, ErrorDetail, Evidence, GrantPage, PolicySetAnswer, PolicyStatus,
+    RequestBody, Reviews, TicketAnswer, TicketEventAnswer, VerifyReport,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -93,11 +101,14 @@ struct Refusal(String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let refusal = (self.status == StatusCode::FORBIDDEN).then(|| Refusal(self.message.clone()));
-        let mut e = json!({"code": self.code, "message": self.message});
-        if let Some(f) = self.field {
-            e["field"] = json!(f);
-        }
-        let mut resp = (self.status, Json(json!({ "error": e }))).into_response();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut resp = (self.status, Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
         }
@@ -139,31 +150,37 @@ impl From<ServiceError> for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
+/// The documented `/v1` routes: each handler registered from its
+/// `#[utoipa::path]`, so the OpenAPI document and the router share one
+/// source ([`openapi`]).
+pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(decide))
+        .routes(routes!(request))
+        .routes(routes!(list_grants))
+        .routes(routes!(get_grant))
+        .routes(routes!(evidence))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(revoke))
+        .routes(routes!(release))
+        .routes(routes!(get_ticket))
+        .routes(routes!(ticket_source_event))
+        .routes(routes!(audit_page))
+        .routes(routes!(audit_verify))
+        .routes(routes!(policies))
+        .routes(routes!(reload_policies))
+        .routes(routes!(rollback_policies))
+        .routes(routes!(reviews))
+        .routes(routes!(close_review))
+        .routes(routes!(openapi_document))
+}
+
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route("/v1/decisions", post(decide))
-        .route("/v1/requests", post(request))
-        .route("/v1/grants", get(list_grants))
-        .route("/v1/grants/{id}", get(get_grant))
-        .route("/v1/grants/{id}/evidence", get(evidence))
-        .route("/v1/grants/{id}/approve", post(approve))
-        .route("/v1/grants/{id}/reject", post(reject))
-        .route("/v1/grants/{id}/revoke", post(revoke))
-        .route("/v1/grants/{id}/release", post(release))
+    let (documented, _) = routes().split_for_parts();
+    documented
         .route("/v1/grants/{id}/{action}", post(unknown_action))
-        .route("/v1/tickets/{id}", get(get_ticket))
-        .route(
-            "/v1/ticket-sources/{name}/events",
-            post(ticket_source_event),
-        )
-        .route("/v1/audit", get(audit_page))
-        .route("/v1/audit/verify", get(audit_verify))
-        .route("/v1/policies", get(policies))
-        .route("/v1/policies/reload", post(reload_policies))
-        .route("/v1/policies/rollback", post(rollback_policies))
-        .route("/v1/reviews", get(reviews))
-        .route("/v1/reviews/{id}/close", post(close_review))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
@@ -176,6 +193,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .layer(axum::middleware::from_fn(refuse_control_characters))
         .with_state(state)
+}
+
+/// This API's OpenAPI 3.1 document, made once (it is the same for the
+/// whole life of the binary).
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "meta",
+    description = "This document (OpenAPI 3.1), as committed in docs/openapi.json. No token needed: it describes the interface, never data. Roles: none.",
+    security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")),
+    extensions(("x-jitgate-roles" = json!(["none"])))
+)]
+async fn openapi_document() -> Response {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        DOC.get_or_init(openapi::json).clone(),
+    )
+        .into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -359,6 +396,24 @@ async fn body_within(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiE
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/decisions",
+    tag = "decisions",
+    description = "Dry run: decide and explain; nothing is stored but the decision's audit record. Roles: requester (self), pipeline, admin.",
+    request_body = RequestBody,
+    responses(
+        (status = 200, description = "The decision, every policy's verdict and reason", body = Decision),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another subject, or a role that may not ask (audited)", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB (`too-large`)", body = ErrorBody),
+        (status = 422, description = "`invalid-request`: the request breaks a rule (field named)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["requester (self)", "pipeline", "admin"])))
+)]
 async fn decide(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -369,6 +424,26 @@ async fn decide(
     Ok(Json(d).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/requests",
+    tag = "grants",
+    description = "Decide and store a grant: `active`, `pending` (needs approvals), `denied`, or `provisioning`. The same id and body again answers the same grant (200); the same id with another body is 409. Roles: requester (self), pipeline, admin.",
+    request_body = RequestBody,
+    responses(
+        (status = 201, description = "Decided and stored (`credential` once, for a dynamic database login)", body = Grant),
+        (status = 200, description = "A replay: the grant stored for this id and body", body = Grant),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: another subject, or a role that may not ask (audited)", body = ErrorBody),
+        (status = 409, description = "`conflict`: the id was used with another body", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB (`too-large`)", body = ErrorBody),
+        (status = 422, description = "`invalid-request`: the request breaks a rule (field named)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["requester (self)", "pipeline", "admin"])))
+)]
 async fn request(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -383,19 +458,40 @@ async fn request(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(g)).into_response())
+    Ok((status, Json(answer::grant(&g))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GrantQuery {
+    /// Only grants in this state (`pending`, `active`, `expired`, …).
     state: Option<String>,
+    /// Only grants of this subject.
     subject: Option<String>,
+    /// Only grants naming this ticket.
     ticket: Option<String>,
+    /// Page size, 1–500 (default 50).
     limit: Option<usize>,
+    /// The previous page's `next` (opaque).
     before: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/grants",
+    tag = "grants",
+    description = "Grants, newest first, filtered; `next` is the cursor for `before`. Roles: any (requesters: own grants only).",
+    params(GrantQuery),
+    responses(
+        (status = 200, description = "A page of grants", body = GrantPage),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["any (requesters: own grants only)"])))
+)]
 async fn list_grants(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -436,9 +532,26 @@ async fn list_grants(
     let next = (grants.len() == limit)
         .then(|| grants.last().map(|g| format!("{}_{}", g.created_at, g.id)))
         .flatten();
-    Ok(Json(json!({"grants": grants, "next": next})).into_response())
+    Ok(Json(json!({"grants": answer::grants(&grants), "next": next})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/grants/{id}",
+    tag = "grants",
+    description = "One grant. Roles: any (requesters: own grants only).",
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The grant", body = Grant),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the caller's grant (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["any (requesters: own grants only)"])))
+)]
 async fn get_grant(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -446,9 +559,26 @@ async fn get_grant(
 ) -> ApiResult {
     let svc = s.service.clone();
     let g = blocking(move || svc.grant(&who, &id)).await?;
-    Ok(Json(g).into_response())
+    Ok(Json(answer::grant(&g)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/grants/{id}/evidence",
+    tag = "grants",
+    description = "The grant and every audit record about it. Roles: auditor, admin.",
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The evidence", body = Evidence),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
+)]
 async fn evidence(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -456,19 +586,23 @@ async fn evidence(
 ) -> ApiResult {
     let svc = s.service.clone();
     let (g, records) = blocking(move || svc.evidence(&who, &id)).await?;
-    Ok(Json(json!({"grant": g, "audit": records})).into_response())
+    Ok(
+        Json(json!({"grant": answer::grant(&g), "audit": answer::audit_records(&records)}))
+            .into_response(),
+    )
 }
 
 /// The body of reject and revoke.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct ReasonBody {
+    /// Why (recorded with the grant and in the audit log).
     #[serde(default)]
     reason: Option<String>,
 }
 
 /// The (optional) body of approve and release: nothing.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct EmptyBody {}
 
@@ -478,9 +612,29 @@ async fn act(
     f: impl FnOnce(&Service) -> Result<crate::grant::Grant, ServiceError> + Send + 'static,
 ) -> ApiResult {
     let svc = s.service.clone();
-    Ok(Json(blocking(move || f(&svc)).await?).into_response())
+    let g = blocking(move || f(&svc)).await?;
+    Ok(Json(answer::grant(&g)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/approve",
+    tag = "grants",
+    description = "Approve a pending grant: counts toward every requirement whose groups the approver is in; activates when all are met. After `lapses-at` the grant lapses instead (409). The body is empty or `{}`. Roles: approver in a required group, neither the subject nor the sender of the request.",
+    request_body = Option<EmptyBody>,
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The grant, `pending`, `active` or `provisioning`", body = Grant),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: own request, or not in a required group (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
+        (status = 409, description = "`illegal-transition` or `conflict`: not pending, lapsed, or already approved by the caller", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["approver in a required group, neither the subject nor the sender of the request"])))
+)]
 async fn approve(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -490,6 +644,25 @@ async fn approve(
     act(&s, move |svc| svc.approve(&who, &id)).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/release",
+    tag = "grants",
+    description = "End an active grant early. The body is empty or `{}`. Roles: the holder (requester), pipeline.",
+    request_body = Option<EmptyBody>,
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The grant, `released` or `deprovisioning`", body = Grant),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not the holder (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
+        (status = 409, description = "`illegal-transition`: not active", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["the holder (requester)", "pipeline"])))
+)]
 async fn release(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -499,6 +672,25 @@ async fn release(
     act(&s, move |svc| svc.release(&who, &id)).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/reject",
+    tag = "grants",
+    description = "Reject a pending grant. Roles: same as approve.",
+    request_body = Option<ReasonBody>,
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The grant, `rejected`", body = Grant),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: own request, or not in a required group (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
+        (status = 409, description = "`illegal-transition`: not pending", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["same as approve"])))
+)]
 async fn reject(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -508,6 +700,25 @@ async fn reject(
     act(&s, move |svc| svc.reject(&who, &id, b.reason.as_deref())).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/grants/{id}/revoke",
+    tag = "grants",
+    description = "End an active or pending grant (a provisioned one: `deprovisioning` until its removal reads back). Roles: admin.",
+    request_body = Option<ReasonBody>,
+    params(("id" = String, Path, description = "The grant's id")),
+    responses(
+        (status = 200, description = "The grant, `revoked` or `deprovisioning`", body = Grant),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
+        (status = 409, description = "`illegal-transition`: already ended", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["admin"])))
+)]
 async fn revoke(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -526,6 +737,23 @@ async fn unknown_action(_who: Principal, Path((_, action)): Path<(String, String
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/tickets/{id}",
+    tag = "tickets",
+    description = "The ticket registry's ticket and the grants that name it. Roles: any (requesters: tickets of their own grants; else 403 whether or not it exists).",
+    params(("id" = String, Path, description = "The ticket's id")),
+    responses(
+        (status = 200, description = "The ticket", body = TicketAnswer),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not a ticket of the caller's grants (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: unknown ticket", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["any (requesters: tickets of their own grants; else 403 whether or not it exists)"])))
+)]
 async fn get_ticket(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -540,6 +768,24 @@ async fn get_ticket(
 /// scheme, checked by the service over the raw bytes before any parsing.
 /// Its body limit is the ticket module's, not [`MAX_BODY`] (Jira issue
 /// payloads are larger than API requests).
+#[utoipa::path(
+    post,
+    path = "/v1/ticket-sources/{name}/events",
+    tag = "tickets",
+    description = "A ticket system's webhook, applied to the ticket registry; a ticket turning closed (or resolved, per source) revokes the grants that end with it. The body is the ticket system's own (Jira, ServiceNow, Zendesk, or the generic shape). Roles: none: the source's own signature over the raw body (docs/tickets.md).",
+    params(("name" = String, Path, description = "The `[[ticket-sources]]` name")),
+    security(()),
+    responses(
+        (status = 200, description = "What the event did", body = TicketEventAnswer),
+        (status = 400, description = "A shape not understood (`bad-ticket-event`, field named)", body = ErrorBody),
+        (status = 401, description = "A bad or missing signature (`unauthenticated`, counted with failed authentications)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no such ticket source", body = ErrorBody),
+        (status = 413, description = "Over 1 MiB (`too-large`)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["none: the source's own signature over the raw body (docs/tickets.md)"])))
+)]
 async fn ticket_source_event(
     State(s): State<Arc<AppState>>,
     Path(name): Path<String>,
@@ -564,7 +810,7 @@ async fn ticket_source_event(
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
     match answer {
         Ok(outcome) => {
-            let mut body = json!({"result": outcome.as_str(), "ticket": outcome.current()});
+            let mut body = json!({"result": outcome.as_str(), "ticket": outcome.current().map(answer::ticket)});
             if let crate::store::TicketOutcome::Applied { revoked, .. } = &outcome {
                 body["revoked"] = json!(revoked);
             }
@@ -597,13 +843,32 @@ async fn ticket_source_event(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// Records after this seq (the previous page's `next`; default 0).
     after: Option<i64>,
+    /// Page size, 1–1,000 (default 100).
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    description = "Audit records in order, a page at a time. Roles: auditor, admin.",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of records", body = AuditPage),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
+)]
 async fn audit_page(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -618,9 +883,24 @@ async fn audit_page(
     let next = (records.len() == limit)
         .then(|| records.last().map(|r| r.seq))
         .flatten();
-    Ok(Json(json!({"records": records, "next": next})).into_response())
+    Ok(Json(json!({"records": answer::audit_records(&records), "next": next})).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    description = "Walk the whole hash chain; every bad record is reported. Roles: auditor, admin.",
+    responses(
+        (status = 200, description = "The report", body = VerifyReport),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
+)]
 async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
     let r = blocking(move || svc.audit_verify(&who)).await?;
@@ -638,33 +918,95 @@ async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResu
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/policies",
+    tag = "policies",
+    description = "The loaded policies, the running set, the last refused reload candidate. Roles: any.",
+    responses(
+        (status = 200, description = "The policy status", body = PolicyStatus),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["any"])))
+)]
 async fn policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let mut v = s.service.policy_status(&who);
     v["policies"] = json!(s.service.policies(&who));
     Ok(Json(v).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/reload",
+    tag = "policies",
+    description = "Load the policy folder afresh and swap it in (audited); a set that fails to load, verify, or pass its fixtures is refused and the running set stays. Roles: admin.",
+    responses(
+        (status = 200, description = "The set now running", body = PolicySetAnswer),
+        (status = 400, description = "The candidate was refused (`bad-request`, field `policies`)", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (audited)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["admin"])))
+)]
 async fn reload_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
     let set_of = svc.clone();
     let loaded = blocking(move || svc.reload_policies(&who)).await?;
     let set = set_of.engine().policy_set().clone();
-    Ok(Json(json!({"policies": loaded, "set": set})).into_response())
+    Ok(Json(json!({"policies": loaded, "set": answer::set_info(&set)})).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/policies/rollback",
+    tag = "policies",
+    description = "Return to the set that ran before the last accepted reload (in memory; audited). Roles: admin.",
+    responses(
+        (status = 200, description = "The set now running", body = PolicySetAnswer),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an admin (audited)", body = ErrorBody),
+        (status = 409, description = "`conflict`: nothing to roll back to", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["admin"])))
+)]
 async fn rollback_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     let svc = s.service.clone();
     let set = blocking(move || svc.rollback_policies(&who)).await?;
     let policies: Vec<_> = s.service.engine().policies().cloned().collect();
-    Ok(Json(json!({"policies": policies, "set": set})).into_response())
+    Ok(Json(json!({"policies": policies, "set": answer::set_info(&set)})).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ReviewQuery {
+    /// Only reviews still open.
     open: Option<bool>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/reviews",
+    tag = "reviews",
+    description = "Break-glass review items. Roles: auditor, admin.",
+    params(ReviewQuery),
+    responses(
+        (status = 200, description = "The reviews", body = Reviews),
+        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
+)]
 async fn reviews(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -672,15 +1014,37 @@ async fn reviews(
 ) -> ApiResult {
     let svc = s.service.clone();
     let list = blocking(move || svc.reviews(&who, q.open.unwrap_or(false))).await?;
-    Ok(Json(json!({"reviews": list})).into_response())
+    Ok(
+        Json(json!({"reviews": list.iter().map(answer::review).collect::<Vec<_>>()}))
+            .into_response(),
+    )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct CloseReview {
+    /// The auditor's note (not empty).
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/reviews/{id}/close",
+    tag = "reviews",
+    description = "Close a break-glass review with a note (audited). Roles: auditor.",
+    request_body = CloseReview,
+    params(("id" = String, Path, description = "The review's id")),
+    responses(
+        (status = 200, description = "Closed", body = Closed),
+        (status = 400, description = "An empty note (`bad-request`, field `note`) or a malformed body", body = ErrorBody),
+        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an auditor (audited)", body = ErrorBody),
+        (status = 404, description = "`not-found`: no open review of that id", body = ErrorBody),
+        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
+        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+    ),
+    extensions(("x-jitgate-roles" = json!(["auditor"])))
+)]
 async fn close_review(
     State(s): State<Arc<AppState>>,
     who: Principal,
@@ -700,7 +1064,10 @@ async fn metrics(State(s): State<Arc<AppState>>) -> ApiResult {
 
 async fn readyz(State(s): State<Arc<AppState>>) -> ApiResult {
     if s.ready.load(Ordering::Acquire) {
-        Ok(Json(json!({"status": "ready", "at": s.service.now()})).into_response())
+        Ok(
+            Json(json!({"status": "ready", "at": crate::timefmt::rfc3339_ms(s.service.now())}))
+                .into_response(),
+        )
     } else {
         Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -252,7 +252,7 @@ mod tests {
         let key = crate::keys::generate().expect("key");
         let other = crate::keys::generate().expect("key");
         let cp = Checkpoint::sign(&key, 42, &"ab".repeat(32), 1_795_600_800);
-        assert_eq!(cp.time, "2026-11-25T10:00:00Z");
+        assert_eq!(cp.time, "2026-11-25T10:00:00.000Z");
         assert_eq!(cp.check(&key.verifying_key()), Ok(()));
         assert!(cp.check(&other.verifying_key()).is_err());
         for edit in [

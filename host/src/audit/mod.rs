@@ -220,6 +220,8 @@ pub fn seal(prev_hash: &str, seq: i64, draft: AuditDraft) -> AuditRecord {
 /// the hash covers and a verifier outside jitgate can recompute it with a
 /// parser that keeps raw text. Stored text that is not JSON (only tampering
 /// makes it) is written as `null` with the text under `stored-data`.
+/// `at` is the stored Unix ms (what the hash covers); `at-rfc3339` is the
+/// same time in the answer format ([`crate::timefmt`]).
 pub fn export_line(r: &AuditRecord) -> Vec<u8> {
     fn opt(out: &mut Vec<u8>, s: &Option<String>) {
         match s {
@@ -235,7 +237,14 @@ pub fn export_line(r: &AuditRecord) -> Vec<u8> {
     let valid = serde_json::from_str::<serde::de::IgnoredAny>(&data).is_ok();
     let mut out = Vec::with_capacity(data.len() + 300);
     out.extend_from_slice(
-        format!("{{\"seq\":{},\"at\":{},\"kind\":", r.seq, r.draft.at).as_bytes(),
+        format!(
+            "{{\"seq\":{},\"at\":{},\"{}\":\"{}\",\"kind\":",
+            r.seq,
+            r.draft.at,
+            crate::answer::AUDIT_AT_RFC3339,
+            crate::timefmt::rfc3339_ms(r.draft.at)
+        )
+        .as_bytes(),
     );
     canonical::write_str(&mut out, &r.draft.kind);
     out.extend_from_slice(b",\"actor\":");
@@ -715,9 +724,11 @@ mod tests {
             line.contains(&format!("\"data\":{},", r.stored_data)),
             "{line}"
         );
-        let as_serde: serde_json::Value = serde_json::to_value(&r).expect("json");
+        let as_answer = crate::answer::audit_record(&r);
         let parsed: serde_json::Value = serde_json::from_str(&line).expect("json line");
-        assert_eq!(parsed, as_serde);
+        assert_eq!(parsed, as_answer);
+        assert_eq!(parsed["at"], 7);
+        assert_eq!(parsed["at-rfc3339"], "1970-01-01T00:00:00.007Z");
         let mut bad = r.clone();
         bad.stored_data = "{oops".into();
         let parsed: serde_json::Value =

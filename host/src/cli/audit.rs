@@ -188,7 +188,7 @@ pub fn quarantine(store: &str, out: &mut dyn Write) -> Result<usize> {
     let s = open(store)?;
     let rows = s.quarantined()?;
     for q in &rows {
-        serde_json::to_writer(&mut *out, q)?;
+        serde_json::to_writer(&mut *out, &jitgate::answer::quarantined(q))?;
         out.write_all(b"\n")?;
     }
     Ok(rows.len())
@@ -207,7 +207,7 @@ pub fn grant(store: &str, id: &str) -> Result<()> {
         };
     }
     let when = |ms: Option<i64>| {
-        ms.map(|m| jitgate::request::format_rfc3339((m / 1000).max(0) as u64))
+        ms.map(jitgate::timefmt::rfc3339_ms)
             .unwrap_or_else(|| "-".into())
     };
     say!(

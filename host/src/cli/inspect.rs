@@ -56,7 +56,7 @@ fn inspect_set(args: &InspectArgs, config: &EngineConfig) -> Result<ExitCode> {
             "version": m.version,
             "sequence": m.sequence,
             "signer": m.signer,
-            "issued-at": m.issued_at,
+            "issued-at": jitgate::timefmt::rfc3339_secs(m.issued_at),
             "signed-by": signed_by,
             "modules": m.modules,
             "verified": verified.as_ref().map(|v| v.is_ok()),
@@ -70,7 +70,7 @@ fn inspect_set(args: &InspectArgs, config: &EngineConfig) -> Result<ExitCode> {
         println!("version:   {}", esc(&m.version));
         println!("sequence:  {}", m.sequence);
         println!("signer:    {}", m.signer);
-        println!("issued-at: {}", m.issued_at);
+        println!("issued-at: {}", jitgate::timefmt::rfc3339_secs(m.issued_at));
         println!("signed-by: {}", signed_by.join(", "));
         for e in &m.modules {
             println!(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::policy::sandbox::{LogLine, PolicyFailure};
 
 /// The overall answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
@@ -40,6 +41,7 @@ impl std::fmt::Display for Outcome {
 }
 
 /// One policy's approval requirement; all must be met.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ApprovalRequirement {
@@ -53,6 +55,7 @@ pub struct ApprovalRequirement {
 
 /// What one policy answered, as its trace records it: the verdict's kind,
 /// or `error` when the policy gave none.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TraceVerdict {
@@ -95,6 +98,7 @@ impl PartialEq<&str> for TraceVerdict {
 }
 
 /// Severity of a line a policy logged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LogLevel {
@@ -136,6 +140,7 @@ impl PartialEq<&str> for LogLevel {
 }
 
 /// What one policy said, as shown to requesters and auditors.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PolicyTrace {
@@ -155,9 +160,11 @@ pub struct PolicyTrace {
     pub ttl: Option<u32>,
     /// The typed failure, when `verdict` is `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub failure: Option<PolicyFailure>,
     /// Lines the policy logged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub logs: Vec<LogLine>,
     /// Fuel consumed.
     pub fuel: u64,
@@ -168,6 +175,7 @@ pub struct PolicyTrace {
 /// The engine's answer to one request, with everything needed to explain it.
 /// Stored as JSON with the grant and its audit record, and read back from
 /// there as it was.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Decision {

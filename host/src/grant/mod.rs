@@ -34,6 +34,7 @@ pub use aliases::IdentityAliases;
 pub type Millis = i64;
 
 /// Where a grant is in its life.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum GrantState {
@@ -127,6 +128,7 @@ impl GrantState {
 }
 
 /// One approval given.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Approval {
@@ -135,6 +137,7 @@ pub struct Approval {
     /// The approver's groups at the time (what made them eligible).
     pub groups: Vec<String>,
     /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Millis,
     /// The identity-provider sign-in the approver proved itself with;
     /// absent for a static token (and in rows written before it existed).
@@ -144,6 +147,7 @@ pub struct Approval {
 
 /// Which identity provider vouched for a caller, and the token that did:
 /// an auditor can match an approval to the IdP's own sign-in log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SignIn {
@@ -158,6 +162,7 @@ pub struct SignIn {
 }
 
 /// A grant and its whole history.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Grant {
@@ -178,6 +183,7 @@ pub struct Grant {
     pub required: Vec<ApprovalRequirement>,
     /// The decision as explained at the time: every policy's verdict,
     /// reason, version and digest (a [`crate::Decision`] serialized).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::decision::Decision))]
     pub decision: serde_json::Value,
     /// Approvals given so far.
     #[serde(default)]
@@ -189,14 +195,19 @@ pub struct Grant {
     /// A break-glass task (reviewed afterwards).
     pub break_glass: bool,
     /// Created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Millis,
     /// Became active.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub issued_at: Option<Millis>,
     /// Active until.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub expires_at: Option<Millis>,
     /// Pending until (then lapses).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub lapses_at: Option<Millis>,
     /// Ended.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub ended_at: Option<Millis>,
     /// Who or what ended it (`scheduler`, `ticket INC-1`, a principal).
     pub ended_by: Option<String>,
@@ -221,6 +232,7 @@ pub struct Grant {
 }
 
 /// Where and how a grant's access is applied at its target.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Provisioning {
@@ -241,9 +253,11 @@ pub struct Provisioning {
     pub ending_as: Option<GrantState>,
     /// Access read back as applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub applied_at: Option<Millis>,
     /// Access read back as removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub removed_at: Option<Millis>,
     /// The last error from the target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +265,7 @@ pub struct Provisioning {
 }
 
 /// A login made for a grant, shown once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Credential {

@@ -28,6 +28,7 @@ pub use loader::{LoadError, LoadErrorKind, digest};
 pub use sandbox::{PolicyFailure, SandboxLimits, escape};
 
 /// What the host knows about a loaded policy (its `info`, plus provenance).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct PolicyMeta {
@@ -44,10 +45,12 @@ pub struct PolicyMeta {
     /// `sha256:<hex>` of the module bytes.
     pub digest: String,
     /// Where it was loaded from.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub path: PathBuf,
     /// Module size in bytes.
     pub size: u64,
     /// What an operator should know, e.g. that it declares task `*`.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }

@@ -118,6 +118,7 @@ impl VerifiedSet {
 
 /// The policy set an engine runs: its digest always; version, sequence and
 /// signers when it was a verified signed set.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SetInfo {
@@ -137,10 +138,12 @@ pub struct SetInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signer: Option<String>,
     /// Every trusted key whose signature verified.
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub signers: Vec<String>,
     /// When it was signed, Unix seconds.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub issued_at: Option<u64>,
 }
 

@@ -38,6 +38,7 @@ pub fn check_timestamp(ts: Timestamp) -> Result<Timestamp, String> {
 }
 
 /// Where the ticket stands.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TicketState {
@@ -61,6 +62,7 @@ impl TicketState {
 }
 
 /// The ticket the access is for.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Ticket {
@@ -75,10 +77,12 @@ pub struct Ticket {
     pub assignee: Option<String>,
     /// When it was opened.
     #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub opened_at: Timestamp,
 }
 
 /// Person or workload.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SubjectKind {
@@ -89,6 +93,7 @@ pub enum SubjectKind {
 }
 
 /// Who asks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Subject {
@@ -108,10 +113,12 @@ pub struct Subject {
         with = "opt_timestamp",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub mfa_at: Option<Timestamp>,
 }
 
 /// One access request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Request {
@@ -134,9 +141,11 @@ pub struct Request {
     pub ticket: Option<Ticket>,
     /// Decision time (chosen by the host or pinned by a fixture).
     #[serde(with = "timestamp")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime, read_only))]
     pub now: Timestamp,
     /// Extra context.
     #[serde(default, skip_serializing_if = "Attributes::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(value_type = std::collections::BTreeMap<String, String>))]
     pub attributes: Attributes,
 }
 
@@ -201,16 +210,10 @@ pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
     check_timestamp(ts)
 }
 
-/// Format Unix seconds as RFC 3339 (UTC).
+/// Format Unix seconds as RFC 3339 (UTC, milliseconds: the answer format
+/// of [`crate::timefmt`]).
 pub fn format_rfc3339(ts: Timestamp) -> String {
-    i64::try_from(ts)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| ts.to_string())
+    crate::timefmt::rfc3339_secs(ts)
 }
 
 /// A timestamp as integer seconds or RFC 3339 text.

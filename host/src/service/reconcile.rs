@@ -260,7 +260,7 @@ impl Service {
                 Ok(Pulled::Found(event)) => event,
                 Ok(Pulled::Gone) => continue,
                 Err(e) => {
-                    self.metrics.ticket_pull_failures.fetch_add(1, Relaxed);
+                    self.metrics.ticket_pull_failures.inc();
                     log_pull_failure(&source.name, &id, &e);
                     continue;
                 }

@@ -256,7 +256,7 @@ impl Service {
             tracing::warn!(error = %e, "could not audit a refused policy set");
         }
         let mut at = record;
-        at["at"] = json!(self.now());
+        at["at"] = json!(crate::timefmt::rfc3339_ms(self.now()));
         *self
             .last_rejection
             .lock()
@@ -297,7 +297,7 @@ impl Service {
     /// the last refused candidate, and how many rollbacks are possible.
     pub fn policy_status(&self, actor: &Principal) -> Value {
         json!({
-            "set": self.policy_set(actor),
+            "set": crate::answer::set_info(&self.policy_set(actor)),
             "last-rejection": *self.last_rejection.lock().unwrap_or_else(|p| p.into_inner()),
             "rollback-depth": self.previous_sets.lock().unwrap_or_else(|p| p.into_inner()).len(),
         })

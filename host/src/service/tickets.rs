@@ -542,25 +542,7 @@ impl Service {
 
 /// The JSON answer of `GET /v1/tickets/{id}`.
 pub fn ticket_json(t: &TicketRecord, grants: &[Grant]) -> Value {
-    json!({
-        "id": t.id,
-        "source": t.source,
-        "state": t.state,
-        "priority": t.priority,
-        "assignee": t.assignee,
-        "opened-at": t.opened_at,
-        "updated-at": t.updated_at,
-        "last-event-id": t.last_event_id,
-        "recorded-at": t.recorded_at,
-        "grants": grants.iter().map(|g| json!({
-            "id": g.id,
-            "state": g.state,
-            "subject": g.request.subject.id,
-            "task": g.request.task,
-            "revoke-on-ticket-close": g.revoke_on_ticket_close,
-            "expires-at": g.expires_at,
-        })).collect::<Vec<_>>(),
-    })
+    crate::answer::ticket_with_grants(t, grants)
 }
 
 #[cfg(feature = "server")]

@@ -131,6 +131,7 @@ pub(crate) fn with_sequence(mut payload: serde_json::Value, sequence: i64) -> se
 }
 
 /// A break-glass review item.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Review {
@@ -139,8 +140,10 @@ pub struct Review {
     /// The break-glass grant.
     pub grant_id: String,
     /// Opened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub opened_at: Millis,
     /// Closed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub closed_at: Option<Millis>,
     /// By whom.
     pub closed_by: Option<String>,

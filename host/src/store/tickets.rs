@@ -26,6 +26,7 @@ pub const TICKET_COLS: &str =
 pub const SEEN_EVENT_RETENTION_MS: Millis = 24 * 3600 * 1000;
 
 /// One ticket as the registry holds it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct TicketRecord {
@@ -41,12 +42,15 @@ pub struct TicketRecord {
     /// The jitgate subject it is assigned to.
     pub assignee: Option<String>,
     /// When it was opened, Unix ms, if reported.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = DateTime))]
     pub opened_at: Option<Millis>,
     /// The ticket system's time of the change applied last, Unix ms.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Millis,
     /// The id of the event applied last.
     pub last_event_id: Option<String>,
     /// When jitgate applied it, Unix ms.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub recorded_at: Millis,
 }
 
