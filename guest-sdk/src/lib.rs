@@ -5,7 +5,16 @@
 //! else: implement [`Policy`] for a unit struct, call [`export_policy!`], and
 //! build with `cargo build --target wasm32-wasip2 --profile policy`.
 //!
-//! ```ignore
+//! **This documentation is the SDK's reference**: open it with
+//! `cargo doc -p jitgate-sdk --open`. Every public item has an example, and
+//! every example is compiled and run by `cargo test -p jitgate-sdk --doc`.
+//!
+//! **The SDK is `no_std` on wasm**, and so must your policy crate be (the
+//! first line below): a `std` guest imports WASI interfaces the host refuses
+//! to load. [Why](#why-the-sdk-is-no_std-on-wasm), below. Natively both are
+//! ordinary `std` crates, so unit tests need nothing special.
+//!
+//! ```
 //! #![cfg_attr(target_arch = "wasm32", no_std)]
 //! use jitgate_sdk::prelude::*;
 //!
@@ -22,7 +31,21 @@
 //!     }
 //! }
 //! export_policy!(OnlyHelpdesk);
+//!
+//! // In the policy crate's tests:
+//! use jitgate_sdk::testing::{RequestBuilder, expect_allow, expect_deny};
+//! let sales = RequestBuilder::new("file-recovery").roles(&["sales"]).build();
+//! assert_eq!(expect_deny(OnlyHelpdesk::evaluate(&sales)), "only the helpdesk role may recover files");
+//! let helpdesk = RequestBuilder::new("file-recovery").requested_ttl(7200).build();
+//! assert_eq!(expect_allow(OnlyHelpdesk::evaluate(&helpdesk)).ttl, 3600);
 //! ```
+//!
+//! Where to look next: [`prelude`] (what `use jitgate_sdk::prelude::*` brings),
+//! [`Request`] and its helpers ([`Request::mfa_age`], [`Request::ticket_active`],
+//! [`Request::attribute`]), the [`Verdict`] constructors
+//! ([`Verdict::require_approval`] explains its arguments), [`LocalTime`] for
+//! time-of-day rules, and [`testing`] for unit tests
+//! ([`testing::RequestBuilder`] lists the request it starts from).
 //!
 //! ## Why the SDK is `no_std` on wasm
 //! A Rust guest linked against `std` for `wasm32-wasip2` imports thirteen
@@ -41,7 +64,7 @@
 //! and [`testing::RequestBuilder`] builds requests, so `cargo test` exercises
 //! the policy's rules without wasm.
 #![no_std]
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 extern crate alloc;
 #[cfg(not(target_arch = "wasm32"))]
@@ -72,16 +95,108 @@ pub use types::{
 ///
 /// Both functions are associated functions, not methods: the host evaluates
 /// every request in a fresh instance, so a policy has no state to keep.
+/// Implement it on a unit struct and hand that to [`export_policy!`].
+///
+/// ```
+/// use jitgate_sdk::prelude::*;
+/// use jitgate_sdk::testing::{RequestBuilder, expect_approval};
+///
+/// /// A ticket is needed; without one, a helpdesk lead must approve.
+/// pub struct TicketOrLead;
+///
+/// impl Policy for TicketOrLead {
+///     fn info() -> PolicyInfo {
+///         PolicyInfo::new("ticket-or-lead", "1.0.0", "no ticket needs a lead's approval", &["*"], 3600)
+///     }
+///     fn evaluate(req: &Request) -> Verdict {
+///         if req.ticket_active() {
+///             Verdict::not_applicable()
+///         } else {
+///             Verdict::require_approval(&["helpdesk-leads"], 1, clamp_ttl(req.requested_ttl, 3600), "no open ticket")
+///         }
+///     }
+/// }
+///
+/// let req = RequestBuilder::new("file-recovery").no_ticket().build();
+/// let terms = expect_approval(TicketOrLead::evaluate(&req));
+/// assert_eq!(terms.approver_groups, ["helpdesk-leads"]);
+/// assert_eq!(TicketOrLead::evaluate(&RequestBuilder::new("file-recovery").build()), Verdict::NotApplicable);
+/// ```
 pub trait Policy {
     /// Name, version, tasks and the longest TTL this policy will ever allow.
     /// Called once, when the host loads the module.
+    ///
+    /// ```
+    /// use jitgate_sdk::prelude::*;
+    ///
+    /// struct Baseline;
+    /// impl Policy for Baseline {
+    ///     fn info() -> PolicyInfo {
+    ///         PolicyInfo::new("baseline", "0.1.0", "every task needs a ticket", &["*"], 28_800)
+    ///     }
+    ///     fn evaluate(_: &Request) -> Verdict {
+    ///         Verdict::not_applicable()
+    ///     }
+    /// }
+    ///
+    /// assert_eq!(Baseline::info().max_ttl, 28_800);
+    /// ```
     fn info() -> PolicyInfo;
 
     /// Judge one request.
+    ///
+    /// Must not panic on any input: a panic traps, and a trap denies the
+    /// request with "policy failed". Answer [`Verdict::not_applicable`] for
+    /// requests this policy has no opinion on.
+    ///
+    /// ```
+    /// use jitgate_sdk::prelude::*;
+    /// use jitgate_sdk::testing::{RequestBuilder, expect_deny};
+    ///
+    /// struct FreshMfa;
+    /// impl Policy for FreshMfa {
+    ///     fn info() -> PolicyInfo {
+    ///         PolicyInfo::new("fresh-mfa", "1.0.0", "MFA within 15 minutes", &["*"], 3600)
+    ///     }
+    ///     fn evaluate(req: &Request) -> Verdict {
+    ///         if req.mfa_age().within(900) {
+    ///             Verdict::not_applicable()
+    ///         } else {
+    ///             Verdict::deny("sign in with MFA again (at most 15 minutes ago)")
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let stale = RequestBuilder::new("file-recovery").mfa_at(Some(0)).build();
+    /// assert!(expect_deny(FreshMfa::evaluate(&stale)).contains("MFA"));
+    /// ```
     fn evaluate(req: &Request) -> Verdict;
 }
 
 /// What a policy module usually needs in scope, `no_std`-safe.
+///
+/// The SDK's types and helpers, plus the `alloc` items a `no_std` crate lacks
+/// from the standard prelude (`String`, `Vec`, `Box`, `ToString`, `ToOwned`,
+/// `format!`, `vec!`), so the same code compiles for wasm and natively.
+///
+/// ```
+/// use jitgate_sdk::prelude::*;
+/// use jitgate_sdk::testing::{RequestBuilder, expect_deny};
+///
+/// fn judge(req: &Request) -> Verdict {
+///     let missing: Vec<&str> = ["helpdesk", "backup-admin"]
+///         .into_iter()
+///         .filter(|r| !req.subject.has_role(r))
+///         .collect();
+///     if missing.is_empty() {
+///         return Verdict::allow(clamp_ttl(req.requested_ttl, 3600), "both roles held");
+///     }
+///     Verdict::deny(format!("{} lacks the role(s) {}", req.subject.id, missing.join(", ")))
+/// }
+///
+/// let req = RequestBuilder::new("file-recovery").build();
+/// assert_eq!(expect_deny(judge(&req)), "alice lacks the role(s) backup-admin");
+/// ```
 pub mod prelude {
     pub use crate::{
         ApprovalTerms, GrantTerms, LocalTime, LogLevel, MfaAge, Policy, PolicyInfo, Request,
@@ -97,7 +212,33 @@ pub mod prelude {
 
 /// Export a [`Policy`] implementation as the module's `jitgate:policy/policy`.
 ///
-/// Expands to nothing on non-wasm targets, so the crate stays unit-testable.
+/// Call it once, at the top level of the policy crate's `lib.rs` (built as a
+/// `cdylib`), with the type that implements [`Policy`]. On wasm it generates
+/// the component's exports and `cabi_realloc`; on other targets it expands to
+/// nothing, so the same crate stays unit-testable with `cargo test` (the
+/// example below compiles and runs natively, where the macro is a no-op).
+///
+/// ```
+/// #![cfg_attr(target_arch = "wasm32", no_std)]
+/// use jitgate_sdk::prelude::*;
+///
+/// pub struct DenyServices;
+/// impl Policy for DenyServices {
+///     fn info() -> PolicyInfo {
+///         PolicyInfo::new("deny-services", "1.0.0", "workloads never get access", &["*"], 3600)
+///     }
+///     fn evaluate(req: &Request) -> Verdict {
+///         if req.subject.is_service() {
+///             Verdict::deny("service identities may not request access")
+///         } else {
+///             Verdict::not_applicable()
+///         }
+///     }
+/// }
+///
+/// export_policy!(DenyServices);
+/// # assert_eq!(DenyServices::info().name, "deny-services");
+/// ```
 #[macro_export]
 macro_rules! export_policy {
     ($policy:ty) => {

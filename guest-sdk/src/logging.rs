@@ -5,6 +5,16 @@
 //! thread so that unit tests can assert on it with [`crate::testing::take_logs`].
 
 /// Severity of a log line.
+///
+/// Levels are ordered from [`Trace`](LogLevel::Trace) (least) to
+/// [`Error`](LogLevel::Error) (most severe).
+///
+/// ```
+/// use jitgate_sdk::LogLevel;
+///
+/// assert!(LogLevel::Warn > LogLevel::Info);
+/// assert!(LogLevel::Trace < LogLevel::Debug);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LogLevel {
     /// Very detailed tracing.
@@ -22,7 +32,22 @@ pub enum LogLevel {
 /// Record one line in the decision's explanation.
 ///
 /// The host keeps at most 32 lines per evaluation and fails the evaluation
-/// (deny) past that, so log facts, not loops.
+/// (deny) past that, so log facts, not loops. Natively the line is captured
+/// for [`testing::take_logs`](crate::testing::take_logs).
+///
+/// ```
+/// use jitgate_sdk::prelude::*;
+/// use jitgate_sdk::testing::{RequestBuilder, take_logs};
+///
+/// let req = RequestBuilder::new("file-recovery").no_ticket().build();
+/// if req.ticket.is_none() {
+///     log(LogLevel::Info, "no ticket: asking for approval");
+/// }
+/// assert_eq!(
+///     take_logs(),
+///     [(LogLevel::Info, "no ticket: asking for approval".to_string())]
+/// );
+/// ```
 pub fn log(level: LogLevel, message: &str) {
     imp::log(level, message)
 }
