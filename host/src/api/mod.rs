@@ -39,8 +39,9 @@ use crate::grant::{Grant, GrantState};
 use crate::service::{Principal, Service, ServiceError};
 use crate::store::GrantFilter;
 use openapi::{
-    AuditPage, Closed, ErrorBody, ErrorDetail, Evidence, GrantPage, PolicySetAnswer, PolicyStatus,
-    RequestBody, Reviews, TicketAnswer, TicketEventAnswer, VerifyReport,
+    AuditPage, AuthErrors, AuthErrorsNoBody, Closed, ErrorBody, ErrorDetail, Evidence, GrantPage,
+    PolicySetAnswer, PolicyStatus, RequestBody, Reviews, TicketAnswer, TicketEventAnswer,
+    VerifyReport,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -404,13 +405,10 @@ async fn body_within(body: Body, limit: usize, what: &str) -> Result<Bytes, ApiE
     request_body = RequestBody,
     responses(
         (status = 200, description = "The decision, every policy's verdict and reason", body = Decision),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: another subject, or a role that may not ask (audited)", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB (`too-large`)", body = ErrorBody),
         (status = 422, description = "`invalid-request`: the request breaks a rule (field named)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["requester (self)", "pipeline", "admin"])))
 )]
@@ -433,14 +431,11 @@ async fn decide(
     responses(
         (status = 201, description = "Decided and stored (`credential` once, for a dynamic database login)", body = Grant),
         (status = 200, description = "A replay: the grant stored for this id and body", body = Grant),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: another subject, or a role that may not ask (audited)", body = ErrorBody),
         (status = 409, description = "`conflict`: the id was used with another body", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB (`too-large`)", body = ErrorBody),
         (status = 422, description = "`invalid-request`: the request breaks a rule (field named)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["requester (self)", "pipeline", "admin"])))
 )]
@@ -485,10 +480,7 @@ struct GrantQuery {
     params(GrantQuery),
     responses(
         (status = 200, description = "A page of grants", body = GrantPage),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["any (requesters: own grants only)"])))
 )]
@@ -543,12 +535,9 @@ async fn list_grants(
     params(("id" = String, Path, description = "The grant's id")),
     responses(
         (status = 200, description = "The grant", body = Grant),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the caller's grant (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["any (requesters: own grants only)"])))
 )]
@@ -570,12 +559,9 @@ async fn get_grant(
     params(("id" = String, Path, description = "The grant's id")),
     responses(
         (status = 200, description = "The evidence", body = Evidence),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
 )]
@@ -625,13 +611,10 @@ async fn act(
     params(("id" = String, Path, description = "The grant's id")),
     responses(
         (status = 200, description = "The grant, `pending`, `active` or `provisioning`", body = Grant),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: own request, or not in a required group (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
         (status = 409, description = "`illegal-transition` or `conflict`: not pending, lapsed, or already approved by the caller", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["approver in a required group, neither the subject nor the sender of the request"])))
 )]
@@ -653,13 +636,10 @@ async fn approve(
     params(("id" = String, Path, description = "The grant's id")),
     responses(
         (status = 200, description = "The grant, `released` or `deprovisioning`", body = Grant),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not the holder (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
         (status = 409, description = "`illegal-transition`: not active", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["the holder (requester)", "pipeline"])))
 )]
@@ -681,13 +661,10 @@ async fn release(
     params(("id" = String, Path, description = "The grant's id")),
     responses(
         (status = 200, description = "The grant, `rejected`", body = Grant),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: own request, or not in a required group (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
         (status = 409, description = "`illegal-transition`: not pending", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["same as approve"])))
 )]
@@ -709,13 +686,10 @@ async fn reject(
     params(("id" = String, Path, description = "The grant's id")),
     responses(
         (status = 200, description = "The grant, `revoked` or `deprovisioning`", body = Grant),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no such grant", body = ErrorBody),
         (status = 409, description = "`illegal-transition`: already ended", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["admin"])))
 )]
@@ -745,12 +719,9 @@ async fn unknown_action(_who: Principal, Path((_, action)): Path<(String, String
     params(("id" = String, Path, description = "The ticket's id")),
     responses(
         (status = 200, description = "The ticket", body = TicketAnswer),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not a ticket of the caller's grants (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: unknown ticket", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["any (requesters: tickets of their own grants; else 403 whether or not it exists)"])))
 )]
@@ -861,11 +832,8 @@ struct AuditQuery {
     params(AuditQuery),
     responses(
         (status = 200, description = "A page of records", body = AuditPage),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
 )]
@@ -893,11 +861,8 @@ async fn audit_page(
     description = "Walk the whole hash chain; every bad record is reported. Roles: auditor, admin.",
     responses(
         (status = 200, description = "The report", body = VerifyReport),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
 )]
@@ -945,10 +910,8 @@ async fn policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiResult {
     responses(
         (status = 200, description = "The set now running", body = PolicySetAnswer),
         (status = 400, description = "The candidate was refused (`bad-request`, field `policies`)", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin (audited)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrorsNoBody
     ),
     extensions(("x-jitgate-roles" = json!(["admin"])))
 )]
@@ -967,12 +930,9 @@ async fn reload_policies(State(s): State<Arc<AppState>>, who: Principal) -> ApiR
     description = "Return to the set that ran before the last accepted reload (in memory; audited). Roles: admin.",
     responses(
         (status = 200, description = "The set now running", body = PolicySetAnswer),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an admin (audited)", body = ErrorBody),
         (status = 409, description = "`conflict`: nothing to roll back to", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["admin"])))
 )]
@@ -999,11 +959,8 @@ struct ReviewQuery {
     params(ReviewQuery),
     responses(
         (status = 200, description = "The reviews", body = Reviews),
-        (status = 400, description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrors
     ),
     extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
 )]
@@ -1037,11 +994,9 @@ struct CloseReview {
     responses(
         (status = 200, description = "Closed", body = Closed),
         (status = 400, description = "An empty note (`bad-request`, field `note`) or a malformed body", body = ErrorBody),
-        (status = 401, description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)", body = ErrorBody),
         (status = 403, description = "`forbidden`: not an auditor (audited)", body = ErrorBody),
         (status = 404, description = "`not-found`: no open review of that id", body = ErrorBody),
-        (status = 429, description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)", body = ErrorBody),
-        (status = 503, description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)", body = ErrorBody)
+        AuthErrorsNoBody
     ),
     extensions(("x-jitgate-roles" = json!(["auditor"])))
 )]

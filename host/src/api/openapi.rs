@@ -24,6 +24,63 @@ use crate::store::{Review, TicketRecord};
 /// Extension naming the roles an operation admits (also in its description).
 pub const ROLES: &str = "x-jitgate-roles";
 
+/// The errors every route behind a bearer token can answer, whatever it
+/// does: a malformed request, no or a refused token, too many failed
+/// authentications, the store or the workers unavailable. Each route adds
+/// its own (403 with the roles it admits, 404, 409, …).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum AuthErrors {
+    /// 400.
+    #[response(
+        status = 400,
+        description = "A malformed body, path or query (`bad-request`, `bad-json`, `bad-query`, `bad-body`), field named"
+    )]
+    BadRequest(ErrorBody),
+    /// 401.
+    #[response(
+        status = 401,
+        description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)"
+    )]
+    Unauthenticated(ErrorBody),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)"
+    )]
+    RateLimited(ErrorBody),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)"
+    )]
+    Unavailable(ErrorBody),
+}
+
+/// [`AuthErrors`] of a route that takes no body, path or query to refuse.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI description is used.
+pub enum AuthErrorsNoBody {
+    /// 401.
+    #[response(
+        status = 401,
+        description = "No or unknown bearer token, or a refused identity-provider token (`unauthenticated`)"
+    )]
+    Unauthenticated(ErrorBody),
+    /// 429.
+    #[response(
+        status = 429,
+        description = "Too many failed authentications from this address (`rate-limited`, `Retry-After`)"
+    )]
+    RateLimited(ErrorBody),
+    /// 503.
+    #[response(
+        status = 503,
+        description = "The store or audit log is unavailable (`unavailable`), or every decision worker is busy (`busy`, `Retry-After: 1`)"
+    )]
+    Unavailable(ErrorBody),
+}
+
 /// Every error answer: `{"error": {"code", "message", "field"?}}`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
