@@ -24,28 +24,16 @@ fn grant(id: &str, state: GrantState, expires_at: Option<i64>, lapses_at: Option
     req["id"] = json!(format!("req-{id}"));
     Grant {
         id: id.into(),
-        request: jitgate_tests::request(&req),
         body_hash: "x".into(),
         requested_by: "pipeline".into(),
         state,
         outcome: jitgate::decision::Outcome::Allow,
-        required: Vec::new(),
         decision: json!({}),
-        approvals: Vec::new(),
         ttl: 60,
-        revoke_on_ticket_close: false,
-        break_glass: false,
         created_at: 1,
-        issued_at: None,
         expires_at,
         lapses_at,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-        quarantined: None,
-        provisioning: None,
-        credential: None,
+        ..Grant::of(jitgate_tests::request(&req))
     }
 }
 

@@ -32,26 +32,14 @@ fn grant(
     request.subject.id = subject.to_string();
     Grant {
         id: format!("g-{kind}-{i:06}"),
-        request,
-        body_hash: String::new(),
         requested_by: "bench".into(),
         state: GrantState::Active,
         outcome: jitgate::Outcome::Allow,
-        required: Vec::new(),
         decision: serde_json::json!({}),
-        approvals: Vec::new(),
         ttl: ((at - now) / 1000).max(1) as u32,
-        revoke_on_ticket_close: false,
-        break_glass: false,
         created_at: now,
         issued_at: Some(now),
         expires_at: Some(at),
-        lapses_at: None,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-        quarantined: None,
         provisioning: Some(Provisioning {
             provisioner: kind.to_string(),
             target: target.to_string(),
@@ -62,7 +50,7 @@ fn grant(
             removed_at: None,
             last_error: None,
         }),
-        credential: None,
+        ..Grant::of(request)
     }
 }
 

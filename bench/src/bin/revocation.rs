@@ -22,28 +22,16 @@ fn grant(i: usize, now: i64, expires_at: i64, template: &jitgate::Request) -> Gr
     request.id = format!("bench-{i}");
     Grant {
         id: format!("g-bench-{i:06}"),
-        request,
-        body_hash: String::new(),
         requested_by: "bench".into(),
         state: GrantState::Active,
         outcome: jitgate::Outcome::Allow,
-        required: Vec::new(),
         decision: serde_json::json!({}),
-        approvals: Vec::new(),
         ttl: ((expires_at - now) / 1000).max(1) as u32,
         revoke_on_ticket_close: true,
-        break_glass: false,
         created_at: now,
         issued_at: Some(now),
         expires_at: Some(expires_at),
-        lapses_at: None,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-        quarantined: None,
-        provisioning: None,
-        credential: None,
+        ..Grant::of(request)
     }
 }
 

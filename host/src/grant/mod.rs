@@ -276,6 +276,39 @@ pub struct Credential {
 }
 
 impl Grant {
+    /// A grant of `request` with nothing decided yet: no id, state
+    /// `denied`, outcome `deny`, no approvals, no times but `created_at` 0,
+    /// nothing ended, provisioned or quarantined. The base of a struct
+    /// literal that states only what its path decided:
+    /// `Grant { id, state, ttl, ..Grant::of(request) }`.
+    pub fn of(request: Request) -> Grant {
+        Grant {
+            id: String::new(),
+            request,
+            body_hash: String::new(),
+            requested_by: String::new(),
+            state: GrantState::Denied,
+            outcome: crate::decision::Outcome::Deny,
+            required: Vec::new(),
+            decision: serde_json::Value::Null,
+            approvals: Vec::new(),
+            ttl: 0,
+            revoke_on_ticket_close: false,
+            break_glass: false,
+            created_at: 0,
+            issued_at: None,
+            expires_at: None,
+            lapses_at: None,
+            ended_at: None,
+            ended_by: None,
+            end_reason: None,
+            revocation_lag_ms: None,
+            quarantined: None,
+            provisioning: None,
+            credential: None,
+        }
+    }
+
     /// The ticket id, if any.
     pub fn ticket_id(&self) -> Option<&str> {
         self.request.ticket.as_ref().map(|t| t.id.as_str())
@@ -364,28 +397,12 @@ mod approval_tests {
         .expect("request");
         Grant {
             id: "g".into(),
-            request: req,
-            body_hash: String::new(),
             requested_by: "alice".into(),
             state: GrantState::Pending,
             outcome: Outcome::RequireApproval,
             required,
-            decision: serde_json::Value::Null,
-            approvals: Vec::new(),
             ttl: 60,
-            revoke_on_ticket_close: false,
-            break_glass: false,
-            created_at: 0,
-            issued_at: None,
-            expires_at: None,
-            lapses_at: None,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            revocation_lag_ms: None,
-            quarantined: None,
-            provisioning: None,
-            credential: None,
+            ..Grant::of(req)
         }
     }
 

@@ -404,23 +404,11 @@ impl Service {
             state: GrantState::Denied,
             outcome: decision.outcome,
             required: decision.approvals.clone(),
-            decision: Value::Null,
-            approvals: Vec::new(),
             ttl: decision.ttl,
             revoke_on_ticket_close: decision.revoke_on_ticket_close,
             break_glass,
             created_at: now,
-            issued_at: None,
-            expires_at: None,
-            lapses_at: None,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            revocation_lag_ms: None,
-            quarantined: None,
-            provisioning: None,
-            credential: None,
-            request: req,
+            ..Grant::of(req)
         };
         let credential = self.attach_provisioning(&mut grant);
         let mut effects = Effects::default();

@@ -293,12 +293,9 @@ mod tests {
         .unwrap_or_else(|e| panic!("request: {e}"));
         Grant {
             id: "g-1".into(),
-            request,
-            body_hash: String::new(),
             requested_by: "pipe".into(),
             state,
             outcome: Outcome::Allow,
-            required: Vec::new(),
             decision: json!({}),
             approvals: approved_by
                 .iter()
@@ -310,19 +307,7 @@ mod tests {
                 })
                 .collect(),
             ttl: 60,
-            revoke_on_ticket_close: false,
-            break_glass: false,
-            created_at: 0,
-            issued_at: None,
-            expires_at: None,
-            lapses_at: None,
-            ended_at: None,
-            ended_by: None,
-            end_reason: None,
-            revocation_lag_ms: None,
-            quarantined: None,
-            provisioning: None,
-            credential: None,
+            ..Grant::of(request)
         }
     }
 

@@ -251,8 +251,6 @@ fn stored_pending_as(
     let request = crate::request::from_value(b).expect("request");
     let g = Grant {
         id: new_id("g"),
-        request,
-        body_hash: String::new(),
         requested_by: by.into(),
         state: GrantState::Pending,
         outcome: Outcome::RequireApproval,
@@ -261,22 +259,10 @@ fn stored_pending_as(
             groups: vec!["leads".into()],
             min: 1,
         }],
-        decision: Value::Null,
-        approvals: Vec::new(),
         ttl: 60,
-        revoke_on_ticket_close: false,
-        break_glass: false,
         created_at: 1,
-        issued_at: None,
-        expires_at: None,
         lapses_at: Some(lapses_at),
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-        quarantined: None,
-        provisioning: None,
-        credential: None,
+        ..Grant::of(request)
     };
     store.create_grant(&g, Effects::default()).expect("create");
     g.id

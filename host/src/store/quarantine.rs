@@ -118,7 +118,6 @@ fn salvage(cols: &GrantColumns, doc: &str, reason: &str) -> Grant {
     });
     Grant {
         id: cols.id.clone(),
-        request,
         body_hash: text(&v, "body-hash"),
         requested_by: text(&v, "requested-by"),
         // An unknown state column is treated as ended: nothing acts on it.
@@ -140,8 +139,8 @@ fn salvage(cols: &GrantColumns, doc: &str, reason: &str) -> Grant {
         revocation_lag_ms: field(&v, "revocation-lag-ms"),
         // Kept when it parses: a damaged grant must still be removable at its target.
         provisioning: field(&v, "provisioning"),
-        credential: None,
         quarantined: Some(reason.to_string()),
+        ..Grant::of(request)
     }
 }
 

@@ -12,26 +12,11 @@ fn provisioned() -> Grant {
     .expect("request");
     Grant {
         id: "g-1".into(),
-        request,
-        body_hash: String::new(),
         requested_by: "pipe".into(),
         state: GrantState::Denied,
         outcome: Outcome::Allow,
-        required: Vec::new(),
-        decision: Value::Null,
-        approvals: Vec::new(),
         ttl: 60,
         revoke_on_ticket_close: true,
-        break_glass: false,
-        created_at: 0,
-        issued_at: None,
-        expires_at: None,
-        lapses_at: None,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-        quarantined: None,
         provisioning: Some(Provisioning {
             provisioner: "db".into(),
             target: "app_readonly".into(),
@@ -42,7 +27,7 @@ fn provisioned() -> Grant {
             removed_at: None,
             last_error: None,
         }),
-        credential: None,
+        ..Grant::of(request)
     }
 }
 

@@ -19,8 +19,6 @@ fn base(state: GrantState) -> Grant {
     .expect("request");
     let mut g = Grant {
         id: "g-1".into(),
-        request,
-        body_hash: String::new(),
         requested_by: "pipe".into(),
         state,
         outcome: Outcome::RequireApproval,
@@ -30,21 +28,10 @@ fn base(state: GrantState) -> Grant {
             min: 1,
         }],
         decision: json!({"stored": true}),
-        approvals: Vec::new(),
         ttl: TTL,
         revoke_on_ticket_close: true,
-        break_glass: false,
         created_at: NOW - 10_000,
-        issued_at: None,
-        expires_at: None,
-        lapses_at: None,
-        ended_at: None,
-        ended_by: None,
-        end_reason: None,
-        revocation_lag_ms: None,
-        quarantined: None,
-        provisioning: None,
-        credential: None,
+        ..Grant::of(request)
     };
     match state {
         Pending => g.lapses_at = Some(NOW + 1000),
