@@ -1,5 +1,9 @@
 //! [`Engine`]: a loaded policy set and the decision procedure over it.
 //!
+//! One file past 500 lines: loading, selection and the decision procedure
+//! share the loaded-policy table; splitting them would spread one invariant
+//! (what a decision sees) over several files.
+//!
 //! An `Engine` owns one wasmtime engine (shared compiled code, an epoch
 //! ticker thread), a linker that offers policies nothing but `host.log`, and
 //! the loaded policies. `decide` takes `&self` and may be called from many

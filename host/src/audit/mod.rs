@@ -1,5 +1,8 @@
 //! The tamper-evident audit log.
 //!
+//! One file past 500 lines: the record, its canonical hashing and the chain
+//! walk that verifies it must agree byte for byte, so they are read together.
+//!
 //! Every request, decision, approval, grant transition, policy load, config
 //! load and authentication failure becomes an [`AuditRecord`]. Each record
 //! carries `hash = sha256(prev_hash ‖ canonical bytes)`, where the canonical

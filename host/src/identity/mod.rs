@@ -3,6 +3,10 @@
 //! normalised subject), which jitgate roles, groups and subject roles the
 //! configured claim map gives, and when they last passed MFA.
 //!
+//! One file past 500 lines: a token's whole validation (signature, claims,
+//! mapping to a principal) in the order it happens, so a reviewer checks it
+//! top to bottom.
+//!
 //! This module is pure: no HTTP. [`IdentityProviders::verify`] takes the
 //! bearer string; keys come from a [`JwksSource`] (a file, or an injected
 //! fetch function for `jwks-url`).

@@ -1,5 +1,9 @@
 //! The sandbox every policy evaluation runs in, and its budget.
 //!
+//! One file past 500 lines: every limit of an evaluation and the code that
+//! enforces it, side by side, so no knob is documented in one place and
+//! applied in another.
+//!
 //! A policy module is code a security team wrote, but the host must survive
 //! it being wrong or hostile: an endless loop, a runaway allocation, a
 //! bottomless recursion, a trap, an answer of absurd size, a torrent of log

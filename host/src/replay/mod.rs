@@ -1,6 +1,10 @@
 //! Replay: re-decide recorded traffic against a candidate policy set
 //! before shipping it (`jitgate replay`).
 //!
+//! One file past 500 lines: the walk, the per-record classification and the
+//! report's tallies share one record type and one pass; the comparison rules
+//! (`compare.rs`) and the rendering (`render.rs`) are apart.
+//!
 //! Every `request` and `decision` (dry run) audit record holds the request
 //! exactly as it was decided: the server's `now`, the subject's roles and
 //! groups as its credential set them, the ticket's facts as the registry

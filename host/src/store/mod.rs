@@ -1,6 +1,9 @@
 //! Durable state behind one trait: grants, the audit chain, the provisioning
 //! outbox and break-glass reviews.
 //!
+//! One file past 500 lines: the [`Store`] trait and the types every backend
+//! speaks; a backend is written against this one page.
+//!
 //! The trait is shaped around *transactions its callers need*, not tables:
 //! [`Store::create_grant`] and [`Store::update_grant_with`] each write the grant,
 //! its audit records and its outbox events atomically, so no state change is

@@ -1,6 +1,10 @@
 //! The shared store: PostgreSQL, for several `jitgate serve` replicas
 //! behind a load balancer sharing one state.
 //!
+//! One file past 500 lines: the [`Store`] trait for one backend, every method
+//! beside the SQL it runs, so a reader compares it with `sqlite.rs` method by
+//! method.
+//!
 //! **Driver.** `tokio-postgres` (the maintained pure-Rust client) with a
 //! `deadpool-postgres` connection pool. The [`Store`] trait stays synchronous
 //! (the HTTP layer, scheduler and dispatcher call it from `spawn_blocking`

@@ -1,5 +1,9 @@
 //! The embedded default store: one SQLite file.
 //!
+//! One file past 500 lines: the [`Store`] trait for one backend, every method
+//! beside the SQL it runs, so a reader compares it with `postgres.rs` method
+//! by method.
+//!
 //! PRAGMAs are chosen for durability, not speed:
 //! * `journal_mode = WAL` — readers never block the writer, and a crash
 //!   mid-write leaves the last committed state intact;

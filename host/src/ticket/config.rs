@@ -1,6 +1,9 @@
 //! `[[ticket-sources]]` in `jitgate.toml`, and the checked form a running
 //! server uses ([`TicketSource`]).
 //!
+//! One file past 500 lines: every `[[ticket-sources]]` key with its default
+//! and its check, per system, so the config reference and the code agree.
+//!
 //! ```toml
 //! [[ticket-sources]]
 //! name = "jira"                        # URL segment: POST /v1/ticket-sources/jira/events
