@@ -111,7 +111,7 @@ fn dynamic_login_expires_at_the_target_even_with_jitgate_down(b: Backend) {
     let g = request(&s, "vu", "bob", 6);
     let (login, password) = credential(&g);
     let id = g["id"].as_str().expect("id").to_string();
-    let expires_at = g["expires-at"].as_i64().expect("expires-at");
+    let expires_at = jitgate_tests::ms(&g["expires-at"]);
     wait_state(&s, &id, "active");
     session(&c, &login, &password).expect("connects while active");
     s.kill();
@@ -149,21 +149,19 @@ fn expires_at_is_the_decided_one_not_counted_from_read_back(b: Backend) {
     let (login, _) = credential(&g);
     let id = g["id"].as_str().expect("id").to_string();
     assert_eq!(g["state"], "provisioning", "{g}");
-    let decided = g["expires-at"].as_i64().expect("expires-at");
-    let issued = g["issued-at"].as_i64().expect("issued-at");
+    let decided = jitgate_tests::ms(&g["expires-at"]);
+    let issued = jitgate_tests::ms(&g["issued-at"]);
     assert_eq!(decided - issued, 600_000, "{g}");
     // The target is unreachable for a while (applies fail and are
     // retried); then it answers.
     std::thread::sleep(Duration::from_millis(1500));
     proxy.up();
     let active = wait_state(&s, &id, "active");
-    let applied = active["provisioning"]["applied-at"]
-        .as_i64()
-        .expect("applied-at");
+    let applied = jitgate_tests::ms(&active["provisioning"]["applied-at"]);
     assert!(applied > issued + 1000, "the target was down: {active}");
     assert_eq!(
-        active["expires-at"].as_i64(),
-        Some(decided),
+        jitgate_tests::ms(&active["expires-at"]),
+        decided,
         "moved at read-back: {active}"
     );
     let until = query(
@@ -198,9 +196,13 @@ fn a_grant_still_provisioning_at_its_expiry_expires_without_activating(b: Backen
     let g = request(&s, "never", "dave", 3);
     let (login, password) = credential(&g);
     let id = g["id"].as_str().expect("id").to_string();
-    let decided = g["expires-at"].as_i64().expect("expires-at");
+    let decided = jitgate_tests::ms(&g["expires-at"]);
     let ending = wait_state(&s, &id, "deprovisioning");
-    assert_eq!(ending["expires-at"].as_i64(), Some(decided), "{ending}");
+    assert_eq!(
+        jitgate_tests::ms(&ending["expires-at"]),
+        decided,
+        "{ending}"
+    );
     proxy.up();
     let ended = wait_state(&s, &id, "expired");
     assert!(ended["provisioning"]["applied-at"].is_null(), "{ended}");
