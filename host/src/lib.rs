@@ -70,6 +70,8 @@ pub mod api;
 #[cfg(feature = "server")]
 pub mod config;
 #[cfg(feature = "server")]
+pub mod console;
+#[cfg(feature = "server")]
 pub mod identity;
 #[cfg(feature = "server")]
 pub mod notify;

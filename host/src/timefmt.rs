@@ -79,6 +79,15 @@ pub fn parse_ms(s: &str) -> Option<i64> {
     i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// The Unix milliseconds of any RFC 3339 time (`2026-12-06T09:00:00Z`,
+/// `2026-12-06T10:00:00+01:00`), as people type them in forms and
+/// command lines; `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .ok()?;
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,8 @@ macro_rules! both_stores {
 mod audit;
 mod cli;
 mod clients;
+mod console;
+mod console_http;
 mod crash;
 mod embedding;
 mod examples;

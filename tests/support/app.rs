@@ -112,6 +112,41 @@ impl App {
         })
     }
 
+    /// Send one request with raw headers and body, answering the status,
+    /// every response header (lower-case names) and the body: for the
+    /// console's HTML pages, forms and cookies.
+    pub fn send_full(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> FullResponse {
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Body::from(body.to_vec())).expect("request");
+        let router = self.router.clone();
+        self.rt.block_on(async move {
+            let resp = router.oneshot(req).await.expect("infallible");
+            let status = resp.status().as_u16();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap_or_default();
+            FullResponse {
+                status,
+                headers,
+                body: String::from_utf8_lossy(&bytes).into_owned(),
+            }
+        })
+    }
+
     /// Make the registry hold `body`'s ticket facts (a signed `generic`
     /// event); returns the body as a requester sends it
     /// ([`crate::tickets::as_requester`], ticket named by id).
@@ -137,5 +172,42 @@ impl App {
     /// POST `body` as JSON to `path`.
     pub fn post(&self, path: &str, token: Option<&str>, body: &serde_json::Value) -> Response {
         self.send("POST", path, token, Some(body.to_string().as_bytes()))
+    }
+}
+
+/// An answer with its headers ([`App::send_full`]).
+#[derive(Debug)]
+pub struct FullResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Every header, lower-case name first, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub body: String,
+}
+
+impl FullResponse {
+    /// Every value of header `name`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// The first value of header `name`, or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.all(name).first().copied().unwrap_or("")
+    }
+
+    /// The value a `Set-Cookie` header gives cookie `name`, if any.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.all("set-cookie")
+            .into_iter()
+            .filter_map(|c| c.split(';').next())
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
     }
 }

@@ -121,6 +121,7 @@ pub fn task_request(task: &str) -> jitgate::Request {
 }
 
 pub mod app;
+pub mod browser;
 pub mod http;
 pub mod metrics;
 pub mod pg;

@@ -253,6 +253,10 @@ impl Server {
             ready: Default::default(),
             auth_guard: Arc::new(AuthGuard::new(config.auth_limits())),
             identities,
+            console: Arc::new(crate::console::Console::new(
+                crate::console::DEFAULT_SESSION_MINUTES,
+                false,
+            )),
         });
         Ok(Server {
             state,

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use sha2::Digest as _;
 use std::sync::Arc;
 
 use super::{ApiError, AppState, bearer, body_bytes, principal_of, refuse, refuse_because, server};
@@ -46,6 +47,34 @@ impl FromRequestParts<Arc<AppState>> for Principal {
             _ => Err(refuse(state, peer, token.is_some(), &route)),
         }
     }
+}
+
+/// The principal a token names (a configured API token, or an identity
+/// provider's JWT), or why not. The console's sign-in goes through here:
+/// a failure is counted, audited and rate-limited per address exactly like
+/// a refused bearer token, so the form is no way around the API's limits.
+pub(crate) async fn principal_for_token(
+    state: &Arc<AppState>,
+    token: &str,
+) -> Result<Principal, String> {
+    const ROUTE: &str = "/console/sign-in";
+    let digest = hex::encode(sha2::Sha256::digest(token.as_bytes()));
+    if let Some(p) = state.principals.get(&digest) {
+        return Ok(p.clone());
+    }
+    let peer = server::peer().map(|a| a.ip());
+    let refusal = |why: &'static str, message: String| {
+        refuse_because(state, peer, why, message, ROUTE).message
+    };
+    if token.is_empty() {
+        return Err(refusal("no bearer token", "no token given".into()));
+    }
+    if !state.identities.is_empty() && IdentityProviders::looks_like_jwt(token) {
+        return identity_principal(state, token.to_string())
+            .await
+            .map_err(|m| refusal("identity token refused", m));
+    }
+    Err(refusal("unknown token", "unknown token".into()))
 }
 
 /// The principal an identity-provider JWT proves, or the 401 message. A

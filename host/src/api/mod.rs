@@ -16,6 +16,7 @@ pub mod openapi;
 pub(crate) mod server;
 
 pub use app::{Running, Server, ServerError};
+pub(crate) use extract::principal_for_token;
 use extract::{JsonBody, JsonValue, OptionalJsonBody, QueryOf};
 pub use guard::AuthLimits;
 pub use server::HttpLimits;
@@ -60,6 +61,8 @@ pub struct AppState {
     pub auth_guard: Arc<guard::AuthGuard>,
     /// `[[identity-providers]]`: bearer JWTs of people.
     pub identities: Arc<crate::identity::IdentityProviders>,
+    /// The web console's sessions and settings.
+    pub console: Arc<crate::console::Console>,
 }
 
 /// An API error.
@@ -181,6 +184,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
 pub fn router(state: Arc<AppState>) -> Router {
     let (documented, _) = routes().split_for_parts();
     documented
+        .merge(crate::console::router())
         .route("/v1/grants/{id}/{action}", post(unknown_action))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))

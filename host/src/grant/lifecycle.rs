@@ -453,6 +453,35 @@ impl Grant {
 
     /// Separation of duties, then group membership. `me`: every name the
     /// actor is known by, normalised ([`names_of`]).
+    /// Why `actor` (known also as `also_known_as`, in `groups`) could not
+    /// approve this grant now, or `None` when an approval would count:
+    /// the same checks [`GrantEvent::Approve`] makes, without applying
+    /// anything (the console says why before anyone clicks).
+    pub fn approval_blocker(
+        &self,
+        actor: &str,
+        also_known_as: &[String],
+        groups: &[String],
+    ) -> Option<String> {
+        if self.state != GrantState::Pending {
+            return Some(format!("the grant is {}, not pending", self.state.as_str()));
+        }
+        if self.quarantined.is_some() {
+            return Some("the grant is quarantined and can never be approved".into());
+        }
+        let me = names_of(actor, also_known_as);
+        if let Err(e) = self.eligible_approver(actor, &me, groups) {
+            return Some(match e {
+                IllegalTransition::NotEligible(why) => why,
+                other => other.to_string(),
+            });
+        }
+        self.approvals
+            .iter()
+            .any(|a| me.contains(&identity_key(&a.approver)))
+            .then(|| format!("{actor} has already approved this grant"))
+    }
+
     fn eligible_approver(
         &self,
         actor: &str,

@@ -55,6 +55,17 @@ pub enum TicketState {
 }
 
 impl TicketState {
+    /// The state's name as requests and fixtures spell it (`in-progress`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Open => "open",
+            TicketState::InProgress => "in-progress",
+            TicketState::OnHold => "on-hold",
+            TicketState::Resolved => "resolved",
+            TicketState::Closed => "closed",
+        }
+    }
+
     /// `resolved` or `closed`.
     pub fn is_finished(self) -> bool {
         matches!(self, TicketState::Resolved | TicketState::Closed)

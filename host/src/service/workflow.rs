@@ -39,6 +39,20 @@ impl Service {
         Ok(self.store.grants(&filter)?)
     }
 
+    /// Why `actor` could not approve `g` now (not an approver, own
+    /// request, in none of the groups, already approved, not pending), or
+    /// `None`: what [`Service::approve`] would refuse, asked beforehand.
+    pub fn approval_blocker(&self, actor: &Principal, g: &Grant) -> Option<String> {
+        if actor.require_any(&[Role::Approver]).is_err() {
+            return Some(format!("{} does not have the approver role", actor.name));
+        }
+        g.approval_blocker(
+            &actor.name,
+            &self.config.identity_aliases.others(&actor.name),
+            &actor.groups,
+        )
+    }
+
     /// Approve a pending grant.
     pub fn approve(&self, actor: &Principal, id: &str) -> Result<Grant, ServiceError> {
         actor.require_any(&[Role::Approver])?;

@@ -168,6 +168,8 @@ pub struct TicketSource {
     pub priorities: BTreeMap<String, u8>,
     /// Webhook authentication.
     pub auth: WebhookAuth,
+    /// The system's web root (`base-url`), for links to its tickets.
+    pub base_url: Option<String>,
     pub(crate) secret: Vec<u8>,
 }
 
@@ -418,6 +420,7 @@ impl TicketSourceConfig {
             states,
             priorities,
             auth,
+            base_url: self.base_url.clone(),
             secret,
         })
     }
@@ -444,6 +447,22 @@ pub fn check_sources(sources: &[TicketSourceConfig]) -> Result<(), String> {
 pub const MIN_SECRET_BYTES: usize = 16;
 
 impl TicketSource {
+    /// Where a person opens ticket `id` in its system (`base-url` set),
+    /// the id percent-encoded: it came from a request or a webhook.
+    pub fn browse_url(&self, id: &str) -> Option<String> {
+        let base = self.base_url.as_deref()?.trim_end_matches('/');
+        let id: String =
+            percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).collect();
+        Some(match self.kind {
+            TicketSourceKind::Jira => format!("{base}/browse/{id}"),
+            TicketSourceKind::Servicenow => {
+                format!("{base}/nav_to.do?uri=incident.do%3Fsysparm_query%3Dnumber%3D{id}")
+            }
+            TicketSourceKind::Zendesk => format!("{base}/agent/tickets/{id}"),
+            TicketSourceKind::Generic => format!("{base}/{id}"),
+        })
+    }
+
     /// The checked source `ticket-sources[index]` with its webhook secret.
     pub fn new(index: usize, cfg: &TicketSourceConfig, secret: Vec<u8>) -> Result<Self, String> {
         if secret.len() < MIN_SECRET_BYTES {

@@ -1,0 +1,300 @@
+//! The console's HTTP surface in process (no browser): security headers,
+//! cookies, CSRF on sign-in and on every action, escaping of what
+//! requesters wrote, the server-side reason rule, roles, and the sign-in
+//! form as a way around the API's rate limit. Each attack is a test named
+//! after it.
+
+use jitgate_tests::app::{App, FullResponse};
+use jitgate_tests::server::{Backend, body};
+use serde_json::{Value, json};
+
+const HOST: &str = "127.0.0.1:8080";
+
+fn app() -> App {
+    App::new(Backend::Sqlite, "[limits]\nauth-failure-burst = 3\n")
+}
+
+fn get(app: &App, path: &str, cookie: &str) -> FullResponse {
+    app.send_full("GET", path, &[("cookie", cookie), ("host", HOST)], b"")
+}
+
+fn post_form(
+    app: &App,
+    path: &str,
+    cookie: &str,
+    origin: Option<&str>,
+    form: &str,
+) -> FullResponse {
+    let mut h = vec![
+        ("cookie", cookie),
+        ("host", HOST),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    if let Some(o) = origin {
+        h.push(("origin", o));
+    }
+    app.send_full("POST", path, &h, form.as_bytes())
+}
+
+fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Sign `token`'s holder in through the form; the session cookie header
+/// and the session's CSRF token (read from a page's form).
+fn sign_in(app: &App, token: &str) -> (String, String) {
+    let form = get(app, "/console/sign-in", "");
+    assert_eq!(form.status, 200, "{}", form.body);
+    let nonce = form.cookie("jitgate_sign_in").expect("sign-in cookie");
+    let r = post_form(
+        app,
+        "/console/sign-in",
+        &format!("jitgate_sign_in={nonce}"),
+        Some(&format!("http://{HOST}")),
+        &format!("csrf={nonce}&token={}", enc(token)),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let session = r.cookie("jitgate_session").expect("session cookie");
+    let cookie = format!("jitgate_session={session}");
+    let page = get(app, "/console/requests", &cookie);
+    let csrf = page
+        .body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a form with the CSRF token")
+        .to_string();
+    (cookie, csrf)
+}
+
+fn pending(app: &App, id: &str, justification: &str) -> String {
+    let mut b = body(id, "alice", "saas-admin", 1800);
+    b["justification"] = json!(justification);
+    let r = app.post("/v1/requests", Some("t-pipe"), &b);
+    let g: Value = r.json();
+    assert_eq!(g["state"], "pending", "{g}");
+    g["id"].as_str().unwrap_or_default().to_string()
+}
+
+fn state(app: &App, id: &str) -> Value {
+    app.get(&format!("/v1/grants/{id}"), Some("t-admin")).json()["state"].clone()
+}
+
+#[test]
+fn every_console_answer_forbids_inline_script_framing_and_sniffing() {
+    let app = app();
+    let (cookie, _) = sign_in(&app, "t-bob");
+    for path in [
+        "/console/sign-in",
+        "/console/approvals",
+        "/console/requests",
+        "/console/assets/console.js",
+    ] {
+        let r = get(&app, path, &cookie);
+        let csp = r.header("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
+        assert!(
+            !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+            "{path}: {csp}"
+        );
+        assert_eq!(r.header("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
+        assert!(!r.body.contains("<script>"), "{path} has an inline script");
+        assert!(!r.body.contains(" style=\""), "{path} has an inline style");
+    }
+}
+
+#[test]
+fn the_session_cookie_is_http_only_and_same_site_strict() {
+    let app = app();
+    let form = get(&app, "/console/sign-in", "");
+    let nonce = form.cookie("jitgate_sign_in").expect("nonce");
+    let r = post_form(
+        &app,
+        "/console/sign-in",
+        &format!("jitgate_sign_in={nonce}"),
+        None,
+        &format!("csrf={nonce}&token=t-bob"),
+    );
+    assert_eq!((r.status, r.header("location")), (303, "/console/"));
+    let set = r
+        .all("set-cookie")
+        .into_iter()
+        .find(|c| c.starts_with("jitgate_session="))
+        .expect("session cookie")
+        .to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP: a Secure cookie would never come back"
+    );
+    let home = get(&app, "/console/", set.split(';').next().unwrap_or(""));
+    assert_eq!(home.header("location"), "/console/approvals");
+}
+
+#[test]
+fn login_csrf_a_sign_in_post_without_its_form_cookie_is_refused() {
+    let app = app();
+    let r = post_form(
+        &app,
+        "/console/sign-in",
+        "",
+        None,
+        "csrf=attacker&token=t-bob",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.cookie("jitgate_session").is_none());
+}
+
+#[test]
+fn token_guessing_through_the_sign_in_form_is_rate_limited() {
+    let app = app();
+    let mut last = String::new();
+    for i in 0..6 {
+        let form = get(&app, "/console/sign-in", "");
+        let nonce = form.cookie("jitgate_sign_in").expect("nonce");
+        let r = post_form(
+            &app,
+            "/console/sign-in",
+            &format!("jitgate_sign_in={nonce}"),
+            None,
+            &format!("csrf={nonce}&token=guess-{i}"),
+        );
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert!(r.cookie("jitgate_session").is_none());
+        last = r.body;
+    }
+    assert!(last.contains("too many failed authentications"), "{last}");
+}
+
+#[test]
+fn a_forged_approval_with_a_wrong_csrf_token_is_refused_even_from_the_same_origin() {
+    let app = app();
+    let id = pending(&app, "f1", "restore the deleted finance share");
+    let (cookie, csrf) = sign_in(&app, "t-bob");
+    let same = format!("http://{HOST}");
+    for form in ["", "csrf=", "csrf=0000", &format!("csrf={csrf}x")] {
+        let r = post_form(
+            &app,
+            &format!("/console/grants/{id}/approve"),
+            &cookie,
+            Some(&same),
+            form,
+        );
+        assert_eq!(r.status, 403, "{form}: {}", r.body);
+    }
+    let r = post_form(
+        &app,
+        &format!("/console/grants/{id}/approve"),
+        &cookie,
+        Some("http://evil.example"),
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(r.status, 403, "another origin with the right token");
+    assert_eq!(state(&app, &id), "pending");
+    let r = post_form(
+        &app,
+        &format!("/console/grants/{id}/approve"),
+        &cookie,
+        Some(&same),
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, "/console/approvals")
+    );
+    assert_eq!(state(&app, &id), "active");
+}
+
+#[test]
+fn script_in_a_justification_is_shown_as_text() {
+    let app = app();
+    let evil = "<script>alert(1)</script><img src=x onerror=alert(2)> restore the share";
+    let id = pending(&app, "x1", evil);
+    let (cookie, _) = sign_in(&app, "t-bob");
+    let page = get(&app, "/console/approvals", &cookie);
+    assert!(page.body.contains(&format!("grant-{id}")), "{}", page.body);
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(!page.body.contains("<img src=x"), "{}", page.body);
+    assert!(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+}
+
+#[test]
+fn a_rejection_without_a_ten_character_reason_is_refused_by_the_server() {
+    let app = app();
+    let id = pending(&app, "r1", "restore the deleted finance share");
+    let (cookie, csrf) = sign_in(&app, "t-bob");
+    let path = format!("/console/grants/{id}/reject");
+    let r = post_form(
+        &app,
+        &path,
+        &cookie,
+        None,
+        &format!("csrf={csrf}&reason=too+short"),
+    );
+    assert_eq!(r.status, 303);
+    let page = get(&app, "/console/approvals", &cookie);
+    assert!(
+        page.body.contains("at least 10 characters"),
+        "{}",
+        page.body
+    );
+    assert_eq!(state(&app, &id), "pending");
+    let r = post_form(
+        &app,
+        &path,
+        &cookie,
+        None,
+        &format!("csrf={csrf}&reason={}", enc("ticket does not need it")),
+    );
+    assert_eq!(r.status, 303);
+    assert_eq!(state(&app, &id), "rejected");
+}
+
+#[test]
+fn pages_need_a_session_and_the_right_role() {
+    let app = app();
+    for path in [
+        "/console/approvals",
+        "/console/requests",
+        "/console/audit",
+        "/console/admin",
+    ] {
+        let r = get(&app, path, "jitgate_session=forged");
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, "/console/sign-in"),
+            "{path}"
+        );
+    }
+    let (alice, _) = sign_in(&app, "t-alice");
+    for path in ["/console/admin", "/console/audit", "/console/reviews"] {
+        let r = get(&app, path, &alice);
+        assert_eq!(r.status, 403, "{path}: {}", r.body);
+    }
+    let id = pending(&app, "e1", "restore the deleted finance share");
+    let r = get(&app, &format!("/console/grants/{id}"), &alice);
+    assert_eq!(r.status, 403, "a requester reads no evidence");
+    // Sign-out ends the session server-side.
+    let (bob, csrf) = sign_in(&app, "t-bob");
+    let r = post_form(
+        &app,
+        "/console/sign-out",
+        &bob,
+        None,
+        &format!("csrf={csrf}"),
+    );
+    assert_eq!(r.status, 303);
+    let r = get(&app, "/console/approvals", &bob);
+    assert_eq!(r.header("location"), "/console/sign-in");
+}
