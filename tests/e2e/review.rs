@@ -763,3 +763,76 @@ both_stores!(
     an_edited_audit_record_makes_the_report_say_broken,
     csv_formula_injection_and_terminal_escapes_from_a_requester_are_inert,
 );
+
+/// The figure in docs/review.md: a report over a store holding 10,000
+/// grants of four records each (request, activation, approval, end), read
+/// and verified whole. Ignored: it measures, it does not judge (run it with
+/// `--ignored --nocapture`).
+#[test]
+#[ignore]
+fn access_review_of_ten_thousand_grants_timing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = dir.path().join("jitgate.db").display().to_string();
+    let store = jitgate::store::open(&url).expect("open");
+    let request = json!({"id": "r", "subject": {"id": "alice", "kind": "human", "roles": ["helpdesk"], "groups": ["oncall"]},
+        "task": "file-recovery", "resource": "fileserver-01", "entitlement": "operator",
+        "justification": "restore the deleted finance share for the incident", "requested-ttl": 600, "now": 1,
+        "ticket": {"id": "INC-1", "state": "open", "priority": 3, "opened-at": 1}});
+    let decision = json!({"outcome": "require-approval", "ttl": 600, "policies": [
+        {"name": "baseline", "verdict": "not-applicable", "digest": "sha256:00", "version": "1", "fuel": 1, "micros": 1},
+        {"name": "incident-triage", "verdict": "require-approval", "reason": "ticket INC-1 is a priority 3 incident, so a member of incident-commanders must approve triage access", "digest": "sha256:00", "version": "1", "fuel": 1, "micros": 1}]});
+    let mut drafts = Vec::new();
+    for i in 0..10_000i64 {
+        let (g, at) = (format!("g-{i:06}"), T0 + i * 1000);
+        drafts.push(AuditDraft::new(at, "request", "pipeline", json!({"request": request, "decision": decision, "ticket-facts": {"ticket": "INC-1", "known": true, "source": "generic"}})).grant(&g).request("r"));
+        drafts.push(
+            AuditDraft::new(
+                at + 10,
+                "approval",
+                "bob",
+                json!({"approver": "bob", "groups": ["incident-commanders"], "at": at + 10}),
+            )
+            .grant(&g),
+        );
+        drafts.push(AuditDraft::new(at + 10, "transition", "bob", json!({"from": "pending", "to": "active", "reason": "granted", "expires-at": at + 600_010})).grant(&g));
+        drafts.push(AuditDraft::new(at + 600_010, "transition", "scheduler", json!({"from": "active", "to": "expired", "reason": "expired", "expires-at": at + 600_010})).grant(&g));
+    }
+    for chunk in drafts.chunks(5000) {
+        store.append_audit(chunk.to_vec()).expect("append");
+    }
+    let until = T0 + 20_000_000;
+    let t = std::time::Instant::now();
+    let v = jitgate::audit::verify_store(store.as_ref(), Default::default(), &mut |_| {})
+        .expect("verify");
+    eprintln!(
+        "audit verify alone: {} records {:?}",
+        v.checked,
+        t.elapsed()
+    );
+    let t = std::time::Instant::now();
+    let mut n = 0;
+    let mut after = 0;
+    loop {
+        let page = store.audit_page(after, 1000).expect("page");
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        n += page.len();
+    }
+    eprintln!("reading the pages alone: {n} records {:?}", t.elapsed());
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let r = jitgate::review::read(store.as_ref(), T0, until).expect("report");
+        let read = t.elapsed();
+        let t = std::time::Instant::now();
+        let csv = r.to_csv();
+        eprintln!(
+            "access review: {} records, {} states: read+verify+build {:?}, CSV {:?} ({} bytes)",
+            r.chain.records_read,
+            r.rows.len(),
+            read,
+            t.elapsed(),
+            csv.len()
+        );
+        assert_eq!(r.rows.len(), 10_000);
+    }
+}
