@@ -92,6 +92,9 @@ impl Builder {
             return;
         }
         let data = &r.draft.data;
+        let edited = faults
+            .iter()
+            .any(|f| matches!(f, ChainError::Edited { .. }));
         if r.draft.kind == audit::kind::TICKET_EVENT {
             for id in data
                 .get("revoked")
@@ -100,7 +103,8 @@ impl Builder {
                 .flatten()
                 .filter_map(Value::as_str)
             {
-                if self.grants.contains_key(id) {
+                if let Some(e) = self.grants.get_mut(id) {
+                    e.intact &= !edited;
                     self.ticket_ends.insert(id.to_string(), r.draft.at);
                 }
             }
@@ -112,9 +116,6 @@ impl Builder {
         if self.settled.contains(id) {
             return;
         }
-        let edited = faults
-            .iter()
-            .any(|f| matches!(f, ChainError::Edited { .. }));
         match r.draft.kind.as_str() {
             audit::kind::REQUEST => {
                 let Some(req) = requested(r) else {

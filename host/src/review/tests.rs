@@ -554,3 +554,52 @@ fn durations_read_as_words() {
     assert_eq!(duration(10 * MIN + 2500), "10m 2.5s");
     assert_eq!(duration(2 * 60 * MIN + 3 * MIN + 4010), "2h 3m 4.01s");
 }
+
+/// A provisioned entitlement: elevated from the grant (provisioning)
+/// until its removal reads back; ended as the deprovisioning record said,
+/// by whom it said; the lag runs from the expiry to the removal.
+#[test]
+fn a_provisioned_grant_lasts_until_its_removal_reads_back() {
+    let mut log = Log::default();
+    let mut g = grant("p", "alice", "file-recovery", 600, Outcome::Allow);
+    g.provisioning = Some(crate::grant::Provisioning {
+        provisioner: "ldap".into(),
+        target: "cn=ops".into(),
+        login: None,
+        verifier: None,
+        ending_as: None,
+        applied_at: None,
+        removed_at: None,
+        last_error: None,
+    });
+    log.request(&mut g, SINCE, allow("file-recovery"), None);
+    log.apply(&mut g, GrantEvent::Applied, "dispatcher", SINCE + 1000);
+    let due = SINCE + 10 * MIN;
+    log.apply(
+        &mut g,
+        GrantEvent::Expire { due_by: due },
+        "scheduler",
+        due + 100,
+    );
+    log.apply(&mut g, GrantEvent::Removed, "dispatcher", due + 4000);
+    let r = review(&log);
+    assert_eq!(r.rows.len(), 1);
+    let row = &r.rows[0];
+    assert_eq!(
+        (
+            row.activated_at,
+            row.ended_at,
+            row.end,
+            row.revocation_lag_ms
+        ),
+        (SINCE, Some(due + 4000), End::Expired, Some(4000))
+    );
+    assert_eq!(
+        (row.ended_by.as_deref(), row.end_reason.as_deref()),
+        (Some("scheduler"), Some("expired"))
+    );
+    // Between the end and the removal it is still elevated.
+    let r = AccessReview::from_records(&log.records, SINCE, due + 2000).expect("report");
+    assert_eq!(r.rows[0].end, End::StillActive);
+    assert_eq!(r.rows[0].duration_ms, 10 * MIN + 2000);
+}
