@@ -7,6 +7,9 @@
 //! `--csv`, `--json`), every field and total asserted; an edited record
 //! makes every form say broken (and the command exit 1); hostile strings
 //! in CSV and text.
+//!
+//! One file past 500 lines: one known day, asserted whole in each of its
+//! forms (library, HTTP, command), and the attacks on those same forms.
 
 use jitgate::audit::AuditDraft;
 use jitgate::service::ManualClock;

@@ -1,6 +1,8 @@
 //! The builder over chains made by the real lifecycle ([`Grant::apply`]):
 //! a known answer, the window's edges, statistics, an edited record, and
 //! hostile strings in CSV and text.
+//!
+//! One file past 500 lines: one scenario chain and every rule read off it.
 
 use serde_json::{Value, json};
 
