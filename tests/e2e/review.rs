@@ -569,6 +569,8 @@ fn known_day_is_reported_alike_by_library_http_and_cli(b: Backend) {
     for token in ["t-alice", "t-bob", "t-pipe"] {
         let r = d.app.get(&path, Some(token));
         assert_eq!(r.status, 403, "{token}: {}", r.body);
+        let r = d.app.get(&format!("{path}&format=xlsx"), Some(token));
+        assert_eq!(r.status, 403, "{token}, bad format: {}", r.body);
     }
     for (query, field) in [
         (format!("until={UNTIL}"), "since"),

@@ -921,6 +921,8 @@ async fn access_review(
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => {
+            // A caller without the role learns only that (403, audited).
+            who.require_any(&[crate::service::Role::Auditor, crate::service::Role::Admin])?;
             return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "bad-request",
