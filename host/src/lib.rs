@@ -61,6 +61,8 @@ pub mod provision;
 #[cfg(feature = "service")]
 pub mod replay;
 #[cfg(feature = "service")]
+pub mod review;
+#[cfg(feature = "service")]
 pub mod service;
 #[cfg(feature = "service")]
 pub mod store;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::{
-    audit, bench, build, dev_idp, eval, inspect, keygen, new, replay, serve, sign, test, verify,
+    audit, bench, build, dev_idp, eval, inspect, keygen, new, replay, report, serve, sign, test,
+    verify,
 };
 
 #[derive(Parser)]
@@ -37,6 +38,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Re-decide recorded requests and dry runs against a candidate policy set; report what changes.
     Replay(replay::ReplayArgs),
+    /// Access review: every elevated state in a window and why, with totals by task, from the audit chain (exit 1 when it is broken).
+    Report(report::ReportArgs),
     /// Make an Ed25519 key pair (signs policy sets, audit checkpoints); refuses to overwrite.
     Keygen(keygen::KeygenArgs),
     /// Sign a folder of policy modules (writes policy-set.json and policy-set.sig).
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
         }
         Command::Audit(args) => audit::run(args),
         Command::Replay(args) => replay::run(args, config),
+        Command::Report(args) => report::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),

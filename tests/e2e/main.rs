@@ -32,6 +32,7 @@ mod props;
 mod provisioning;
 mod replay;
 mod replicas;
+mod review;
 mod router;
 mod service;
 mod signing;

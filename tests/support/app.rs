@@ -34,6 +34,32 @@ impl App {
     /// its policy folder first, e.g. signing it); `guard` keeps its files
     /// and database alive.
     pub fn from_file(cfg: &Path, guard: Guard) -> App {
+        App::from_file_with_clock(
+            cfg,
+            guard,
+            std::sync::Arc::new(jitgate::service::SystemClock),
+        )
+    }
+
+    /// A server on a fresh store of `backend` whose service reads the time
+    /// from `clock` (a `ManualClock`: every recorded time known).
+    pub fn with_clock(
+        backend: Backend,
+        extra: &str,
+        clock: std::sync::Arc<dyn jitgate::service::Clock>,
+    ) -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = TestStore::new(backend, dir.path());
+        let cfg = write_config_with(dir.path(), &store.url, extra);
+        App::from_file_with_clock(&cfg, (dir, store), clock)
+    }
+
+    /// [`App::from_file`] with the service reading the time from `clock`.
+    pub fn from_file_with_clock(
+        cfg: &Path,
+        guard: Guard,
+        clock: std::sync::Arc<dyn jitgate::service::Clock>,
+    ) -> App {
         let config = jitgate::config::Config::load(cfg).expect("config");
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -42,10 +68,11 @@ impl App {
             .expect("runtime");
         // Built outside the runtime, as `jitgate serve` does: opening a
         // store blocks (the PostgreSQL store drives its own runtime).
-        let server = jitgate::api::Server::from_config_with_env(
+        let server = jitgate::api::Server::from_config_with_clock(
             config,
             Some(cfg.into()),
             &crate::tickets::env,
+            clock,
         )
         .expect("server");
         let router = server.router();

@@ -124,6 +124,18 @@ impl Server {
         file: Option<PathBuf>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Server, ServerError> {
+        Self::from_config_with_clock(config, file, env, Arc::new(crate::service::SystemClock))
+    }
+
+    /// [`Server::from_config_with_env`] whose service reads the time from
+    /// `clock` (a [`crate::service::ManualClock`] in tests: deadlines,
+    /// expiries, approvals and ticket signatures at known times).
+    pub fn from_config_with_clock(
+        config: Config,
+        file: Option<PathBuf>,
+        env: &dyn Fn(&str) -> Option<String>,
+        clock: Arc<dyn crate::service::Clock>,
+    ) -> Result<Server, ServerError> {
         let mut principals = config.principals();
         let mut bootstrap_token = None;
         if principals.is_empty() {
@@ -187,7 +199,7 @@ impl Server {
         let pulls = pull_targets(&config, env)?;
         let outbound =
             crate::outbound::Outbound::new(None).map_err(|e| config_error("ticket-sources", e))?;
-        let mut service = Service::new(engine, store, config.service_config())
+        let mut service = Service::with_clock(engine, store, config.service_config(), clock)
             .with_policy_source(source)
             .with_ticket_sources(sources)
             .with_trusted_context(config.trusted_context())

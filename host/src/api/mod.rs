@@ -172,6 +172,7 @@ pub(crate) fn routes() -> OpenApiRouter<Arc<AppState>> {
         .routes(routes!(ticket_source_event))
         .routes(routes!(audit_page))
         .routes(routes!(audit_verify))
+        .routes(routes!(access_review))
         .routes(routes!(policies))
         .routes(routes!(reload_policies))
         .routes(routes!(rollback_policies))
@@ -885,6 +886,72 @@ async fn audit_verify(State(s): State<Arc<AppState>>, who: Principal) -> ApiResu
         body["error"] = json!(first.to_string());
     }
     Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct AccessReviewQuery {
+    /// Start of the window, inclusive (RFC 3339).
+    since: Option<String>,
+    /// End of the window, exclusive (RFC 3339).
+    until: Option<String>,
+    /// `json` (the default) or `csv` (states, totals by task, chain; cells
+    /// made safe for spreadsheets and terminals).
+    format: Option<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/reports/access-review",
+    tag = "audit",
+    description = "Access review: every elevated state in `[since, until)` and why (subject, task, resource, ticket, justification, the policies' verdicts, approvers, activation, duration, how it ended, revocation lag), totals by task, and whether the audit chain verified; built from the chain, read whole. Roles: auditor, admin.",
+    params(AccessReviewQuery),
+    responses(
+        (status = 200, description = "The report (a broken chain is reported in `chain`, not as an error)",
+            content((crate::review::AccessReview = "application/json"), (String = "text/csv"))),
+        (status = 400, description = "`since` or `until` missing, not RFC 3339, or not in order; `format` not `json` or `csv` (`bad-request`, field named)", body = ErrorBody),
+        (status = 403, description = "`forbidden`: not an auditor or admin (audited)", body = ErrorBody),
+        AuthErrors
+    ),
+    extensions(("x-jitgate-roles" = json!(["auditor", "admin"])))
+)]
+async fn access_review(
+    State(s): State<Arc<AppState>>,
+    who: Principal,
+    QueryOf(q): QueryOf<AccessReviewQuery>,
+) -> ApiResult {
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => {
+            // A caller without the role learns only that (403, audited).
+            who.require_any(&[crate::service::Role::Auditor, crate::service::Role::Admin])?;
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "must be `json` or `csv`",
+            )
+            .field("format"));
+        }
+    };
+    let svc = s.service.clone();
+    let report =
+        blocking(move || svc.access_review(&who, q.since.as_deref(), q.until.as_deref())).await?;
+    if csv {
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"access-review.csv\"",
+                ),
+            ],
+            report.to_csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
 }
 
 #[utoipa::path(

@@ -479,6 +479,19 @@ pub fn verify_store(
     anchors: Anchors,
     on_bad: &mut dyn FnMut(&ChainError),
 ) -> Result<Report, StoreError> {
+    walk_store(store, anchors, &mut |_, _| {}, on_bad)
+}
+
+/// [`verify_store`] that also hands every record, in chain order, to
+/// `each` with its faults (empty when sound): a reader that builds
+/// something from the chain (`jitgate report`, [`crate::review`]) verifies
+/// it on the same walk, with the same checks.
+pub fn walk_store(
+    store: &dyn Store,
+    anchors: Anchors,
+    each: &mut dyn FnMut(&AuditRecord, &[ChainError]),
+    on_bad: &mut dyn FnMut(&ChainError),
+) -> Result<Report, StoreError> {
     let mut v = Verifier::with_anchors(anchors);
     let mut report = Report::default();
     let mut note = |e: ChainError, report: &mut Report| {
@@ -494,7 +507,9 @@ pub fn verify_store(
         let Some(last) = page.last() else { break };
         after = last.seq;
         for r in &page {
-            for e in v.check(r) {
+            let faults = v.check(r);
+            each(r, &faults);
+            for e in faults {
                 note(e, &mut report);
             }
         }

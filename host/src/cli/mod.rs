@@ -11,6 +11,7 @@ pub mod inspect;
 pub mod keygen;
 pub mod new;
 pub mod replay;
+pub mod report;
 pub mod serve;
 pub mod sign;
 pub mod test;

@@ -59,6 +59,28 @@ impl Service {
         Ok((g, records))
     }
 
+    /// The access review of `[since, until)` (auditor, admin): every
+    /// elevated state and why, totals by task, and whether the chain
+    /// verified ([`crate::review::read`]). `since` and `until` are RFC 3339;
+    /// a missing or bad one is refused naming it.
+    pub fn access_review(
+        &self,
+        actor: &Principal,
+        since: Option<&str>,
+        until: Option<&str>,
+    ) -> Result<crate::review::AccessReview, ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        let bound = |field: &'static str, v: Option<&str>| match v {
+            None => Err(ServiceError::BadRequest {
+                field: field.into(),
+                message: "required: an RFC 3339 time".into(),
+            }),
+            Some(v) => crate::review::parse_time(field, v).map_err(review_error),
+        };
+        let (since, until) = (bound("since", since)?, bound("until", until)?);
+        crate::review::read(self.store.as_ref(), since, until).map_err(review_error)
+    }
+
     /// Walk the whole audit chain, reporting every bad record.
     pub fn verify_audit(&self) -> Result<audit::Report, ServiceError> {
         Ok(audit::verify_store(
@@ -66,6 +88,16 @@ impl Service {
             audit::Anchors::new(),
             &mut |_| {},
         )?)
+    }
+}
+
+fn review_error(e: crate::review::ReviewError) -> ServiceError {
+    match e {
+        crate::review::ReviewError::Window { field, message } => ServiceError::BadRequest {
+            field: field.into(),
+            message,
+        },
+        crate::review::ReviewError::Store(e) => e.into(),
     }
 }
 

@@ -1,0 +1,413 @@
+//! The one pass over the chain: each record adds to what is known of its
+//! grant ([`Builder::push`]); [`Builder::build`] keeps the grants whose
+//! elevated state overlaps the window and totals them.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{
+    AccessReview, Approver, Chain, ChainState, Decided, End, PolicyPart, Row, TicketRef, Totals,
+};
+use crate::audit::{self, AuditRecord, ChainError};
+use crate::grant::Millis;
+
+/// What is known of one grant so far.
+#[derive(Default)]
+struct Entry {
+    request: Option<Requested>,
+    approvers: Vec<Approver>,
+    break_glass: bool,
+    activated_at: Option<Millis>,
+    expires_at: Option<Millis>,
+    ending: Option<(End, String, String)>,
+    ended_at: Option<Millis>,
+    intact: bool,
+}
+
+struct Requested {
+    request_id: Option<String>,
+    subject: String,
+    requested_by: String,
+    task: String,
+    resource: String,
+    entitlement: Option<String>,
+    ticket: Option<TicketRef>,
+    justification: String,
+    policies: Vec<PolicyPart>,
+    needed_approval: bool,
+}
+
+pub(super) struct Builder {
+    since: Millis,
+    until: Millis,
+    grants: BTreeMap<String, Entry>,
+    /// Grants ended by a ticket event, and when the event was recorded.
+    ticket_ends: BTreeMap<String, Millis>,
+    /// Grants already settled as outside the report (never active, or
+    /// ended by `since`): later records about them are ignored.
+    settled: BTreeSet<String>,
+    first_fault: Option<ChainError>,
+    faults: u64,
+}
+
+fn str_of(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_string)
+}
+
+fn end_of(state: &str) -> Option<End> {
+    Some(match state {
+        "expired" => End::Expired,
+        "released" => End::Released,
+        "revoked" => End::Revoked,
+        "failed" => End::Failed,
+        _ => return None,
+    })
+}
+
+impl Builder {
+    pub(super) fn new(since: Millis, until: Millis) -> Builder {
+        Builder {
+            since,
+            until,
+            grants: BTreeMap::new(),
+            ticket_ends: BTreeMap::new(),
+            settled: BTreeSet::new(),
+            first_fault: None,
+            faults: 0,
+        }
+    }
+
+    pub(super) fn fault(&mut self, f: &ChainError) {
+        self.faults += 1;
+        if self.first_fault.is_none() {
+            self.first_fault = Some(f.clone());
+        }
+    }
+
+    pub(super) fn push(&mut self, r: &AuditRecord, faults: &[ChainError]) {
+        for f in faults {
+            self.fault(f);
+        }
+        if r.draft.at >= self.until {
+            return;
+        }
+        let data = &r.draft.data;
+        let edited = faults
+            .iter()
+            .any(|f| matches!(f, ChainError::Edited { .. }));
+        if r.draft.kind == audit::kind::TICKET_EVENT {
+            for id in data
+                .get("revoked")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                if let Some(e) = self.grants.get_mut(id) {
+                    e.intact &= !edited;
+                    self.ticket_ends.insert(id.to_string(), r.draft.at);
+                }
+            }
+            return;
+        }
+        let Some(id) = r.draft.grant_id.as_deref() else {
+            return;
+        };
+        if self.settled.contains(id) {
+            return;
+        }
+        match r.draft.kind.as_str() {
+            audit::kind::REQUEST => {
+                let Some(req) = requested(r) else {
+                    // A denied request is no elevated state; an edited one
+                    // may have been something else.
+                    if edited {
+                        self.entry(id).intact = false;
+                    }
+                    return;
+                };
+                let e = self.entry(id);
+                e.request = Some(req);
+                e.intact &= !edited;
+            }
+            audit::kind::APPROVAL => {
+                let e = self.entry(id);
+                e.approvers.push(Approver {
+                    name: str_of(data, "approver").unwrap_or_else(|| r.draft.actor.clone()),
+                    at: r.draft.at,
+                });
+                e.intact &= !edited;
+            }
+            audit::kind::REVIEW if data.get("opened") == Some(&Value::Bool(true)) => {
+                let e = self.entry(id);
+                e.break_glass = true;
+                e.intact &= !edited;
+            }
+            audit::kind::TRANSITION => self.transition(id, r, edited),
+            _ => {}
+        }
+    }
+
+    fn entry(&mut self, id: &str) -> &mut Entry {
+        self.grants.entry(id.to_string()).or_insert_with(|| Entry {
+            intact: true,
+            ..Entry::default()
+        })
+    }
+
+    fn transition(&mut self, id: &str, r: &AuditRecord, edited: bool) {
+        let data = &r.draft.data;
+        let to = data.get("to").and_then(Value::as_str).unwrap_or("");
+        let at = r.draft.at;
+        let by = r.draft.actor.clone();
+        let why = str_of(data, "reason").unwrap_or_default();
+        let since = self.since;
+        let e = self.entry(id);
+        e.intact &= !edited;
+        match to {
+            "active" | "provisioning" => {
+                if e.activated_at.is_none() {
+                    e.activated_at = Some(at);
+                    e.expires_at = data.get("expires-at").and_then(Value::as_i64);
+                }
+                return;
+            }
+            "deprovisioning" => {
+                let ending = data
+                    .get("ending-as")
+                    .and_then(Value::as_str)
+                    .and_then(end_of)
+                    .unwrap_or(End::Revoked);
+                e.ending.get_or_insert((ending, by, why));
+                return;
+            }
+            _ => {}
+        }
+        let ended = end_of(to);
+        let settled = match (e.activated_at, ended) {
+            // Ended (or refused) before it was ever active: no elevated state.
+            (None, _) => !matches!(to, "pending" | ""),
+            (Some(_), Some(end)) => {
+                e.ended_at = Some(at);
+                e.ending.get_or_insert((end, by, why));
+                at <= since
+            }
+            (Some(_), None) => false,
+        };
+        if settled {
+            self.grants.remove(id);
+            self.ticket_ends.remove(id);
+            self.settled.insert(id.to_string());
+        }
+    }
+
+    pub(super) fn build(self, records_read: u64) -> AccessReview {
+        let Builder {
+            since,
+            until,
+            grants,
+            ticket_ends,
+            first_fault,
+            faults,
+            ..
+        } = self;
+        let mut rows: Vec<Row> = grants
+            .into_iter()
+            .filter_map(|(id, e)| {
+                let activated_at = e.activated_at?;
+                let ended = e.ended_at.filter(|t| *t > since);
+                if e.ended_at.is_some() && ended.is_none() {
+                    return None;
+                }
+                Some(row(
+                    id.clone(),
+                    e,
+                    activated_at,
+                    until,
+                    ticket_ends.get(&id),
+                ))
+            })
+            .collect();
+        rows.sort_by(|a, b| (a.activated_at, &a.grant_id).cmp(&(b.activated_at, &b.grant_id)));
+        let mut by_task: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+        for r in &rows {
+            by_task.entry(r.task.clone()).or_default().push(r);
+        }
+        let task_totals = by_task
+            .iter()
+            .map(|(task, rs)| (task.clone(), totals(rs)))
+            .collect();
+        let overall = totals(&rows.iter().collect::<Vec<_>>());
+        AccessReview {
+            since,
+            until,
+            rows,
+            totals: task_totals,
+            overall,
+            chain: Chain {
+                state: if faults == 0 {
+                    ChainState::Verified
+                } else {
+                    ChainState::Broken
+                },
+                first_bad_seq: first_fault.as_ref().map(ChainError::seq),
+                first_fault: first_fault.map(|f| f.to_string()),
+                faults,
+                records_read,
+            },
+        }
+    }
+}
+
+/// What a request record says of a grant that was not denied.
+fn requested(r: &AuditRecord) -> Option<Requested> {
+    let data = &r.draft.data;
+    let decision = data.get("decision")?;
+    let outcome = decision.get("outcome").and_then(Value::as_str)?;
+    if outcome != "allow" && outcome != "require-approval" {
+        return None;
+    }
+    let req = data.get("request").unwrap_or(&Value::Null);
+    let subject = req.get("subject").unwrap_or(&Value::Null);
+    let ticket = req
+        .get("ticket")
+        .and_then(|t| str_of(t, "id"))
+        .map(|id| TicketRef {
+            id,
+            source: data.get("ticket-facts").and_then(|f| str_of(f, "source")),
+        });
+    let policies = decision
+        .get("policies")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| PolicyPart {
+            name: str_of(p, "name").unwrap_or_default(),
+            verdict: str_of(p, "verdict").unwrap_or_default(),
+            reason: str_of(p, "reason"),
+        })
+        .collect();
+    Some(Requested {
+        request_id: str_of(req, "id").or_else(|| r.draft.request_id.clone()),
+        subject: str_of(subject, "id").unwrap_or_default(),
+        requested_by: r.draft.actor.clone(),
+        task: str_of(req, "task").unwrap_or_default(),
+        resource: str_of(req, "resource").unwrap_or_default(),
+        entitlement: str_of(req, "entitlement"),
+        ticket,
+        justification: str_of(req, "justification").unwrap_or_default(),
+        policies,
+        needed_approval: outcome == "require-approval",
+    })
+}
+
+fn row(
+    id: String,
+    e: Entry,
+    activated_at: Millis,
+    until: Millis,
+    ticket_end: Option<&Millis>,
+) -> Row {
+    let (mut end, ended_by, end_reason) = match (e.ended_at, e.ending) {
+        (Some(_), Some((end, by, why))) => (end, Some(by), Some(why)),
+        _ => (End::StillActive, None, None),
+    };
+    if end == End::Revoked && ticket_end.is_some() {
+        end = End::TicketClosed;
+    }
+    let revocation_lag_ms = match (end, e.ended_at) {
+        (End::Expired, Some(at)) => e.expires_at.map(|due| (at - due).max(0)),
+        (End::TicketClosed, Some(at)) => ticket_end.map(|due| (at - due).max(0)),
+        _ => None,
+    };
+    let req = e.request;
+    let decided = if e.break_glass {
+        Decided::BreakGlass
+    } else if req.as_ref().is_some_and(|r| r.needed_approval) || !e.approvers.is_empty() {
+        Decided::ApprovedByPeople
+    } else {
+        Decided::AllowedByPolicy
+    };
+    let (ended_by, end_reason) = if e.ended_at.is_some() {
+        (ended_by, end_reason)
+    } else {
+        (None, None)
+    };
+    let req = req.unwrap_or(Requested {
+        request_id: None,
+        subject: String::new(),
+        requested_by: String::new(),
+        task: String::new(),
+        resource: String::new(),
+        entitlement: None,
+        ticket: None,
+        justification: String::new(),
+        policies: Vec::new(),
+        needed_approval: false,
+    });
+    Row {
+        grant_id: id,
+        request_id: req.request_id,
+        subject: req.subject,
+        requested_by: req.requested_by,
+        task: req.task,
+        resource: req.resource,
+        entitlement: req.entitlement,
+        ticket: req.ticket,
+        justification: req.justification,
+        policies: req.policies,
+        decided,
+        approvers: e.approvers,
+        activated_at,
+        expires_at: e.expires_at,
+        ended_at: e.ended_at,
+        duration_ms: (e.ended_at.unwrap_or(until) - activated_at).max(0),
+        end,
+        ended_by,
+        end_reason,
+        revocation_lag_ms,
+        records_intact: e.intact,
+    }
+}
+
+/// The median of `v` (sorted here): the middle value, or the mean of the
+/// middle two rounded down.
+pub(super) fn median(mut v: Vec<i64>) -> Option<i64> {
+    v.sort_unstable();
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some(((i128::from(v[n / 2 - 1]) + i128::from(v[n / 2])).div_euclid(2)) as i64),
+    }
+}
+
+/// The nearest-rank p99 of `v` (sorted here): the value at rank
+/// ⌈0.99·n⌉.
+pub(super) fn p99(mut v: Vec<i64>) -> Option<i64> {
+    v.sort_unstable();
+    let n = v.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (n * 99).div_ceil(100).max(1);
+    v.get(rank - 1).copied()
+}
+
+fn totals(rows: &[&Row]) -> Totals {
+    let count = |f: &dyn Fn(&Row) -> bool| rows.iter().filter(|r| f(r)).count() as u64;
+    let ended: Vec<&&Row> = rows.iter().filter(|r| r.end != End::StillActive).collect();
+    let by_ticket = count(&|r| r.end == End::TicketClosed);
+    Totals {
+        states: rows.len() as u64,
+        allowed_by_policy: count(&|r| r.decided == Decided::AllowedByPolicy),
+        approved_by_people: count(&|r| r.decided == Decided::ApprovedByPeople),
+        break_glass: count(&|r| r.decided == Decided::BreakGlass),
+        ended: ended.len() as u64,
+        still_active: count(&|r| r.end == End::StillActive),
+        median_duration_ms: median(ended.iter().map(|r| r.duration_ms).collect()),
+        ended_by_ticket: by_ticket,
+        share_ended_by_ticket: (!ended.is_empty()).then(|| by_ticket as f64 / ended.len() as f64),
+        revocation_lag_p99_ms: p99(rows.iter().filter_map(|r| r.revocation_lag_ms).collect()),
+    }
+}
