@@ -85,6 +85,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/console/reviews", get(pages::reviews))
         .route("/console/reviews/{id}/close", post(actions::close_review))
         .route("/console/admin", get(pages::admin))
+        .route("/console/access-review", get(pages::access_review))
+        .route("/console/access-review.csv", get(pages::access_review_csv))
         .route("/console/assets/console.css", get(css))
         .route("/console/assets/console.js", get(js))
         .route("/console/assets/icon.svg", get(icon))

@@ -5,9 +5,11 @@
 mod audit;
 mod grant_card;
 mod people;
+mod review;
 
 pub use audit::{admin, audit, grant_evidence, reviews};
 pub use people::{approvals, home, my_requests, sign_in};
+pub use review::{access_review, access_review_csv};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
