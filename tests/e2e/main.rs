@@ -36,3 +36,4 @@ mod signing;
 mod store;
 mod tickets;
 mod times;
+mod tls;

@@ -191,7 +191,11 @@ impl Server {
             let (output, tx) = (output.clone(), tx.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let announced = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .or_else(|| line.split("listening on https://").nth(1));
+                    if let Some(rest) = announced {
                         let addr = rest.split_whitespace().next().unwrap_or("").to_string();
                         let _ = tx.send(addr);
                     }

@@ -101,6 +101,8 @@ pub struct Server {
     /// Ticket sources the reconciler pulls from, and the client it uses.
     pulls: Vec<PullTarget>,
     outbound: crate::outbound::Outbound,
+    /// `[http] tls-cert`/`tls-key`, loaded: serve HTTPS.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -124,6 +126,20 @@ impl Server {
         file: Option<PathBuf>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Server, ServerError> {
+        // The certificate first: a bad file fails start-up before the
+        // store is opened or anything is audited.
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                super::tls::server_config(cert, key).map_err(|e| config_error(e.key, e.message))?,
+            ),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(config_error("http.tls-key", "required with http.tls-cert"));
+            }
+            (None, Some(_)) => {
+                return Err(config_error("http.tls-cert", "required with http.tls-key"));
+            }
+        };
         let mut principals = config.principals();
         let mut bootstrap_token = None;
         if principals.is_empty() {
@@ -215,6 +231,7 @@ impl Server {
                 "identity-aliases": config.identity_aliases,
                 "provisioners": config.provisioners.iter().map(|p| json!({"name": p.name, "kind": format!("{:?}", p.kind).to_lowercase(), "dynamic": p.dynamic})).collect::<Vec<_>>(),
                 "entitlements": config.entitlements.iter().map(|e| json!({"name": e.name, "provisioner": e.provisioner, "group": e.group, "role": e.role})).collect::<Vec<_>>(),
+                "tls": config.http.tls_cert.as_ref().map(|c| json!({"cert": c})),
                 "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
             }),
         )?;
@@ -253,6 +270,7 @@ impl Server {
             ready: Default::default(),
             auth_guard: Arc::new(AuthGuard::new(config.auth_limits())),
             identities,
+            tls: tls.is_some(),
         });
         Ok(Server {
             state,
@@ -262,7 +280,14 @@ impl Server {
             bootstrap_token,
             pulls,
             outbound,
+            tls,
         })
+    }
+
+    /// Whether [`Server::start`] serves HTTPS (`[http] tls-cert` and
+    /// `tls-key`); the same as [`AppState::tls`].
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The one-time admin token made because no token was configured; it
@@ -347,6 +372,7 @@ impl Server {
             addr,
             state: self.state,
             limits: self.config.http_limits(),
+            tls: self.tls,
             _background: background,
         })
     }
@@ -363,6 +389,7 @@ pub struct Running {
     addr: SocketAddr,
     state: Arc<AppState>,
     limits: super::server::HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Scheduler, dispatcher, checkpoints, auth tallies: stopped with it.
     _background: crate::service::Background,
 }
@@ -373,10 +400,15 @@ impl Running {
         self.addr
     }
 
+    /// Whether it serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serve until `shutdown` resolves; open requests get a short drain.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let app = router(self.state.clone());
-        super::server::serve(self.listener, app, self.limits, shutdown)
+        super::server::serve(self.listener, app, self.limits, self.tls, shutdown)
             .await
             .map_err(|source| ServerError::Io {
                 context: "serving".into(),

@@ -14,6 +14,7 @@ mod extract;
 pub(crate) mod guard;
 pub mod openapi;
 pub(crate) mod server;
+pub mod tls;
 
 pub use app::{Running, Server, ServerError};
 use extract::{JsonBody, JsonValue, OptionalJsonBody, QueryOf};
@@ -60,6 +61,9 @@ pub struct AppState {
     pub auth_guard: Arc<guard::AuthGuard>,
     /// `[[identity-providers]]`: bearer JWTs of people.
     pub identities: Arc<crate::identity::IdentityProviders>,
+    /// Whether the server speaks HTTPS (`[http] tls-cert` and `tls-key`):
+    /// the console marks its cookies `Secure` when it does.
+    pub tls: bool,
 }
 
 /// An API error.
