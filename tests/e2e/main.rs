@@ -23,6 +23,7 @@ mod examples;
 mod hostile;
 mod http;
 mod identity;
+mod login;
 mod notify;
 mod openapi;
 mod outbox;

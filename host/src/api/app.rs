@@ -227,7 +227,7 @@ impl Server {
                 "global-ttl-cap": config.global_ttl_cap,
                 "approval-timeout": config.approval_timeout,
                 "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
-                "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience})).collect::<Vec<_>>(),
+                "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience, "console-client-id": p.client_id})).collect::<Vec<_>>(),
                 "identity-aliases": config.identity_aliases,
                 "provisioners": config.provisioners.iter().map(|p| json!({"name": p.name, "kind": format!("{:?}", p.kind).to_lowercase(), "dynamic": p.dynamic})).collect::<Vec<_>>(),
                 "entitlements": config.entitlements.iter().map(|e| json!({"name": e.name, "provisioner": e.provisioner, "group": e.group, "role": e.role})).collect::<Vec<_>>(),
@@ -264,12 +264,17 @@ impl Server {
             None => provisioner(&config)?,
         };
         let identities = Arc::new(identity_providers(&config)?);
+        let login = crate::identity::LoginFlow::new(&identities, env, outbound.clone())
+            .map_err(|e| config_error(&e.key, e.message))?;
+        let pending_logins = Arc::new(crate::identity::PendingLogins::new(&login));
         let state = Arc::new(AppState {
             service,
             principals,
             ready: Default::default(),
             auth_guard: Arc::new(AuthGuard::new(config.auth_limits())),
             identities,
+            login: Arc::new(login),
+            pending_logins,
             tls: tls.is_some(),
         });
         Ok(Server {
@@ -282,6 +287,12 @@ impl Server {
             outbound,
             tls,
         })
+    }
+
+    /// Console sign-in through the identity providers (the same as
+    /// [`AppState::login`]).
+    pub fn login(&self) -> &Arc<crate::identity::LoginFlow> {
+        &self.state.login
     }
 
     /// Whether [`Server::start`] serves HTTPS (`[http] tls-cert` and

@@ -61,6 +61,11 @@ pub struct AppState {
     pub auth_guard: Arc<guard::AuthGuard>,
     /// `[[identity-providers]]`: bearer JWTs of people.
     pub identities: Arc<crate::identity::IdentityProviders>,
+    /// Console sign-in (authorization code + PKCE) through the
+    /// `[[identity-providers]]` that configure it; disabled when none does.
+    pub login: Arc<crate::identity::LoginFlow>,
+    /// Begun console sign-ins awaiting their callback.
+    pub pending_logins: Arc<crate::identity::PendingLogins>,
     /// Whether the server speaks HTTPS (`[http] tls-cert` and `tls-key`):
     /// the console marks its cookies `Secure` when it does.
     pub tls: bool,
