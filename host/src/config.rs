@@ -45,6 +45,8 @@
 //! body-read-timeout-ms = 10000         # reading a request body
 //! request-timeout-ms = 30000           # whole request, handler included (503 past it)
 //! max-connections = 1024               # open connections; more wait in the backlog
+//! # tls-cert = "/etc/jitgate/tls/cert.pem"   # serve HTTPS (rustls, TLS 1.2/1.3): PEM chain, leaf first…
+//! # tls-key = "/etc/jitgate/tls/key.pem"     # …and its PEM private key; both or neither
 //!
 //! [limits]                             # floods
 //! auth-failure-burst = 20              # failed authentications per client address…
@@ -198,9 +200,9 @@ fn default_min_signatures() -> usize {
     1
 }
 
-/// `[http]`: the server's timeouts and connection cap. Every default is safe
-/// for a service on an untrusted network.
-#[derive(Debug, Clone, Copy, Deserialize)]
+/// `[http]`: the server's timeouts and connection cap, and its TLS
+/// certificate. Every default is safe for a service on an untrusted network.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct HttpConfig {
     /// A client must send its request line and headers within this, ms; an
@@ -217,6 +219,21 @@ pub struct HttpConfig {
     /// until a slot frees. Default 1024.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; with
+    /// `tls-key`, `serve` speaks only TLS 1.2/1.3 on its port. A relative
+    /// path is relative to the working directory, like every path here.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) of `tls-cert`'s leaf.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    /// Whether `serve` speaks HTTPS (both `tls-cert` and `tls-key` set; a
+    /// config with one of them does not pass [`Config::check`]). The
+    /// console sets `Secure` on its cookies when this holds.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
 }
 
 impl Default for HttpConfig {
@@ -226,6 +243,8 @@ impl Default for HttpConfig {
             body_read_timeout_ms: default_body_read_ms(),
             request_timeout_ms: default_request_ms(),
             max_connections: default_max_connections(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -587,6 +606,15 @@ impl Config {
         if self.http.max_connections == 0 {
             return Err("http.max-connections: must be at least 1".into());
         }
+        match (&self.http.tls_cert, &self.http.tls_key) {
+            (Some(_), None) => {
+                return Err("http.tls-key: required with http.tls-cert".into());
+            }
+            (None, Some(_)) => {
+                return Err("http.tls-cert: required with http.tls-key".into());
+            }
+            _ => {}
+        }
         if self.limits.auth_failure_burst == 0 {
             return Err("limits.auth-failure-burst: must be at least 1".into());
         }
@@ -936,6 +964,19 @@ mod tests {
             let c: Config = toml::from_str(doc).unwrap();
             assert!(c.check().unwrap_err().starts_with(key), "{doc}");
         }
+        for (doc, key) in [
+            ("[http]\ntls-cert = 'c.pem'\n", "http.tls-key:"),
+            ("[http]\ntls-key = 'k.pem'\n", "http.tls-cert:"),
+        ] {
+            let c: Config = toml::from_str(doc).unwrap();
+            assert!(!c.http.tls());
+            let e = c.check().unwrap_err();
+            assert!(e.starts_with(key), "{doc}: {e}");
+        }
+        let c: Config = toml::from_str("[http]\ntls-cert = 'c.pem'\ntls-key = 'k.pem'\n").unwrap();
+        c.check().unwrap();
+        assert!(c.http.tls());
+        assert!(!Config::default().http.tls());
         let e = toml::from_str::<Config>("[http]\nmax-conections = 5\n")
             .unwrap_err()
             .to_string();

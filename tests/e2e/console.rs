@@ -10,7 +10,8 @@
 
 use jitgate_tests::browser::{Browser, screenshot_dir};
 use jitgate_tests::http::{get, post};
-use jitgate_tests::server::{Backend, Server, body, start};
+use jitgate_tests::idp::TestIdp;
+use jitgate_tests::server::{Backend, Server, body, start, write_config};
 use serde_json::{Value, json};
 use std::net::SocketAddr;
 
@@ -261,4 +262,49 @@ fn a_cross_site_post_without_the_csrf_token_is_refused() {
     );
     let r = get(s.addr, &format!("/v1/grants/{id}"), Some("t-admin")).json();
     assert_eq!(r["approvals"], json!([]), "{r}");
+}
+
+#[test]
+fn a_person_signs_in_through_the_identity_provider_and_approves() {
+    let idp = TestIdp::start("jitgate-console");
+    idp.set_user(json!({
+        "sub": "bob@example.com",
+        "email": "bob@example.com",
+        "groups": ["saas-owners"],
+    }));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let callback = format!("http://127.0.0.1:{port}/console/callback");
+    let map = "\n[[identity-providers.map]]\nclaim = \"groups\"\nvalue = \"saas-owners\"\nroles = [\"approver\"]\ngroups = [\"saas-owners\"]\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = write_config(
+        dir.path(),
+        &format!(
+            "{CONFIG}{}",
+            idp.provider_config("corp", &callback, &idp.jwks_url_line(), map)
+        ),
+    );
+    let s = Server::start_listening(&cfg, &format!("127.0.0.1:{port}"), &[]);
+    let id = pending(&s, "o1", "alice");
+    runtime().block_on(async {
+        let mut b = Browser::start(1280, 900).await;
+        b.goto(&format!("http://{}/console/sign-in", s.addr)).await;
+        b.click("a[href='/console/sign-in/corp']").await;
+        // The provider consented and sent the browser back: bob's queue.
+        b.find(&format!("#grant-{id}")).await;
+        let text = b.text().await;
+        assert!(text.contains("bob@example.com"), "{text}");
+        b.click(&format!("#grant-{id} button.approve")).await;
+        let text = b.text().await;
+        assert!(text.contains(&format!("Approved {id}")), "{text}");
+        let errors = b.js_errors.clone();
+        b.close().await;
+        assert!(errors.is_empty(), "{errors:#?}");
+    });
+    let g = grant(&s, &id);
+    assert_eq!(g["state"], "active", "{g}");
+    assert_eq!(g["approvals"][0]["approver"], "bob@example.com", "{g}");
+    assert_eq!(idp.challenges().len(), 1, "one PKCE challenge was sent");
 }

@@ -84,6 +84,16 @@ impl App {
         }
     }
 
+    /// The server the router belongs to.
+    pub fn server(&self) -> &jitgate::api::Server {
+        &self.server
+    }
+
+    /// Run `f` on the router's runtime.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     /// The service behind the router.
     pub fn service(&self) -> &std::sync::Arc<jitgate::service::Service> {
         self.server.service()

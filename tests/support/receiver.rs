@@ -82,6 +82,11 @@ pub(crate) struct RawRequest {
 }
 
 impl RawRequest {
+    /// The request line (`GET /path HTTP/1.1`).
+    pub fn request_line(&self) -> &str {
+        self.headers.first().map(String::as_str).unwrap_or("")
+    }
+
     /// The value of header `name` (case-insensitive), or empty.
     pub fn header(&self, name: &str) -> String {
         self.headers

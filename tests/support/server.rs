@@ -174,8 +174,14 @@ impl Server {
 
     /// Start with `config` and these extra environment variables.
     pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_listening(config, "127.0.0.1:0", env)
+    }
+
+    /// Start with `config` on `listen` (a test that must name the port in
+    /// its config first, e.g. an OIDC `redirect-uri`).
+    pub fn start_listening(config: &Path, listen: &str, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(crate::jitgate_bin())
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(["serve", "--listen", listen, "--config"])
             .arg(config)
             .envs(env.iter().copied())
             .env("JITGATE_LOG", "info")
@@ -191,7 +197,11 @@ impl Server {
             let (output, tx) = (output.clone(), tx.clone());
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let announced = line
+                        .split("listening on http://")
+                        .nth(1)
+                        .or_else(|| line.split("listening on https://").nth(1));
+                    if let Some(rest) = announced {
                         let addr = rest.split_whitespace().next().unwrap_or("").to_string();
                         let _ = tx.send(addr);
                     }

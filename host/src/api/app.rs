@@ -101,6 +101,8 @@ pub struct Server {
     /// Ticket sources the reconciler pulls from, and the client it uses.
     pulls: Vec<PullTarget>,
     outbound: crate::outbound::Outbound,
+    /// `[http] tls-cert`/`tls-key`, loaded: serve HTTPS.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -136,6 +138,20 @@ impl Server {
         env: &dyn Fn(&str) -> Option<String>,
         clock: Arc<dyn crate::service::Clock>,
     ) -> Result<Server, ServerError> {
+        // The certificate first: a bad file fails start-up before the
+        // store is opened or anything is audited.
+        let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                super::tls::server_config(cert, key).map_err(|e| config_error(e.key, e.message))?,
+            ),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(config_error("http.tls-key", "required with http.tls-cert"));
+            }
+            (None, Some(_)) => {
+                return Err(config_error("http.tls-cert", "required with http.tls-key"));
+            }
+        };
         let mut principals = config.principals();
         let mut bootstrap_token = None;
         if principals.is_empty() {
@@ -223,10 +239,11 @@ impl Server {
                 "global-ttl-cap": config.global_ttl_cap,
                 "approval-timeout": config.approval_timeout,
                 "tokens": principals.values().map(|p| json!({"name": p.name, "roles": p.roles})).collect::<Vec<_>>(),
-                "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience})).collect::<Vec<_>>(),
+                "identity-providers": config.identity_providers.iter().map(|p| json!({"name": p.name, "issuer": p.issuer, "audience": p.audience, "console-client-id": p.client_id})).collect::<Vec<_>>(),
                 "identity-aliases": config.identity_aliases,
                 "provisioners": config.provisioners.iter().map(|p| json!({"name": p.name, "kind": format!("{:?}", p.kind).to_lowercase(), "dynamic": p.dynamic})).collect::<Vec<_>>(),
                 "entitlements": config.entitlements.iter().map(|e| json!({"name": e.name, "provisioner": e.provisioner, "group": e.group, "role": e.role})).collect::<Vec<_>>(),
+                "tls": config.http.tls_cert.as_ref().map(|c| json!({"cert": c})),
                 "audit-checkpoints": config.audit.checkpoints().map(|(dir, _, every)| json!({"dir": dir, "interval-minutes": every.as_secs() / 60})),
             }),
         )?;
@@ -259,6 +276,9 @@ impl Server {
             None => provisioner(&config)?,
         };
         let identities = Arc::new(identity_providers(&config)?);
+        let login = crate::identity::LoginFlow::new(&identities, env, outbound.clone())
+            .map_err(|e| config_error(&e.key, e.message))?;
+        let pending_logins = Arc::new(crate::identity::PendingLogins::new(&login));
         let state = Arc::new(AppState {
             service,
             principals,
@@ -267,8 +287,11 @@ impl Server {
             identities,
             console: Arc::new(crate::console::Console::new(
                 crate::console::DEFAULT_SESSION_MINUTES,
-                false,
+                tls.is_some(),
             )),
+            login: Arc::new(login),
+            pending_logins,
+            tls: tls.is_some(),
         });
         Ok(Server {
             state,
@@ -278,7 +301,20 @@ impl Server {
             bootstrap_token,
             pulls,
             outbound,
+            tls,
         })
+    }
+
+    /// Console sign-in through the identity providers (the same as
+    /// [`AppState::login`]).
+    pub fn login(&self) -> &Arc<crate::identity::LoginFlow> {
+        &self.state.login
+    }
+
+    /// Whether [`Server::start`] serves HTTPS (`[http] tls-cert` and
+    /// `tls-key`); the same as [`AppState::tls`].
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The one-time admin token made because no token was configured; it
@@ -363,6 +399,7 @@ impl Server {
             addr,
             state: self.state,
             limits: self.config.http_limits(),
+            tls: self.tls,
             _background: background,
         })
     }
@@ -379,6 +416,7 @@ pub struct Running {
     addr: SocketAddr,
     state: Arc<AppState>,
     limits: super::server::HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     /// Scheduler, dispatcher, checkpoints, auth tallies: stopped with it.
     _background: crate::service::Background,
 }
@@ -389,10 +427,15 @@ impl Running {
         self.addr
     }
 
+    /// Whether it serves HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serve until `shutdown` resolves; open requests get a short drain.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let app = router(self.state.clone());
-        super::server::serve(self.listener, app, self.limits, shutdown)
+        super::server::serve(self.listener, app, self.limits, self.tls, shutdown)
             .await
             .map_err(|source| ServerError::Io {
                 context: "serving".into(),

@@ -14,6 +14,7 @@ mod extract;
 pub(crate) mod guard;
 pub mod openapi;
 pub(crate) mod server;
+pub mod tls;
 
 pub use app::{Running, Server, ServerError};
 pub(crate) use extract::principal_for_token;
@@ -63,6 +64,14 @@ pub struct AppState {
     pub identities: Arc<crate::identity::IdentityProviders>,
     /// The web console's sessions and settings.
     pub console: Arc<crate::console::Console>,
+    /// Console sign-in (authorization code + PKCE) through the
+    /// `[[identity-providers]]` that configure it; disabled when none does.
+    pub login: Arc<crate::identity::LoginFlow>,
+    /// Begun console sign-ins awaiting their callback.
+    pub pending_logins: Arc<crate::identity::PendingLogins>,
+    /// Whether the server speaks HTTPS (`[http] tls-cert` and `tls-key`):
+    /// the console marks its cookies `Secure` when it does.
+    pub tls: bool,
 }
 
 /// An API error.

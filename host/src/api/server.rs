@@ -12,7 +12,12 @@
 //! * **request timeout**: the whole exchange, handler included (503);
 //! * **max connections**: a semaphore slot per open connection; at the cap
 //!   the loop stops accepting, so further clients wait in the kernel's
-//!   backlog and are served as slots free.
+//!   backlog and are served as slots free;
+//! * **TLS** (`[http] tls-cert`/`tls-key`, [`super::tls`]): the handshake
+//!   runs in the connection's task, holding its slot, and must finish
+//!   within the header-read timeout, so a client that connects and never
+//!   sends a ClientHello is cut like a slowloris (then hyper's own header
+//!   timer starts for the request head).
 //!
 //! Each request is served with its peer address in a task-local ([`peer`]):
 //! what the authentication-failure limiter keys on. A task-local rather than
@@ -74,13 +79,16 @@ pub fn peer() -> Option<SocketAddr> {
 const DRAIN: Duration = Duration::from_secs(10);
 
 /// Serve `app` on `listener` under `limits` until `shutdown` resolves, then
-/// stop accepting and let open requests finish (for at most 10 s).
+/// stop accepting and let open requests finish (for at most 10 s). With
+/// `tls`, every connection is TLS (a plain-HTTP client fails the handshake).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: HttpLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -130,9 +138,38 @@ pub async fn serve(
                 }
             })
         });
-        let conn = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let http = http.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            let served = match tls {
+                None => {
+                    watcher
+                        .watch(http.serve_connection(TokioIo::new(stream), service))
+                        .await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
+                            .await;
+                    match handshake {
+                        Ok(Ok(stream)) => {
+                            watcher
+                                .watch(http.serve_connection(TokioIo::new(stream), service))
+                                .await
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake not done before the header-read timeout");
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(error = %e, %peer, "connection ended");
             }
             drop(slot);

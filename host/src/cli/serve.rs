@@ -53,8 +53,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     rt.block_on(async move {
         let running = server.start().await?;
         tokio::spawn(reload_on_hangup(service));
+        let scheme = if running.tls() { "https" } else { "http" };
         println!(
-            "jitgate listening on http://{} ({loaded} policies, store {store})",
+            "jitgate listening on {scheme}://{} ({loaded} policies, store {store})",
             running.addr()
         );
         running.serve(shutdown()).await?;

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 
-use super::session::{self, Flash, SESSION_COOKIE, SIGN_IN_COOKIE};
+use super::session::{self, Flash, LOGIN_COOKIE, SESSION_COOKIE, SIGN_IN_COOKIE};
 use super::{MIN_REJECT_REASON_CHARS, SignedIn, csrf_refusal, layout};
 use crate::api::AppState;
 use crate::service::{Principal, ServiceError};
@@ -48,6 +48,77 @@ pub async fn sign_in(
         }
     };
     start_session(&s, principal, "token")
+}
+
+/// GET `/console/sign-in/{provider}`: begin the authorization-code flow
+/// and send the browser to the provider.
+pub async fn idp_sign_in(State(s): State<Arc<AppState>>, Path(provider): Path<String>) -> Response {
+    let started = s
+        .login
+        .start(&provider)
+        .and_then(|(url, pending)| Ok((url, s.pending_logins.put(pending)?)));
+    match started {
+        Ok((url, id)) => {
+            let ttl = s.login.pending_ttl().as_secs() as i64;
+            let cookie = session::set_lax_cookie(LOGIN_COOKIE, &id, ttl, s.console.secure_cookies);
+            ([(header::SET_COOKIE, cookie)], Redirect::to(&url)).into_response()
+        }
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            layout::bare_page("Sign in", &format!("Cannot sign in with `{provider}`: {e}")),
+        )
+            .into_response(),
+    }
+}
+
+/// The provider's answer on `redirect-uri`.
+#[derive(Deserialize)]
+pub struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// GET `/console/callback`: finish the flow begun in this browser (its
+/// cookie names the pending sign-in, taken once) and start a session.
+pub async fn idp_callback(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    axum::extract::Query(cb): axum::extract::Query<Callback>,
+) -> Response {
+    let fail = |why: String| {
+        let gone = session::set_lax_cookie(LOGIN_COOKIE, "", 0, s.console.secure_cookies);
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::SET_COOKIE, gone)],
+            layout::bare_page("Sign in", &format!("Not signed in: {why}")),
+        )
+            .into_response()
+    };
+    if let Some(e) = cb.error {
+        let e: String = e.chars().filter(|c| !c.is_control()).take(100).collect();
+        return fail(format!("the identity provider answered `{e}`"));
+    }
+    let Some(pending) =
+        session::cookie(&headers, LOGIN_COOKIE).and_then(|id| s.pending_logins.take(id))
+    else {
+        return fail("no sign-in was begun in this browser, or it was already used".into());
+    };
+    let via = pending.provider.clone();
+    match s.login.finish(&pending, &cb.code, &cb.state).await {
+        Ok(principal) => {
+            let mut resp = start_session(&s, principal, &via);
+            let gone = session::set_lax_cookie(LOGIN_COOKIE, "", 0, s.console.secure_cookies);
+            if let Ok(v) = gone.parse() {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => fail(e.to_string()),
+    }
 }
 
 /// A new session for `principal`: its cookie, and the first page.

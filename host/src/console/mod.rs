@@ -53,13 +53,6 @@ impl Console {
     }
 }
 
-impl Console {
-    /// Identity providers a person can sign in with from the sign-in page.
-    pub fn login_providers(&self, _state: &AppState) -> Vec<String> {
-        Vec::new()
-    }
-}
-
 impl Default for Console {
     fn default() -> Self {
         Console::new(DEFAULT_SESSION_MINUTES, false)
@@ -76,6 +69,8 @@ pub fn router() -> Router<Arc<AppState>> {
             "/console/sign-in",
             get(pages::sign_in).post(actions::sign_in),
         )
+        .route("/console/sign-in/{provider}", get(actions::idp_sign_in))
+        .route("/console/callback", get(actions::idp_callback))
         .route("/console/sign-out", post(actions::sign_out))
         .route("/console/approvals", get(pages::approvals))
         .route("/console/requests", get(pages::my_requests))

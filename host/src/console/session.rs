@@ -23,6 +23,10 @@ use crate::service::Principal;
 pub const SESSION_COOKIE: &str = "jitgate_session";
 /// The pre-sign-in CSRF cookie's name.
 pub const SIGN_IN_COOKIE: &str = "jitgate_sign_in";
+/// The cookie that binds a begun identity-provider sign-in to this
+/// browser (`SameSite=Lax`: it must come back on the provider's redirect,
+/// a top-level cross-site GET that `Strict` would strip).
+pub const LOGIN_COOKIE: &str = "jitgate_login";
 /// Sessions kept at most; the oldest goes first.
 pub const MAX_SESSIONS: usize = 10_000;
 
@@ -174,6 +178,11 @@ pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a 
 pub fn set_cookie(name: &str, value: &str, max_age_s: i64, secure: bool) -> String {
     let secure = if secure { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age_s}{secure}")
+}
+
+/// [`set_cookie`] with `SameSite=Lax` (only for [`LOGIN_COOKIE`]).
+pub fn set_lax_cookie(name: &str, value: &str, max_age_s: i64, secure: bool) -> String {
+    set_cookie(name, value, max_age_s, secure).replace("SameSite=Strict", "SameSite=Lax")
 }
 
 #[cfg(test)]

@@ -13,6 +13,13 @@
 //! # groups-claim = "groups"
 //! # mfa-claim = "amr"
 //! # auth-time-claim = "auth_time"
+//! # Console sign-in (authorization code + PKCE, crate::identity::login):
+//! # authorization-endpoint = "https://…/authorize"
+//! # token-endpoint = "https://…/token"
+//! # client-id = "jitgate-console"                # the ID token's `aud`
+//! # client-secret-env = "JITGATE_OIDC_SECRET"    # confidential clients only; never in the file
+//! # redirect-uri = "https://jitgate.example.com/console/callback"
+//! # scopes = ["openid", "email", "groups"]       # default ["openid"]
 //!
 //! [[identity-providers.map]]
 //! claim = "groups"
@@ -70,6 +77,26 @@ pub struct IdentityProviderConfig {
     /// union of every matching entry.
     #[serde(default)]
     pub map: Vec<ClaimMapping>,
+    /// Console sign-in: the IdP's authorization endpoint (the browser is
+    /// sent there). With `token-endpoint`, `client-id` and `redirect-uri`.
+    pub authorization_endpoint: Option<String>,
+    /// Console sign-in: the IdP's token endpoint (jitgate POSTs the code
+    /// there).
+    pub token_endpoint: Option<String>,
+    /// Console sign-in: jitgate's client id at the IdP; an ID token must be
+    /// issued to it (`aud`).
+    pub client_id: Option<String>,
+    /// Console sign-in: environment variable holding the client secret (a
+    /// confidential client; sent as `client_secret` in the token request).
+    /// Without it jitgate is a public client protected by PKCE alone.
+    pub client_secret_env: Option<String>,
+    /// Console sign-in: where the IdP sends the browser back, exactly as
+    /// registered there (`https://host/console/callback`).
+    pub redirect_uri: Option<String>,
+    /// Console sign-in: scopes requested; must include `openid`. Default
+    /// `["openid"]`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
 }
 
 /// `[[identity-providers.map]]`: when the token's `claim` is `value` (or,
@@ -95,6 +122,9 @@ pub struct ClaimMapping {
 
 fn default_algorithms() -> Vec<String> {
     vec!["RS256".into(), "ES256".into(), "EdDSA".into()]
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into()]
 }
 fn default_leeway() -> u64 {
     60
@@ -175,13 +205,7 @@ impl IdentityProviderConfig {
                 // Keys fetched in clear text could be swapped by anyone on
                 // the path; only a loopback endpoint (a local proxy or test
                 // IdP) may skip TLS.
-                let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
-                    .iter()
-                    .any(|p| {
-                        url.strip_prefix(p)
-                            .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/']))
-                    });
-                if !url.starts_with("https://") && !loopback {
+                if !https_or_loopback(url) {
                     return Err(format!(
                         "{at}.jwks-url: must be an https:// URL (http only on loopback)"
                     ));
@@ -196,6 +220,7 @@ impl IdentityProviderConfig {
                 self.leeway_s
             ));
         }
+        self.check_login(&at)?;
         for (j, m) in self.map.iter().enumerate() {
             if m.claim.trim().is_empty() {
                 return Err(format!("{at}.map[{j}].claim: must not be empty"));
@@ -211,6 +236,100 @@ impl IdentityProviderConfig {
         }
         Ok(())
     }
+}
+
+impl IdentityProviderConfig {
+    /// Whether console sign-in is configured (any of its keys is set;
+    /// [`IdentityProviderConfig::check`] then requires the rest).
+    pub fn login_configured(&self) -> bool {
+        self.authorization_endpoint.is_some()
+            || self.token_endpoint.is_some()
+            || self.client_id.is_some()
+            || self.client_secret_env.is_some()
+            || self.redirect_uri.is_some()
+    }
+
+    /// The console sign-in keys: all four or none, URLs that keep the code
+    /// and tokens off clear-text networks, scopes including `openid`.
+    fn check_login(&self, at: &str) -> Result<(), String> {
+        if !self.login_configured() {
+            return Ok(());
+        }
+        let needed = "required for console sign-in (with authorization-endpoint, token-endpoint, client-id and redirect-uri)";
+        for (key, v) in [
+            ("authorization-endpoint", &self.authorization_endpoint),
+            ("token-endpoint", &self.token_endpoint),
+            ("redirect-uri", &self.redirect_uri),
+        ] {
+            let Some(url) = v else {
+                return Err(format!("{at}.{key}: {needed}"));
+            };
+            if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(format!(
+                    "{at}.{key}: must hold no spaces or control characters"
+                ));
+            }
+            // The code, the client secret and the tokens travel on these:
+            // only a loopback endpoint (a local proxy or test IdP) may skip TLS.
+            if !https_or_loopback(url) {
+                return Err(format!(
+                    "{at}.{key}: must be an https:// URL (http only on loopback)"
+                ));
+            }
+            if url.contains('#') {
+                return Err(format!("{at}.{key}: must not have a #fragment"));
+            }
+        }
+        let Some(client_id) = &self.client_id else {
+            return Err(format!("{at}.client-id: {needed}"));
+        };
+        if client_id.trim().is_empty() || client_id.len() > 1024 {
+            return Err(format!(
+                "{at}.client-id: must not be empty (at most 1024 bytes)"
+            ));
+        }
+        if client_id.chars().any(char::is_control) {
+            return Err(format!("{at}.client-id: must hold no control characters"));
+        }
+        if let Some(env) = &self.client_secret_env
+            && (env.is_empty() || env.contains(['=', '\0']))
+        {
+            return Err(format!(
+                "{at}.client-secret-env: must name an environment variable"
+            ));
+        }
+        if !self.scopes.iter().any(|s| s == "openid") {
+            return Err(format!(
+                "{at}.scopes: must include `openid` (the ID token is what signs the user in)"
+            ));
+        }
+        for s in &self.scopes {
+            // RFC 6749 §3.3 scope-token: visible ASCII but `"` and `\`.
+            if s.is_empty()
+                || s.len() > 256
+                || !s
+                    .bytes()
+                    .all(|b| (0x21..=0x7e).contains(&b) && b != b'"' && b != b'\\')
+            {
+                return Err(format!(
+                    "{at}.scopes: `{}` is not a scope (visible ASCII, no spaces or quotes)",
+                    crate::text::terminal_safe(s)
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `https://…`, or `http://` to a loopback host.
+fn https_or_loopback(url: &str) -> bool {
+    let loopback = ["http://127.0.0.1", "http://[::1]", "http://localhost"]
+        .iter()
+        .any(|p| {
+            url.strip_prefix(p)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/', '?']))
+        });
+    (url.starts_with("https://") && url.len() > "https://".len()) || loopback
 }
 
 /// Checks across providers: each one's own, then unique names and issuers

@@ -32,9 +32,11 @@
 mod cache;
 mod config;
 mod jwks;
+pub mod login;
 mod ring_verify;
 
 pub use cache::VerifiedTokens;
+pub use login::{LoginConfigError, LoginError, LoginFlow, PendingLogin, PendingLogins};
 
 pub use config::{ClaimMapping, IdentityProviderConfig, MAX_LEEWAY_S, check_providers};
 pub use jwks::{
@@ -46,6 +48,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::grant::identity_key;
@@ -244,7 +247,9 @@ impl From<jsonwebtoken::errors::Error> for IdentityError {
 #[derive(Debug)]
 pub struct IdentityProvider {
     config: IdentityProviderConfig,
-    keys: JwksSource,
+    /// Shared with the provider that checks this one's console ID tokens
+    /// ([`IdentityProvider::for_audience`]): one cache, one refresh limit.
+    keys: Arc<JwksSource>,
     /// One validation per accepted algorithm, built once: per request only
     /// the header picks among them (and only among what the key allows).
     validations: Vec<(Algorithm, Validation)>,
@@ -257,6 +262,23 @@ impl IdentityProvider {
     pub fn new(
         config: IdentityProviderConfig,
         keys: JwksSource,
+    ) -> Result<IdentityProvider, IdentityError> {
+        Self::with_shared_keys(config, Arc::new(keys))
+    }
+
+    /// The same provider checking tokens issued to `audience` instead of its
+    /// configured one, sharing its keys: how console sign-in checks an ID
+    /// token (issued to the `client-id`) with exactly the bearer-token
+    /// validation.
+    pub fn for_audience(&self, audience: &str) -> Result<IdentityProvider, IdentityError> {
+        let mut config = self.config.clone();
+        config.audience = audience.to_string();
+        Self::with_shared_keys(config, Arc::clone(&self.keys))
+    }
+
+    fn with_shared_keys(
+        config: IdentityProviderConfig,
+        keys: Arc<JwksSource>,
     ) -> Result<IdentityProvider, IdentityError> {
         install_crypto_provider();
         let algorithms = config
@@ -327,6 +349,18 @@ impl IdentityProvider {
         token: &str,
         now: Instant,
     ) -> Result<(Identity, Option<u64>), IdentityError> {
+        let (id, claims) = self.verify_claims(token, now)?;
+        let exp = claims.get("exp").and_then(Value::as_u64);
+        Ok((id, exp))
+    }
+
+    /// [`IdentityProvider::verify_at`], also handing back the verified
+    /// claims (console sign-in reads `nonce` and `azp` from them).
+    pub(crate) fn verify_claims(
+        &self,
+        token: &str,
+        now: Instant,
+    ) -> Result<(Identity, Map<String, Value>), IdentityError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(IdentityError::TooLong {
                 len: token.len(),
@@ -350,8 +384,8 @@ impl IdentityProvider {
                 alg: format!("{:?}", header.alg),
             })?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, validation)?;
-        let exp = data.claims.get("exp").and_then(Value::as_u64);
-        Ok((self.identity(&data.claims)?, exp))
+        let id = self.identity(&data.claims)?;
+        Ok((id, data.claims))
     }
 
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, IdentityError> {
@@ -485,6 +519,12 @@ impl IdentityProviders {
             providers,
             verified: VerifiedTokens::default(),
         }
+    }
+
+    /// The providers, in configuration order (index `i` is
+    /// `identity-providers[i]`).
+    pub fn providers(&self) -> &[IdentityProvider] {
+        &self.providers
     }
 
     /// The verified-token cache.

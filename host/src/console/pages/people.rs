@@ -50,7 +50,7 @@ pub async fn sign_in(State(s): State<Arc<AppState>>) -> Response {
         )
             .into_response();
     };
-    let providers = s.console.login_providers(&s);
+    let providers: Vec<String> = s.login.providers().into_iter().map(String::from).collect();
     let body = html! {
         @if !providers.is_empty() {
             section aria-labelledby="idp" {
