@@ -72,6 +72,8 @@ extern crate std;
 
 mod checks;
 mod clock;
+#[doc(hidden)]
+pub mod coverage;
 #[cfg(any(target_arch = "wasm32", test))]
 mod heap;
 mod logging;

@@ -17,6 +17,7 @@ macro_rules! both_stores {
 mod audit;
 mod cli;
 mod clients;
+mod coverage;
 mod crash;
 mod embedding;
 mod examples;
