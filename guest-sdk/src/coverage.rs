@@ -20,7 +20,9 @@
 pub const MARKER: &str = "jitgate-coverage/1 ";
 
 /// Report the caller of the calling constructor (coverage builds on wasm).
-#[track_caller]
+/// The constructors are `#[track_caller]` only with the feature on, so an
+/// ordinary build is exactly what it was without coverage.
+#[cfg_attr(feature = "coverage", track_caller)]
 #[inline(always)]
 pub(crate) fn reached() {
     #[cfg(all(target_arch = "wasm32", feature = "coverage"))]

@@ -474,7 +474,7 @@ impl Verdict {
     /// assert_eq!(terms.reason, "helpdesk file recovery");
     /// assert!(!terms.revoke_on_ticket_close);
     /// ```
-    #[track_caller]
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn allow(ttl: u32, reason: impl Into<String>) -> Self {
         crate::coverage::reached();
         Verdict::Allow(GrantTerms {
@@ -494,7 +494,7 @@ impl Verdict {
     /// assert_eq!(terms.ttl, 3600);
     /// assert!(terms.revoke_on_ticket_close);
     /// ```
-    #[track_caller]
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn allow_until_ticket_closed(ttl: u32, reason: impl Into<String>) -> Self {
         crate::coverage::reached();
         Verdict::Allow(GrantTerms {
@@ -514,7 +514,7 @@ impl Verdict {
     /// let reason = expect_deny(Verdict::deny("only the helpdesk role may recover files"));
     /// assert_eq!(reason, "only the helpdesk role may recover files");
     /// ```
-    #[track_caller]
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn deny(reason: impl Into<String>) -> Self {
         crate::coverage::reached();
         Verdict::Deny(reason.into())
@@ -551,7 +551,7 @@ impl Verdict {
     /// assert_eq!(terms.ttl, 3600);
     /// assert_eq!(terms.reason, "SaaS admin rights need two leads");
     /// ```
-    #[track_caller]
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn require_approval(groups: &[&str], min: u8, ttl: u32, reason: impl Into<String>) -> Self {
         crate::coverage::reached();
         Verdict::RequireApproval(ApprovalTerms {
@@ -581,7 +581,7 @@ impl Verdict {
     /// assert!(terms.revoke_on_ticket_close);
     /// assert_eq!(terms.approver_groups, ["saas-owners"]);
     /// ```
-    #[track_caller]
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn require_approval_until_ticket_closed(
         groups: &[&str],
         min: u8,
@@ -607,7 +607,7 @@ impl Verdict {
     /// assert_eq!(v, Verdict::NotApplicable);
     /// assert_eq!((v.reason(), v.ttl()), (None, None));
     /// ```
-    #[track_caller]
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn not_applicable() -> Self {
         crate::coverage::reached();
         Verdict::NotApplicable

@@ -181,6 +181,9 @@ pub struct LoadStats {
     pub rejected: usize,
 }
 
+/// Distinct coverage markers kept per module over an engine's life.
+const MAX_COVERAGE_SITES: usize = 16_384;
+
 /// A policy set and the procedure that decides over it.
 pub struct Engine {
     config: EngineConfig,
@@ -519,9 +522,15 @@ impl Engine {
         {
             for (p, e) in selected.iter().zip(&evals) {
                 if !e.coverage.is_empty() {
-                    hits.entry(p.meta.path.clone())
-                        .or_default()
-                        .extend(e.coverage.iter().cloned());
+                    let seen = hits.entry(p.meta.path.clone()).or_default();
+                    for m in &e.coverage {
+                        // Bounded like one evaluation's: a module that
+                        // makes up markers cannot grow this without end.
+                        if seen.len() >= MAX_COVERAGE_SITES {
+                            break;
+                        }
+                        seen.insert(m.clone());
+                    }
                 }
             }
         }

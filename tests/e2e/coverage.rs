@@ -338,3 +338,34 @@ fn a_forged_coverage_marker_counts_only_from_a_coverage_build_in_coverage_mode()
     let json = serde_json::to_string(&d).expect("decision JSON");
     assert!(!json.contains("jitgate-coverage"), "{json}");
 }
+
+/// Coverage builds are unsigned: under `[trust]`, `--coverage` refuses to
+/// run at all (before building anything) rather than load them.
+#[test]
+fn coverage_refuses_to_run_under_a_trust_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (secret, public) = (dir.path().join("k.pem"), dir.path().join("k.pub"));
+    let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+    let (code, out, err) = jitgate_in(
+        dir.path(),
+        &["keygen", "--secret", &s(&secret), "--public", &s(&public)],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let cfg = dir.path().join("jitgate.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "store = \"{}\"\n[trust]\npublic-keys = [\"{}\"]\n",
+            s(&dir.path().join("j.db")),
+            s(&public)
+        ),
+    )
+    .expect("config");
+    let (code, out, err) = jitgate_in(
+        &root(),
+        &["test", "policies/", "--coverage", "--config", &s(&cfg)],
+    );
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("cannot run under a `[trust]` config"), "{err}");
+    assert!(!err.contains("Compiling"), "nothing is built: {err}");
+}
