@@ -521,6 +521,13 @@ mod tests {
     }
 
     #[test]
+    fn bytes_that_do_not_parse_are_not_a_coverage_build() {
+        for junk in [&b""[..], b"hello world", b"\0asm\x0d\0\x01\0\x00\xff\xff"] {
+            assert!(!is_coverage_build(junk));
+        }
+    }
+
+    #[test]
     fn header_distinguishes_kinds() {
         assert!(matches!(
             check_header(b"hello world"),
