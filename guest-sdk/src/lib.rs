@@ -63,6 +63,14 @@
 //! plain structs, [`log`] lines are captured per thread ([`testing::take_logs`]),
 //! and [`testing::RequestBuilder`] builds requests, so `cargo test` exercises
 //! the policy's rules without wasm.
+//!
+//! ## Coverage
+//! `jitgate test --coverage` builds the policy once more with this crate's
+//! `coverage` feature (off by default; never turn it on yourself): each
+//! [`Verdict`] constructor then reports the line it was called from through
+//! the same `log` import, and the module is marked so that no host serves
+//! it. Build verdicts with the constructor functions (`Verdict::deny(…)`,
+//! not `Verdict::Deny(…)`) so that coverage can see them.
 #![no_std]
 #![deny(missing_docs)]
 
@@ -72,6 +80,8 @@ extern crate std;
 
 mod checks;
 mod clock;
+#[doc(hidden)]
+pub mod coverage;
 #[cfg(any(target_arch = "wasm32", test))]
 mod heap;
 mod logging;

@@ -474,7 +474,9 @@ impl Verdict {
     /// assert_eq!(terms.reason, "helpdesk file recovery");
     /// assert!(!terms.revoke_on_ticket_close);
     /// ```
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn allow(ttl: u32, reason: impl Into<String>) -> Self {
+        crate::coverage::reached();
         Verdict::Allow(GrantTerms {
             ttl,
             reason: reason.into(),
@@ -492,7 +494,9 @@ impl Verdict {
     /// assert_eq!(terms.ttl, 3600);
     /// assert!(terms.revoke_on_ticket_close);
     /// ```
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn allow_until_ticket_closed(ttl: u32, reason: impl Into<String>) -> Self {
+        crate::coverage::reached();
         Verdict::Allow(GrantTerms {
             ttl,
             reason: reason.into(),
@@ -510,7 +514,9 @@ impl Verdict {
     /// let reason = expect_deny(Verdict::deny("only the helpdesk role may recover files"));
     /// assert_eq!(reason, "only the helpdesk role may recover files");
     /// ```
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn deny(reason: impl Into<String>) -> Self {
+        crate::coverage::reached();
         Verdict::Deny(reason.into())
     }
 
@@ -545,7 +551,9 @@ impl Verdict {
     /// assert_eq!(terms.ttl, 3600);
     /// assert_eq!(terms.reason, "SaaS admin rights need two leads");
     /// ```
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn require_approval(groups: &[&str], min: u8, ttl: u32, reason: impl Into<String>) -> Self {
+        crate::coverage::reached();
         Verdict::RequireApproval(ApprovalTerms {
             approver_groups: groups.iter().map(|g| String::from(*g)).collect(),
             min_approvals: min,
@@ -573,12 +581,14 @@ impl Verdict {
     /// assert!(terms.revoke_on_ticket_close);
     /// assert_eq!(terms.approver_groups, ["saas-owners"]);
     /// ```
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn require_approval_until_ticket_closed(
         groups: &[&str],
         min: u8,
         ttl: u32,
         reason: impl Into<String>,
     ) -> Self {
+        crate::coverage::reached();
         Verdict::RequireApproval(ApprovalTerms {
             approver_groups: groups.iter().map(|g| String::from(*g)).collect(),
             min_approvals: min,
@@ -597,7 +607,9 @@ impl Verdict {
     /// assert_eq!(v, Verdict::NotApplicable);
     /// assert_eq!((v.reason(), v.ttl()), (None, None));
     /// ```
+    #[cfg_attr(feature = "coverage", track_caller)]
     pub fn not_applicable() -> Self {
+        crate::coverage::reached();
         Verdict::NotApplicable
     }
 

@@ -125,6 +125,11 @@ pub struct EngineConfig {
     /// Decisions that may wait for one of those threads (`None`: 16 per
     /// worker); more are refused as overload.
     pub queue: Option<usize>,
+    /// `jitgate test --coverage` only: load coverage builds (refused
+    /// otherwise) and collect the constructor sites their evaluations
+    /// reach ([`Engine::coverage_hits`]). Default false; no production
+    /// path sets it.
+    pub coverage: bool,
 }
 
 impl Default for EngineConfig {
@@ -140,6 +145,7 @@ impl Default for EngineConfig {
             instance_pool: Some(1000),
             workers: None,
             queue: None,
+            coverage: false,
         }
     }
 }
@@ -175,6 +181,9 @@ pub struct LoadStats {
     pub rejected: usize,
 }
 
+/// Distinct coverage markers kept per module over an engine's life.
+const MAX_COVERAGE_SITES: usize = 16_384;
+
 /// A policy set and the procedure that decides over it.
 pub struct Engine {
     config: EngineConfig,
@@ -187,6 +196,8 @@ pub struct Engine {
     ticker: EpochTicker,
     /// The set the loaded policies form; every decision names its digest.
     set: SetInfo,
+    /// Coverage mode: markers reached, by module path.
+    coverage_hits: std::sync::Mutex<BTreeMap<PathBuf, BTreeSet<String>>>,
 }
 
 /// Bytes at the start of each recycled memory slot that are reset in place
@@ -284,7 +295,18 @@ impl Engine {
             stats: LoadStats::default(),
             ticker,
             set: SetInfo::unsigned(std::iter::empty()),
+            coverage_hits: Default::default(),
         })
+    }
+
+    /// Coverage mode: the coverage markers (`LINE:COLUMN FILE`) the
+    /// decisions so far reached, by module path. Empty outside coverage
+    /// mode.
+    pub fn coverage_hits(&self) -> BTreeMap<PathBuf, BTreeSet<String>> {
+        self.coverage_hits
+            .lock()
+            .map(|h| h.clone())
+            .unwrap_or_default()
     }
 
     /// Load one module from bytes; `path` names it in errors and metadata.
@@ -297,8 +319,8 @@ impl Engine {
                 &self.linker,
                 self.cache.as_ref(),
                 &self.config.sandbox,
-                path,
-                bytes,
+                (path, bytes),
+                self.config.coverage,
             )?
         };
         if let Some(other) = self
@@ -495,6 +517,23 @@ impl Engine {
                 .force_revoke_on_ticket_close
                 .contains(&req.task),
         };
+        if self.config.coverage
+            && let Ok(mut hits) = self.coverage_hits.lock()
+        {
+            for (p, e) in selected.iter().zip(&evals) {
+                if !e.coverage.is_empty() {
+                    let seen = hits.entry(p.meta.path.clone()).or_default();
+                    for m in &e.coverage {
+                        // Bounded like one evaluation's: a module that
+                        // makes up markers cannot grow this without end.
+                        if seen.len() >= MAX_COVERAGE_SITES {
+                            break;
+                        }
+                        seen.insert(m.clone());
+                    }
+                }
+            }
+        }
         let mut decision = combine::combine(&req.id, &req.task, &inputs, &caps);
         decision.policies = selected
             .iter()
@@ -573,6 +612,7 @@ impl Engine {
         }
         let bytes = loader::read_module(path, limits)?;
         let digest = loader::digest(&bytes);
+        let coverage_refused = !self.config.coverage && loader::is_coverage_build(&bytes);
         // Compiled once: the surface shown and the load check share it.
         let compiled = loader::compile(&self.wasm, self.cache.as_ref(), limits, &digest, &bytes);
         let (imports, exports, load) = match compiled {
@@ -588,7 +628,17 @@ impl Engine {
                     bytes.len() as u64,
                     &component,
                 )
-                .map(|p| p.meta);
+                .map(|p| p.meta)
+                .and_then(|meta| {
+                    if coverage_refused {
+                        Err(LoadError {
+                            path: path.to_path_buf(),
+                            kind: LoadErrorKind::CoverageBuild,
+                        })
+                    } else {
+                        Ok(meta)
+                    }
+                });
                 (s.imports, s.exports, load)
             }
             Err(kind) => (

@@ -417,7 +417,18 @@ fn new_scaffolds_a_policy_crate_outside_the_repo_that_builds_tests_and_refuses_a
     assert!(module.is_file(), "{out}");
     let (code, out) = jitgate_in(&krate, &target, &["test", "."]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("3 passed, 0 failed"), "{out}");
+    assert!(out.contains("4 passed, 0 failed"), "{out}");
+    // Every verdict of the scaffold is reached by one of its cases.
+    let (code, out) = jitgate_in(
+        &krate,
+        &target,
+        &["test", ".", "--coverage", "--min", "100"],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("coverage total: 100.0 % (3 of 3 verdict lines reached)"),
+        "{out}"
+    );
 
     // The author edits the rules: the old module is refused, not tested.
     let lib = krate.join("src/lib.rs");

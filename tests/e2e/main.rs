@@ -19,6 +19,7 @@ mod cli;
 mod clients;
 mod console;
 mod console_http;
+mod coverage;
 mod crash;
 mod embedding;
 mod examples;

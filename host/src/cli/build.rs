@@ -16,7 +16,7 @@ pub struct BuildArgs {
 }
 
 /// The package's name, from its manifest.
-fn package_name(manifest: &Path) -> Result<String> {
+pub(crate) fn package_name(manifest: &Path) -> Result<String> {
     let text = std::fs::read_to_string(manifest)
         .with_context(|| format!("reading {}", manifest.display()))?;
     let value: toml::Table =
@@ -72,21 +72,18 @@ fn wasm_artifacts(stdout: &str) -> Vec<PathBuf> {
     out
 }
 
-/// Build and copy; prints where the module went.
-pub fn run(args: BuildArgs) -> Result<PathBuf> {
-    let manifest = args.dir.join("Cargo.toml");
-    if !manifest.is_file() {
-        bail!(
-            "{}: no Cargo.toml (is this a policy crate?)",
-            args.dir.display()
-        );
-    }
-    let name = package_name(&manifest)?;
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// `cargo build` the crate of `manifest` for `wasm32-wasip2` with the
+/// policy profile (and `extra` arguments); the one `.wasm` it wrote.
+pub(crate) fn cargo_build(manifest: &Path, extra: &[&std::ffi::OsStr]) -> Result<PathBuf> {
     ensure_target();
-    let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let out = cargo()
         .arg("build")
         .arg("--manifest-path")
-        .arg(&manifest)
+        .arg(manifest)
         .args([
             "--target",
             "wasm32-wasip2",
@@ -94,6 +91,7 @@ pub fn run(args: BuildArgs) -> Result<PathBuf> {
             "policy",
             "--message-format=json-render-diagnostics",
         ])
+        .args(extra)
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo")?;
@@ -108,6 +106,46 @@ pub fn run(args: BuildArgs) -> Result<PathBuf> {
             manifest.display()
         );
     };
+    Ok(module.clone())
+}
+
+/// The target folder cargo uses for the crate of `manifest` (its
+/// workspace's, or `CARGO_TARGET_DIR`).
+pub(crate) fn target_dir(manifest: &Path) -> Result<PathBuf> {
+    let out = cargo()
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--manifest-path",
+        ])
+        .arg(manifest)
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running cargo metadata")?;
+    if !out.status.success() {
+        bail!("cargo metadata failed for {}", manifest.display());
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
+    meta.get("target_directory")
+        .and_then(|t| t.as_str())
+        .map(PathBuf::from)
+        .context("cargo metadata names no target_directory")
+}
+
+/// Build and copy; prints where the module went.
+pub fn run(args: BuildArgs) -> Result<PathBuf> {
+    let manifest = args.dir.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!(
+            "{}: no Cargo.toml (is this a policy crate?)",
+            args.dir.display()
+        );
+    }
+    let name = package_name(&manifest)?;
+    let module = &cargo_build(&manifest, &[])?;
     let dest_dir = args.dir.join("target/policies");
     std::fs::create_dir_all(&dest_dir)
         .with_context(|| format!("creating {}", dest_dir.display()))?;

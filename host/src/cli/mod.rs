@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod bench;
 pub mod build;
+pub mod coverage;
 pub mod dev_idp;
 pub mod eval;
 pub mod inspect;

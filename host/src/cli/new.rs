@@ -235,6 +235,12 @@ cases:
       outcome: deny
       reasons: ["requires the helpdesk role"]
 
+  - name: a resolved ticket is denied
+    request: {{ticket: {{state: resolved}}}}
+    expect:
+      outcome: deny
+      reasons: ["requires an open or in-progress ticket"]
+
   - name: a zero ttl is invalid
     request: {{requested-ttl: 0}}
     expect:
@@ -284,7 +290,7 @@ pub fn run(args: NewArgs) -> Result<()> {
     }
     println!("created {}", root.display());
     println!(
-        "  cd {} && cargo test && jitgate build && jitgate test .",
+        "  cd {} && cargo test && jitgate build && jitgate test . && jitgate test . --coverage --min 100",
         root.display()
     );
     Ok(())

@@ -99,6 +99,31 @@ pub enum LoadErrorKind {
     /// A folder with no modules.
     #[error("no .wasm policy modules found")]
     Empty,
+    /// Built for `jitgate test --coverage` (the SDK's `coverage` feature):
+    /// never served, evaluated or reloaded.
+    #[error(
+        "is a coverage build (custom section `{COVERAGE_SECTION}`, built by `jitgate test --coverage`): only `jitgate test --coverage` runs it; build the policy without the SDK's `coverage` feature to serve it"
+    )]
+    CoverageBuild,
+}
+
+/// The custom section the SDK's `coverage` feature adds to a module.
+pub const COVERAGE_SECTION: &str = "jitgate-coverage";
+
+/// Whether `bytes` (a component) carries the [`COVERAGE_SECTION`] custom
+/// section, in itself or any module or component nested in it. Bytes the
+/// parser cannot read are not a coverage build (compilation refuses them).
+pub fn is_coverage_build(bytes: &[u8]) -> bool {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(wasmparser::Payload::CustomSection(c)) if c.name() == COVERAGE_SECTION => {
+                return true;
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 fn others_note(others: &[String]) -> String {
@@ -303,22 +328,30 @@ pub(crate) fn compile(
     .map_err(|e| LoadErrorKind::Invalid(format!("{e:#}")))
 }
 
-/// Compile and check one module.
+/// Compile and check one module. A coverage build is refused unless
+/// `coverage` (the engine runs `jitgate test --coverage`).
 pub(crate) fn load_bytes(
     engine: &wasmtime::Engine,
     linker: &Linker<StoreState>,
     cache: Option<&ComponentCache>,
     limits: &SandboxLimits,
-    path: &Path,
-    bytes: &[u8],
+    (path, bytes): (&Path, &[u8]),
+    coverage: bool,
 ) -> Result<(LoadedPolicy, CacheOutcome), LoadError> {
+    let covered = is_coverage_build(bytes);
+    if covered && !coverage {
+        return Err(LoadError {
+            path: path.to_path_buf(),
+            kind: LoadErrorKind::CoverageBuild,
+        });
+    }
     let digest = digest(bytes);
     let (component, outcome) =
         compile(engine, cache, limits, &digest, bytes).map_err(|kind| LoadError {
             path: path.to_path_buf(),
             kind,
         })?;
-    let policy = load_component(
+    let mut policy = load_component(
         engine,
         linker,
         limits,
@@ -327,6 +360,7 @@ pub(crate) fn load_bytes(
         bytes.len() as u64,
         &component,
     )?;
+    policy.coverage = covered;
     Ok((policy, outcome))
 }
 
@@ -483,6 +517,13 @@ mod tests {
                 "{e}"
             );
             assert!(!e.chars().any(needs_escape), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn bytes_that_do_not_parse_are_not_a_coverage_build() {
+        for junk in [&b""[..], b"hello world", b"\0asm\x0d\0\x01\0\x00\xff\xff"] {
+            assert!(!is_coverage_build(junk));
         }
     }
 

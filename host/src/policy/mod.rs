@@ -24,8 +24,8 @@ use wasmtime::Store;
 use bindings::{PolicyModule, PolicyModulePre, v0_1, wit};
 use sandbox::StoreState;
 
-pub use loader::{LoadError, LoadErrorKind, digest};
-pub use sandbox::{PolicyFailure, SandboxLimits, escape};
+pub use loader::{COVERAGE_SECTION, LoadError, LoadErrorKind, digest, is_coverage_build};
+pub use sandbox::{COVERAGE_MARKER, PolicyFailure, SandboxLimits, escape};
 
 /// What the host knows about a loaded policy (its `info`, plus provenance).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -71,6 +71,9 @@ pub struct LoadedPolicy {
     /// isolation), so a policy unloaded and another loaded in its place can
     /// never be handed the old one's instance.
     uid: u64,
+    /// A coverage build loaded by an engine in coverage mode: its
+    /// evaluations divert coverage markers out of the log.
+    pub(crate) coverage: bool,
 }
 
 /// A policy ready to instantiate, by the contract version it was built
@@ -190,6 +193,9 @@ pub struct Evaluation {
     pub result: Result<Verdict, PolicyFailure>,
     /// Lines the policy logged.
     pub logs: Vec<sandbox::LogLine>,
+    /// Coverage markers (`LINE:COLUMN FILE`) of a coverage build evaluated
+    /// in coverage mode; empty otherwise.
+    pub coverage: Vec<String>,
     /// Fuel consumed.
     pub fuel_used: u64,
     /// Wall time including instantiation.
@@ -202,14 +208,18 @@ impl LoadedPolicy {
             meta,
             pre,
             uid: NEXT_UID.fetch_add(1, Ordering::Relaxed),
+            coverage: false,
         }
     }
 
     fn new_store(
         engine: &wasmtime::Engine,
         limits: &SandboxLimits,
+        coverage: bool,
     ) -> Result<Store<StoreState>, PolicyFailure> {
-        let mut store = Store::new(engine, StoreState::new(*limits));
+        let mut state = StoreState::new(*limits);
+        state.divert_coverage = coverage;
+        let mut store = Store::new(engine, state);
         store.limiter(|s| s);
         store.epoch_deadline_trap();
         // Bytes copied out of the guest per call (the verdict, or one `log`
@@ -228,7 +238,7 @@ impl LoadedPolicy {
     /// request into the instance.
     pub fn evaluate(&self, req: &wit::Request<'_>, limits: &SandboxLimits) -> Evaluation {
         let started = Instant::now();
-        let mut store = match Self::new_store(self.pre.engine(), limits) {
+        let mut store = match Self::new_store(self.pre.engine(), limits, self.coverage) {
             Ok(s) => s,
             Err(f) => return failed(f, started),
         };
@@ -244,6 +254,7 @@ impl LoadedPolicy {
         Evaluation {
             result,
             logs: state.logs,
+            coverage: state.coverage,
             fuel_used,
             elapsed: started.elapsed(),
         }
@@ -284,6 +295,7 @@ impl LoadedPolicy {
         let raw = warm.module.evaluate(&mut warm.store, req);
         let (result, fuel_used) = settle(raw, &warm.store, limits);
         let logs = std::mem::take(&mut warm.store.data_mut().logs);
+        let coverage = std::mem::take(&mut warm.store.data_mut().coverage);
         if result.is_ok() {
             let _ = WARM.try_with(|w| {
                 let mut map = w.borrow_mut();
@@ -298,13 +310,14 @@ impl LoadedPolicy {
         Evaluation {
             result,
             logs,
+            coverage,
             fuel_used,
             elapsed: started.elapsed(),
         }
     }
 
     fn new_warm(self: &Arc<Self>, limits: &SandboxLimits) -> Result<Warm, PolicyFailure> {
-        let mut store = Self::new_store(self.pre.engine(), limits)?;
+        let mut store = Self::new_store(self.pre.engine(), limits, self.coverage)?;
         match self.pre.instantiate(&mut store) {
             Ok(module) => Ok(Warm {
                 owner: Arc::downgrade(self),
@@ -321,6 +334,7 @@ fn failed(f: PolicyFailure, started: Instant) -> Evaluation {
     Evaluation {
         result: Err(f),
         logs: Vec::new(),
+        coverage: Vec::new(),
         fuel_used: 0,
         elapsed: started.elapsed(),
     }
@@ -472,7 +486,7 @@ pub(crate) fn call_info(
         timeout: limits.timeout.max(INFO_MIN_TIMEOUT),
         ..*limits
     };
-    let mut store = LoadedPolicy::new_store(pre.engine(), limits)?;
+    let mut store = LoadedPolicy::new_store(pre.engine(), limits, false)?;
     store.set_hostcall_fuel(limits.info_copy_bytes());
     pre.instantiate(&mut store)
         .and_then(|inst| {

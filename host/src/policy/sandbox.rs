@@ -248,7 +248,22 @@ pub struct StoreState {
     deadline: Option<Instant>,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) log_overflow: usize,
+    /// Coverage mode (`jitgate test --coverage`, a coverage build): lines
+    /// starting with [`COVERAGE_MARKER`] are taken out of the log into
+    /// `coverage` instead. `false` everywhere else, where such a line is an
+    /// ordinary log line.
+    pub(crate) divert_coverage: bool,
+    /// Distinct coverage markers of this call, at most
+    /// [`MAX_COVERAGE_MARKERS`], each at most `max_reason_bytes`.
+    pub(crate) coverage: Vec<String>,
 }
+
+/// What a coverage marker line starts with (the SDK's
+/// `jitgate_sdk::coverage::MARKER`), then `LINE:COLUMN FILE`.
+pub const COVERAGE_MARKER: &str = "jitgate-coverage/1 ";
+
+/// Distinct coverage markers kept per evaluation; more are dropped.
+pub const MAX_COVERAGE_MARKERS: usize = 1024;
 
 impl StoreState {
     /// Fresh state for one evaluation.
@@ -260,6 +275,8 @@ impl StoreState {
             deadline: None,
             logs: Vec::new(),
             log_overflow: 0,
+            divert_coverage: false,
+            coverage: Vec::new(),
         }
     }
 
@@ -272,6 +289,7 @@ impl StoreState {
         self.deadline = None;
         self.logs.clear();
         self.log_overflow = 0;
+        self.coverage.clear();
     }
 
     /// Start this call's clock (with the epoch deadline).
@@ -376,6 +394,18 @@ impl host::Host for StoreState {
         // spends its time here (long lines, back to back) is stopped here.
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(wasmtime::Error::new(DeadlinePassed));
+        }
+        if self.divert_coverage
+            && let Some(at) = message.strip_prefix(COVERAGE_MARKER)
+        {
+            // Not a log line: neither counted nor kept in the explanation.
+            if at.len() <= self.limits.max_reason_bytes
+                && self.coverage.len() < MAX_COVERAGE_MARKERS
+                && !self.coverage.iter().any(|c| c == at)
+            {
+                self.coverage.push(at.to_string());
+            }
+            return Ok(());
         }
         if self.logs.len() >= self.limits.max_log_lines {
             self.log_overflow += 1;

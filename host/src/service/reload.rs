@@ -148,6 +148,7 @@ impl PolicySource {
                 filter: None,
                 engine: config,
                 source: ModuleSource::InMemory(self.path.clone(), modules),
+                coverage_modules: Default::default(),
             };
             let report = crate::fixture::run(&[fixtures], &opts);
             if report.failed() > 0 || report.cases.is_empty() {
