@@ -20,6 +20,7 @@ mod clients;
 mod crash;
 mod embedding;
 mod examples;
+mod explore;
 mod hostile;
 mod http;
 mod identity;

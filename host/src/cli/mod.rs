@@ -7,6 +7,7 @@ pub mod bench;
 pub mod build;
 pub mod dev_idp;
 pub mod eval;
+pub mod explore;
 pub mod inspect;
 pub mod keygen;
 pub mod new;
