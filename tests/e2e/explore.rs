@@ -295,11 +295,15 @@ fn malformed_properties_files_are_refused_naming_the_field() {
     for (props, wanted) in [
         (
             "properties:\n  - never: {outcome: allow, when: {ticket.stat: closed}}\n",
-            "properties[0].never.when: unknown field `ticket.stat`",
+            "properties[0].never.when.ticket.stat: unknown field `ticket.stat`",
         ),
         (
             "properties:\n  - name: a\n    never: {outcome: allow}\n  - always: {outcome: alow}\n",
-            "properties[1].always.outcome",
+            "properties[1].always.outcome: unknown variant `alow`, expected one of `allow`",
+        ),
+        (
+            "properties:\n  - never: {outcome: allow, when: {ticket.priority: high}}\n",
+            "properties[0].never.when.ticket.priority: invalid type: string \"high\"",
         ),
         (
             "properties:\n  - never: {outcome: allow}\n    always: {outcome: deny}\n",
@@ -398,4 +402,28 @@ fn a_huge_properties_file_is_refused_before_it_is_parsed() {
     ]);
     assert_eq!(code, 2, "{out}{err}");
     assert!(err.contains("at most 1048576"), "{err}");
+}
+
+#[test]
+fn a_yaml_alias_bomb_in_a_properties_file_is_refused_at_its_first_level() {
+    // Nine anchors, each a list of nine of the previous: 9^9 strings if
+    // expanded. Every value position takes one value or a flat list, so
+    // the second level is refused before anything grows.
+    let mut text = String::from(
+        "properties:\n  - never: {outcome: allow, when: {task: &a [x, x, x, x, x, x, x, x, x]}}\n",
+    );
+    let names = ["a", "b", "c", "d", "e", "f", "g", "h", "i"];
+    for w in names.windows(2) {
+        let list = vec![format!("*{}", w[0]); 9].join(", ");
+        text.push_str(&format!(
+            "  - never: {{outcome: allow, when: {{task: &{} [{list}]}}}}\n",
+            w[1]
+        ));
+    }
+    let (code, out, err) = explore_with(&text);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("properties[1].never.when.task: invalid type: sequence, expected a string"),
+        "{err}"
+    );
 }

@@ -47,13 +47,29 @@ pub struct Property {
 }
 
 /// One value or a list of values (any of them).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone)]
 pub enum OneOrMany<T> {
     /// A single value.
     One(T),
     /// Any of these.
     Many(Vec<T>),
+}
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for OneOrMany<T> {
+    /// A list, or one value; the value's own error (`unknown variant
+    /// `alow`, expected one of …`) is kept, where an untagged enum would
+    /// only say that nothing matched.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_norway::Value::deserialize(d)? {
+            v @ serde_norway::Value::Sequence(_) => serde_norway::from_value(v)
+                .map(OneOrMany::Many)
+                .map_err(D::Error::custom),
+            v => serde_norway::from_value(v)
+                .map(OneOrMany::One)
+                .map_err(D::Error::custom),
+        }
+    }
 }
 
 impl<T: PartialEq> OneOrMany<T> {
@@ -511,6 +527,13 @@ pub fn parse(text: &str) -> Result<Vec<Checked>, PropertiesError> {
     let file: PropertiesFile = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
+        // The YAML error may name a (coarser) path of its own: one is enough.
+        let inner = match inner.split_once(": ") {
+            Some((head, rest)) if head.starts_with("properties") && !head.contains(' ') => {
+                rest.to_string()
+            }
+            _ => inner,
+        };
         PropertiesError(if path == "." {
             inner
         } else {
@@ -825,7 +848,7 @@ mod tests {
         for (text, wanted) in [
             (
                 "properties:\n  - never: {outcome: allow, when: {ticket.stat: closed}}\n",
-                "properties[0].never.when: unknown field `ticket.stat`",
+                "properties[0].never.when.ticket.stat: unknown field `ticket.stat`",
             ),
             (
                 "properties:\n  - never: {outcome: allow, when: {now.hour: {}}}\n",
