@@ -102,12 +102,12 @@ const BROKEN: &str = "properties:
 ";
 
 #[test]
-fn the_same_seed_gives_the_same_requests_and_report() {
+fn the_same_seed_gives_the_same_requests_and_report_on_any_number_of_threads() {
     let dir = tempfile::tempdir().expect("tempdir");
     let props = dir.path().join("p.yaml");
     std::fs::write(&props, BROKEN).expect("write");
     let p = props.to_str().expect("utf-8");
-    let run = |seed: &str| {
+    let run = |seed: &str, threads: &str| {
         let (code, out, err) = jitgate(&[
             "explore",
             "policies/",
@@ -117,14 +117,17 @@ fn the_same_seed_gives_the_same_requests_and_report() {
             seed,
             "--requests",
             "1500",
+            "--threads",
+            threads,
             "--json",
         ]);
         assert_eq!(code, 1, "{out}{err}");
         untimed(json(&out))
     };
-    let a = run("11");
-    assert_eq!(a, run("11"));
-    assert_ne!(a, run("12"));
+    let a = run("11", "2");
+    assert_eq!(a, run("11", "1"), "the thread count changed the report");
+    assert_eq!(a, run("11", "2"));
+    assert_ne!(a, run("12", "2"));
     let broken = &a["properties"][0];
     assert_eq!(broken["holds"], false);
     let c = &broken["counterexample"];

@@ -35,6 +35,10 @@ pub struct ExploreArgs {
     /// Generate requests for this many seconds instead.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     seconds: Option<u64>,
+    /// Threads that decide (default: one per CPU); the requests and the
+    /// report do not depend on it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: Option<u64>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -90,7 +94,10 @@ pub fn run(args: ExploreArgs, mut engine: EngineConfig) -> Result<ExitCode> {
         seed,
         budget,
         shrink_checks: 2000,
-        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        threads: match args.threads {
+            Some(n) => usize::try_from(n).unwrap_or(1),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
     };
     let report = jitgate::explore::explore(&args.paths, &props, &opts)
         .map_err(|e| anyhow::anyhow!("{}", terminal_safe(&e.0)))?;
