@@ -40,6 +40,7 @@
 
 pub mod decision;
 pub mod engine;
+pub mod explore;
 pub mod fixture;
 pub mod keys;
 pub mod policy;

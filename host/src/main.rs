@@ -7,8 +7,8 @@ use std::process::ExitCode;
 mod cli;
 
 use cli::{
-    audit, bench, build, dev_idp, eval, inspect, keygen, new, replay, report, serve, sign, test,
-    verify,
+    audit, bench, build, dev_idp, eval, explore, inspect, keygen, new, replay, report, serve, sign,
+    test, verify,
 };
 
 #[derive(Parser)]
@@ -30,6 +30,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Run policy fixture files and report every failing case.
     Test(test::TestArgs),
+    /// Generate requests over the policies' domain and check invariants from a properties file.
+    Explore(explore::ExploreArgs),
     /// Time repeated decisions of one request and print a latency table.
     Bench(bench::BenchArgs),
     /// Run the HTTP service (with no config: example policies, ./jitgate.db, loopback).
@@ -48,7 +50,7 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Show a module's info, digest, size and imports.
     Inspect(inspect::InspectArgs),
-    /// Scaffold a policy crate (Cargo.toml, src/lib.rs with unit tests, fixtures) anywhere.
+    /// Scaffold a policy crate (Cargo.toml, src/lib.rs with unit tests, fixtures, properties) anywhere.
     New(new::NewArgs),
     /// Build a policy crate for wasm32-wasip2 into its target/policies/NAME.wasm.
     Build(build::BuildArgs),
@@ -98,6 +100,7 @@ fn main() -> ExitCode {
     let ran = match cli.command {
         Command::Eval(args) => eval::run(args, config),
         Command::Test(args) => test::run(args, config),
+        Command::Explore(args) => explore::run(args, config),
         Command::Bench(args) => bench::run(args, config),
         Command::Serve(mut args) => {
             args.cache_dir = config.cache_dir;

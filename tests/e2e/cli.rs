@@ -354,7 +354,7 @@ fn the_sdks_copy_of_the_contract_is_the_contract() {
 }
 
 /// An author outside this repository: `jitgate new` → `cargo test` →
-/// `jitgate build` → `jitgate test`, with no edit; then an edited source
+/// `jitgate build` → `jitgate test` → `jitgate explore`, with no edit; then an edited source
 /// is refused until rebuilt, and a rule broken in the source is caught by
 /// the scaffold's own fixtures.
 #[test]
@@ -384,6 +384,7 @@ fn new_scaffolds_a_policy_crate_outside_the_repo_that_builds_tests_and_refuses_a
         "Cargo.toml",
         "src/lib.rs",
         "fixtures/db-admin.yaml",
+        "properties.yaml",
         ".gitignore",
     ] {
         assert!(krate.join(f).is_file(), "{f} not written: {out}");
@@ -429,6 +430,23 @@ fn new_scaffolds_a_policy_crate_outside_the_repo_that_builds_tests_and_refuses_a
         out.contains("coverage total: 100.0 % (3 of 3 verdict lines reached)"),
         "{out}"
     );
+    // Its properties hold as written, each exercised.
+    let (code, out) = jitgate_in(
+        &krate,
+        &target,
+        &[
+            "explore",
+            ".",
+            "--properties",
+            "properties.yaml",
+            "--seed",
+            "1",
+            "--requests",
+            "2000",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("4 held, 0 failed; seed 1,"), "{out}");
 
     // The author edits the rules: the old module is refused, not tested.
     let lib = krate.join("src/lib.rs");

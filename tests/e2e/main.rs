@@ -23,6 +23,7 @@ mod coverage;
 mod crash;
 mod embedding;
 mod examples;
+mod explore;
 mod hostile;
 mod http;
 mod identity;

@@ -8,6 +8,7 @@ pub mod build;
 pub mod coverage;
 pub mod dev_idp;
 pub mod eval;
+pub mod explore;
 pub mod inspect;
 pub mod keygen;
 pub mod new;

@@ -1,5 +1,6 @@
 //! `jitgate new`: scaffold a policy crate anywhere, that builds with
-//! `jitgate build` and passes `cargo test` and `jitgate test` with no edit.
+//! `jitgate build` and passes `cargo test`, `jitgate test` and `jitgate
+//! explore` (its `properties.yaml`) with no edit.
 //!
 //! What a first-time author tripped over is written into the files rather
 //! than left to be discovered: `cdylib` (without it cargo prints `Finished`
@@ -248,11 +249,40 @@ cases:
       field: requested-ttl
 "#
     );
+    let properties = format!(
+        r#"# Invariants for `jitgate explore . --properties properties.yaml`: it
+# generates requests over what the policy declares and the fixtures use
+# (roles, ticket states, times, TTLs around every bound) and checks each
+# property on every decision. Format: the jitgate docs, docs/properties.md.
+properties:
+  - name: only an open or in-progress ticket yields access
+    never:
+      outcome: allow
+      when: {{ticket.state: [none, on-hold, resolved, closed]}}
+
+  - name: without the helpdesk role nothing is granted
+    never:
+      outcome: allow
+      when: {{task: {task}}}
+      unless: {{subject.roles: helpdesk}}
+
+  - name: no grant lasts longer than the policy's max-ttl
+    always:
+      ttl: {{max: 3600}}
+      when: {{task: {task}}}
+
+  - name: a grant ends with its ticket
+    never:
+      outcome: allow
+      revoke-on-ticket-close: false
+"#
+    );
     let gitignore = "/target\nCargo.lock\n".to_string();
     vec![
         ("Cargo.toml", cargo),
         ("src/lib.rs", lib_rs),
         ("fixtures/policy.yaml", fixture),
+        ("properties.yaml", properties),
         (".gitignore", gitignore),
     ]
 }
@@ -290,7 +320,7 @@ pub fn run(args: NewArgs) -> Result<()> {
     }
     println!("created {}", root.display());
     println!(
-        "  cd {} && cargo test && jitgate build && jitgate test . && jitgate test . --coverage --min 100",
+        "  cd {} && cargo test && jitgate build && jitgate test . --coverage --min 100 && jitgate explore . --properties properties.yaml",
         root.display()
     );
     Ok(())
