@@ -90,6 +90,7 @@ pub fn run(args: ExploreArgs, mut engine: EngineConfig) -> Result<ExitCode> {
                 Some((trust, floor)) => ModuleSource::Trusted(trust, floor),
                 None => ModuleSource::Files,
             },
+            coverage_modules: Default::default(),
         },
         seed,
         budget,
