@@ -284,7 +284,24 @@ fn pages_need_a_session_and_the_right_role() {
     }
     let id = pending(&app, "e1", "restore the deleted finance share");
     let r = get(&app, &format!("/console/grants/{id}"), &alice);
-    assert_eq!(r.status, 403, "a requester reads no evidence");
+    assert_eq!(r.status, 200, "the holder sees her grant: {}", r.body);
+    assert!(
+        !r.body.contains("Audit records"),
+        "a requester reads no evidence"
+    );
+    let (carol, _) = sign_in(&app, "t-carol");
+    let r = get(&app, &format!("/console/grants/{id}"), &carol);
+    assert!(
+        r.body.contains("You cannot approve this: carol is in none"),
+        "{}",
+        r.body
+    );
+    let mut other = body("e2", "carol", "saas-admin", 1800);
+    other["justification"] = json!("restore the deleted finance share");
+    let theirs: Value = app.post("/v1/requests", Some("t-pipe"), &other).json();
+    let theirs = theirs["id"].as_str().unwrap_or_default().to_string();
+    let r = get(&app, &format!("/console/grants/{theirs}"), &alice);
+    assert_eq!(r.status, 403, "another requester's grant: {}", r.body);
     // Sign-out ends the session server-side.
     let (bob, csrf) = sign_in(&app, "t-bob");
     let r = post_form(

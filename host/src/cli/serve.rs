@@ -58,6 +58,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             "jitgate listening on {scheme}://{} ({loaded} policies, store {store})",
             running.addr()
         );
+        println!("console: {scheme}://{}/console/", running.addr());
         running.serve(shutdown()).await?;
         Ok(())
     })

@@ -124,8 +124,10 @@ pub struct EvidenceQuery {
     verify: String,
 }
 
-/// `/console/grants/{id}`: the grant and every audit record about it, each
-/// record's hash recomputed; with `?verify=chain`, the whole chain too.
+/// `/console/grants/{id}` (where notifications link): for auditors and
+/// admins the evidence — the grant and every audit record about it, each
+/// record's hash recomputed, with `?verify=chain` the whole chain too; for
+/// anyone else who may see the grant, the grant with what they may do.
 pub async fn grant_evidence(
     State(s): State<Arc<AppState>>,
     who: SignedIn,
@@ -134,6 +136,26 @@ pub async fn grant_evidence(
 ) -> Response {
     let p = who.session.principal.clone();
     let svc = svc(&s);
+    if !p.roles.contains(&Role::Auditor) && !p.roles.contains(&Role::Admin) {
+        let csrf = who.session.csrf.clone();
+        let title = format!("Grant {id}");
+        let body = read(move || {
+            let g = svc.grant(&p, &id)?;
+            let ticket = live_ticket(&svc, &g);
+            let blocker = svc.approval_blocker(&p, &g);
+            Ok(html! {
+                (card(&g, ticket.as_ref(), svc.now()))
+                @if g.state == GrantState::Pending && p.roles.contains(&Role::Approver) {
+                    (super::people::approval_actions(&csrf, &g.id, blocker.as_deref()))
+                }
+                @if g.request.subject.id == p.name {
+                    (super::people::release_action(&csrf, &g))
+                }
+            })
+        })
+        .await;
+        return answer(&who, &title, "", body);
+    }
     let title = format!("Evidence of {id}");
     let body = read(move || {
         let (g, records) = svc.evidence(&p, &id)?;

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
+use maud::{Markup, html};
 use std::sync::Arc;
 
 use super::grant_card::{card, live_ticket};
@@ -106,27 +106,46 @@ pub async fn approvals(State(s): State<Arc<AppState>>, who: SignedIn) -> Respons
                 article.grant id={ "grant-" (g.id) } aria-labelledby={ "h-" (g.id) } {
                     h2 id={ "h-" (g.id) } { (g.request.task) " for " (g.request.subject.id) " " span.id { (g.id) } }
                     (card(g, ticket.as_ref(), now))
-                    @match &blocker {
-                        Some(why) => p.cannot role="note" { "You cannot approve this: " (why) },
-                        None => div.actions {
-                            form method="post" action={ "/console/grants/" (g.id) "/approve" } {
-                                input type="hidden" name="csrf" value=(csrf);
-                                button.approve type="submit" { "Approve" }
-                            }
-                            form.reject method="post" action={ "/console/grants/" (g.id) "/reject" } {
-                                input type="hidden" name="csrf" value=(csrf);
-                                label for={ "reason-" (g.id) } { "Reason for rejecting (at least " (MIN_REJECT_REASON_CHARS) " characters)" }
-                                textarea id={ "reason-" (g.id) } name="reason" rows="2" {}
-                                button.reject type="submit" { "Reject" }
-                            }
-                        },
-                    }
+                    (approval_actions(&csrf, &g.id, blocker.as_deref()))
                 }
             }
         })
     })
     .await;
     answer(&who, "Approvals", "/console/approvals", body)
+}
+
+/// Approve and reject forms, or why the caller cannot approve.
+pub(super) fn approval_actions(csrf: &str, id: &str, blocker: Option<&str>) -> Markup {
+    html! {
+        @match blocker {
+            Some(why) => p.cannot role="note" { "You cannot approve this: " (why) },
+            None => div.actions {
+                form method="post" action={ "/console/grants/" (id) "/approve" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    button.approve type="submit" { "Approve" }
+                }
+                form.reject method="post" action={ "/console/grants/" (id) "/reject" } {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label for={ "reason-" (id) } { "Reason for rejecting (at least " (MIN_REJECT_REASON_CHARS) " characters)" }
+                    textarea id={ "reason-" (id) } name="reason" rows="2" {}
+                    button.reject type="submit" { "Reject" }
+                }
+            },
+        }
+    }
+}
+
+/// The release button of an active grant (its holder's).
+pub(super) fn release_action(csrf: &str, g: &crate::grant::Grant) -> Markup {
+    html! {
+        @if matches!(g.state, GrantState::Active | GrantState::Provisioning) {
+            form method="post" action={ "/console/grants/" (g.id) "/release" } {
+                input type="hidden" name="csrf" value=(csrf);
+                button.release type="submit" { "Release now" }
+            }
+        }
+    }
 }
 
 /// `/console/requests`: the caller's own grants, with expiry countdowns
@@ -159,12 +178,7 @@ pub async fn my_requests(State(s): State<Arc<AppState>>, who: SignedIn) -> Respo
                             }
                         }
                     }
-                    @if matches!(g.state, GrantState::Active | GrantState::Provisioning) {
-                        form method="post" action={ "/console/grants/" (g.id) "/release" } {
-                            input type="hidden" name="csrf" value=(csrf);
-                            button.release type="submit" { "Release now" }
-                        }
-                    }
+                    (release_action(&csrf, g))
                 }
             }
         })
