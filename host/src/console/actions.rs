@@ -232,15 +232,13 @@ pub async fn grant_action(
     let p = who.session.principal.clone();
     let svc = s.service.clone();
     let act = action.clone();
-    let result = tokio::task::spawn_blocking(move || match act.as_str() {
+    let result = super::pages::read(move || match act.as_str() {
         "approve" => svc.approve(&p, &id),
         "reject" => svc.reject(&p, &id, Some(&reason)),
         "release" => svc.release(&p, &id),
         _ => svc.revoke(&p, &id, Some(&reason)),
     })
-    .await
-    .map_err(|e| ServiceError::Unavailable(e.to_string()))
-    .and_then(|r| r);
+    .await;
     let result = result.map(|g| {
         let past = match action.as_str() {
             "approve" => "Approved",
@@ -276,10 +274,8 @@ pub async fn close_review(
     let p = who.session.principal.clone();
     let svc = s.service.clone();
     let rid = id.clone();
-    let result = tokio::task::spawn_blocking(move || svc.close_review(&p, &rid, f.note.trim()))
+    let result = super::pages::read(move || svc.close_review(&p, &rid, f.note.trim()))
         .await
-        .map_err(|e| ServiceError::Unavailable(e.to_string()))
-        .and_then(|r| r)
         .map(|()| format!("Closed review {id}."));
     done(&s, &who, "/console/reviews", result)
 }

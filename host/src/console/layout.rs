@@ -30,14 +30,7 @@ pub fn page(title: &str, s: &Session, current: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · jitgate" }
-                link rel="stylesheet" href="/console/assets/console.css";
-                link rel="icon" href="/console/assets/icon.svg" type="image/svg+xml";
-                script src="/console/assets/console.js" defer {}
-            }
+            (head(title, true))
             body {
                 header.top {
                     a.brand href="/console/" { "jitgate" }
@@ -72,6 +65,21 @@ pub fn page(title: &str, s: &Session, current: &str, body: Markup) -> Markup {
     }
 }
 
+/// The `<head>` of every page: the embedded stylesheet and icon, and the
+/// one script where a page has countdowns.
+fn head(title: &str, script: bool) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · jitgate" }
+            link rel="stylesheet" href="/console/assets/console.css";
+            link rel="icon" href="/console/assets/icon.svg" type="image/svg+xml";
+            @if script { script src="/console/assets/console.js" defer {} }
+        }
+    }
+}
+
 /// A page for someone not signed in (sign-in, refusals).
 pub fn bare_page(title: &str, text: &str) -> Markup {
     bare(
@@ -88,13 +96,7 @@ pub fn bare(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) " · jitgate" }
-                link rel="stylesheet" href="/console/assets/console.css";
-                link rel="icon" href="/console/assets/icon.svg" type="image/svg+xml";
-            }
+            (head(title, false))
             body {
                 header.top { a.brand href="/console/" { "jitgate" } }
                 main id="main" {

@@ -18,9 +18,9 @@ use maud::Markup;
 use super::{SignedIn, layout};
 use crate::service::{Service, ServiceError};
 
-/// Run a page's store reads on a blocking thread (the store is
-/// synchronous).
-async fn read<T: Send + 'static>(
+/// Run a page's store reads (or an action's service call) on a blocking
+/// thread: the store is synchronous.
+pub(super) async fn read<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
 ) -> Result<T, ServiceError> {
     tokio::task::spawn_blocking(f)

@@ -38,6 +38,17 @@ fn bounds(q: &PeriodQuery, now: i64) -> (String, String) {
     (since, until)
 }
 
+/// The review of the period asked for, with its bounds as shown.
+fn review_of(
+    svc: &crate::service::Service,
+    p: &crate::service::Principal,
+    q: &PeriodQuery,
+) -> Result<(String, String, AccessReview), crate::service::ServiceError> {
+    let (since, until) = bounds(q, svc.now());
+    let review = svc.access_review(p, Some(&since), Some(&until))?;
+    Ok((since, until, review))
+}
+
 /// `/console/access-review`.
 pub async fn access_review(
     State(s): State<Arc<AppState>>,
@@ -47,8 +58,7 @@ pub async fn access_review(
     let p = who.session.principal.clone();
     let svc = svc(&s);
     let body = read(move || {
-        let (since, until) = bounds(&q, svc.now());
-        let review = svc.access_review(&p, Some(&since), Some(&until))?;
+        let (since, until, review) = review_of(&svc, &p, &q)?;
         let csv = format!(
             "/console/access-review.csv?since={}&until={}",
             enc(&since),
@@ -76,11 +86,7 @@ pub async fn access_review_csv(
 ) -> Response {
     let p = who.session.principal.clone();
     let svc = svc(&s);
-    let csv = read(move || {
-        let (since, until) = bounds(&q, svc.now());
-        Ok(svc.access_review(&p, Some(&since), Some(&until))?.to_csv())
-    })
-    .await;
+    let csv = read(move || Ok(review_of(&svc, &p, &q)?.2.to_csv())).await;
     match csv {
         Ok(body) => (
             [
