@@ -265,7 +265,7 @@ fn a_cross_site_post_without_the_csrf_token_is_refused() {
 }
 
 #[test]
-fn a_person_signs_in_through_the_identity_provider_and_approves() {
+fn a_person_signs_in_through_the_identity_provider_and_approves_with_the_keyboard() {
     let idp = TestIdp::start("jitgate-console");
     idp.set_user(json!({
         "sub": "bob@example.com",
@@ -296,7 +296,27 @@ fn a_person_signs_in_through_the_identity_provider_and_approves() {
         b.find(&format!("#grant-{id}")).await;
         let text = b.text().await;
         assert!(text.contains("bob@example.com"), "{text}");
-        b.click(&format!("#grant-{id} button.approve")).await;
+        // With the keyboard only: Tab to the Approve button, press Enter.
+        let mut reached = false;
+        for _ in 0..30 {
+            let el = b.client.active_element().await.expect("focus");
+            let is_approve = b
+                .client
+                .execute(
+                    "return document.activeElement !== null && document.activeElement.matches('button.approve');",
+                    vec![],
+                )
+                .await
+                .expect("focus check");
+            if is_approve == json!(true) {
+                reached = true;
+                el.send_keys("\u{e007}").await.expect("Enter");
+                break;
+            }
+            el.send_keys("\u{e004}").await.expect("Tab");
+        }
+        assert!(reached, "Tab never reached the Approve button");
+        b.find("p.flash").await;
         let text = b.text().await;
         assert!(text.contains(&format!("Approved {id}")), "{text}");
         let errors = b.js_errors.clone();
