@@ -325,3 +325,47 @@ pub fn run(args: NewArgs) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod hostile_sdk_tests {
+    use super::*;
+
+    /// `--sdk` lands in the new crate's Cargo.toml: quotes, newlines and
+    /// TOML syntax in it must stay one string value, never new keys or
+    /// tables (`x" }\n[patch.crates-io]\n…`).
+    #[test]
+    fn an_sdk_value_with_quotes_or_newlines_cannot_inject_toml() {
+        let hostile =
+            "https://evil.example/x\" }\n[patch.crates-io]\nserde = { path = \"/tmp\" }\n#.git";
+        let dep = sdk_dependency(Some(hostile)).expect("a git URL");
+        let manifest = files("demo", "demo", &dep)
+            .into_iter()
+            .find(|(rel, _)| *rel == "Cargo.toml")
+            .map(|(_, text)| text)
+            .expect("Cargo.toml");
+        let parsed: toml::Table = manifest.parse().expect("still valid TOML");
+        assert!(parsed.get("patch").is_none(), "{manifest}");
+        let git = parsed["dependencies"]["jitgate-sdk"]["git"].as_str();
+        assert_eq!(
+            git,
+            Some(hostile),
+            "the value is kept exactly, as one string"
+        );
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let odd = dir.path().join("sdk \"with\"\nnewline");
+        std::fs::create_dir_all(&odd).expect("dir");
+        std::fs::write(odd.join("Cargo.toml"), "").expect("manifest");
+        let dep = sdk_dependency(Some(&odd.to_string_lossy())).expect("a path");
+        let manifest = files("demo", "demo", &dep)
+            .into_iter()
+            .find(|(rel, _)| *rel == "Cargo.toml")
+            .map(|(_, text)| text)
+            .expect("Cargo.toml");
+        let parsed: toml::Table = manifest.parse().expect("still valid TOML");
+        let path = parsed["dependencies"]["jitgate-sdk"]["path"]
+            .as_str()
+            .unwrap_or("");
+        assert!(path.ends_with("sdk \"with\"\nnewline"), "{path:?}");
+    }
+}
