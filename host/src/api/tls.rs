@@ -5,7 +5,7 @@
 //! naming the key.
 //!
 //! The handshake runs in the connection's task under the header-read
-//! timeout and holds a connection slot (see [`super::server`]): a client
+//! timeout and holds a connection slot (see `api/server.rs`): a client
 //! that opens TCP and never sends a ClientHello costs what a slowloris
 //! costs over plain HTTP, no more.
 

@@ -451,8 +451,6 @@ impl Grant {
         }
     }
 
-    /// Separation of duties, then group membership. `me`: every name the
-    /// actor is known by, normalised ([`names_of`]).
     /// Why `actor` (known also as `also_known_as`, in `groups`) could not
     /// approve this grant now, or `None` when an approval would count:
     /// the same checks [`GrantEvent::Approve`] makes, without applying
@@ -482,6 +480,8 @@ impl Grant {
             .then(|| format!("{actor} has already approved this grant"))
     }
 
+    /// Separation of duties, then group membership. `me`: every name the
+    /// actor is known by, normalised ([`names_of`]).
     fn eligible_approver(
         &self,
         actor: &str,
