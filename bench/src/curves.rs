@@ -73,11 +73,16 @@ pub fn run(module: &Path, quick: bool, plot: &Path) -> Result<()> {
             std::fs::copy(f, dir.join(f.file_name().context("a file name")?))?;
         }
         eprintln!("start-up with {n} modules…");
-        starts.push(startup::measure(&dir, &tmp.path().join(format!("cache{n}")))?);
+        starts.push(startup::measure(
+            &dir,
+            &tmp.path().join(format!("cache{n}")),
+        )?);
     }
 
     // Decisions: the engines load from the 500-module cache just filled.
-    let cache = tmp.path().join(format!("cache{}", MODULES[MODULES.len() - 1]));
+    let cache = tmp
+        .path()
+        .join(format!("cache{}", MODULES[MODULES.len() - 1]));
     eprintln!("decision time with {POLICIES:?} policies loaded…");
     let decisions = decision_curve(&files, &cache, sizes.samples)?;
 
