@@ -379,6 +379,9 @@ fn print_tables(
     );
 }
 
+/// One line of a panel: label, colour, the y of a point.
+type Series<T> = (&'static str, plotters::style::RGBColor, fn(&T) -> f64);
+
 fn plot_svg(path: &Path, d: &[DecisionPoint], s: &[startup::Startup]) -> Result<()> {
     use plotters::prelude::*;
     if let Some(dir) = path.parent() {
@@ -403,7 +406,7 @@ fn plot_svg(path: &Path, d: &[DecisionPoint], s: &[startup::Startup]) -> Result<
         .y_desc("µs per decision")
         .draw()
         .map_err(|e| err(&e))?;
-    let series: [(&str, RGBColor, fn(&DecisionPoint) -> f64); 2] = [
+    let series: [Series<DecisionPoint>; 2] = [
         ("median", BLUE, |p| p.median_ns / 1e3),
         ("p99", RED, |p| p.p99_ns / 1e3),
     ];
@@ -436,7 +439,7 @@ fn plot_svg(path: &Path, d: &[DecisionPoint], s: &[startup::Startup]) -> Result<
         .y_desc("ms (log)")
         .draw()
         .map_err(|e| err(&e))?;
-    let series: [(&str, RGBColor, fn(&startup::Startup) -> f64); 2] = [
+    let series: [Series<startup::Startup>; 2] = [
         ("cold (compile)", RED, |x| x.cold_ms),
         ("cached (new process)", BLUE, |x| x.warm_ms),
     ];
