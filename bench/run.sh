@@ -9,6 +9,9 @@
 #      second, and 10,000 expiring over a minute.
 #   6. end-to-end revocation lag at real targets (PostgreSQL, slapd,
 #      scim2-server): 1,000 provisioned grants ending in the same second.
+#   7. cost curves (`jitgate-bench curves`): decision time vs policies
+#      loaded, start-up vs modules, store bytes per grant, `audit verify`
+#      records/s at 1M records; draws docs/perf/curves.svg.
 # Installs the wasm32-wasip2 target (via ./dev), wrk (apt) and Cerbos (npm)
 # if missing. Everything that runs is built in release by ONE cargo
 # invocation of the bench workspace (wasmtime compiled once).
@@ -60,6 +63,10 @@ echo "## Five ways"
 
 echo "## Start-up"
 "$BIN/jitgate-bench" startup --module "$BENCH_TARGET/wasm32-wasip2/policy/bench_policy.wasm" --copies 50
+
+echo
+echo "## Cost curves"
+"$BIN/jitgate-bench" curves --module "$BENCH_TARGET/wasm32-wasip2/policy/bench_policy.wasm"
 
 echo
 echo "## HTTP load (wrk; floor, jitgate audited, Cerbos)"

@@ -5,6 +5,7 @@
 //! jitgate-bench compare --policies DIR [-n N]   the comparison table
 //! jitgate-bench startup --modules DIR           cold/warm load of every module in DIR
 //! jitgate-bench startup --module FILE --copies N the same over N renamed copies of FILE
+//! jitgate-bench curves --module FILE [--quick] [--plot SVG]  cost curves (issue 17)
 //! ```
 //!
 //! Before anything is timed, `compare` checks that the Cedar and Rego
@@ -13,6 +14,7 @@
 
 mod cedar;
 mod corpus;
+mod curves;
 mod native;
 mod rego;
 mod startup;
@@ -67,7 +69,7 @@ impl Rule {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]"
+        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]\n       jitgate-bench curves --module FILE [--quick] [--plot SVG]"
     );
     std::process::exit(2)
 }
@@ -98,6 +100,17 @@ fn main() -> Result<()> {
             }
             let dir = PathBuf::from(flag("--modules").unwrap_or_else(|| usage()));
             startup::run(&dir, cache)
+        }
+        Some("curves") => {
+            let module = PathBuf::from(flag("--module").unwrap_or_else(|| usage()));
+            let plot = match flag("--plot") {
+                Some(p) => PathBuf::from(p),
+                None => Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .parent()
+                    .context("bench/ has a parent")?
+                    .join("docs/perf/curves.svg"),
+            };
+            curves::run(&module, args.iter().any(|a| a == "--quick"), &plot)
         }
         // Internal: the warm start, in a process of its own so its resident
         // memory is not inflated by the cold start's compilations.
