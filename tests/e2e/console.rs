@@ -177,7 +177,8 @@ fn approver_requester_and_auditor_work_in_a_real_browser() {
         let text = b.text().await;
         assert!(text.contains("match their hashes"), "{text}");
         assert!(text.contains("approval") && text.contains("bob"), "{text}");
-        b.click("p.chain-state a").await;
+        assert!(text.contains("The whole chain verified"), "{text}");
+        b.click("p.chain-walk a").await;
         let text = b.text().await;
         assert!(text.contains("The whole chain verified"), "{text}");
         shoot(&mut b, "evidence").await;

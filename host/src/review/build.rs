@@ -24,7 +24,8 @@ struct Entry {
     intact: bool,
 }
 
-struct Requested {
+#[derive(Clone)]
+pub(super) struct Requested {
     request_id: Option<String>,
     subject: String,
     requested_by: String,
@@ -35,6 +36,114 @@ struct Requested {
     justification: String,
     policies: Vec<PolicyPart>,
     needed_approval: bool,
+}
+
+/// What one audit record adds to a review, read out of it once: the
+/// review of any window is these, applied in chain order
+/// ([`Builder::apply`]). [`super::Live`] keeps them instead of the
+/// records, so a window is built without reading or hashing the chain again.
+pub(super) struct Event {
+    at: Millis,
+    /// The record does not match its hash.
+    edited: bool,
+    what: What,
+}
+
+pub(super) enum What {
+    /// A ticket event that ended these grants.
+    TicketEnded {
+        grants: Vec<String>,
+    },
+    /// A request; `None` when it was denied (or is unreadable).
+    Request {
+        grant: String,
+        req: Option<Box<Requested>>,
+    },
+    Approval {
+        grant: String,
+        approver: String,
+    },
+    /// A break-glass review was opened.
+    BreakGlass {
+        grant: String,
+    },
+    Transition {
+        grant: String,
+        to: String,
+        expires_at: Option<Millis>,
+        ending_as: Option<End>,
+        actor: String,
+        reason: String,
+    },
+}
+
+impl What {
+    fn grant(&self) -> &str {
+        match self {
+            What::TicketEnded { .. } => "",
+            What::Request { grant, .. }
+            | What::Approval { grant, .. }
+            | What::BreakGlass { grant }
+            | What::Transition { grant, .. } => grant,
+        }
+    }
+}
+
+impl Event {
+    /// What `r` (with `faults`) adds; `None` for a record no review reads.
+    pub(super) fn of(r: &AuditRecord, faults: &[ChainError]) -> Option<Event> {
+        let data = &r.draft.data;
+        let edited = faults
+            .iter()
+            .any(|f| matches!(f, ChainError::Edited { .. }));
+        let ev = |what| {
+            Some(Event {
+                at: r.draft.at,
+                edited,
+                what,
+            })
+        };
+        if r.draft.kind == audit::kind::TICKET_EVENT {
+            let grants = data
+                .get("revoked")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect::<Vec<_>>();
+            if grants.is_empty() {
+                return None;
+            }
+            return ev(What::TicketEnded { grants });
+        }
+        let grant = r.draft.grant_id.clone()?;
+        match r.draft.kind.as_str() {
+            audit::kind::REQUEST => ev(What::Request {
+                grant,
+                req: requested(r).map(Box::new),
+            }),
+            audit::kind::APPROVAL => ev(What::Approval {
+                grant,
+                approver: str_of(data, "approver").unwrap_or_else(|| r.draft.actor.clone()),
+            }),
+            audit::kind::REVIEW if data.get("opened") == Some(&Value::Bool(true)) => {
+                ev(What::BreakGlass { grant })
+            }
+            audit::kind::TRANSITION => ev(What::Transition {
+                grant,
+                to: str_of(data, "to").unwrap_or_default(),
+                expires_at: data.get("expires-at").and_then(Value::as_i64),
+                ending_as: data
+                    .get("ending-as")
+                    .and_then(Value::as_str)
+                    .and_then(end_of),
+                actor: r.draft.actor.clone(),
+                reason: str_of(data, "reason").unwrap_or_default(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 pub(super) struct Builder {
@@ -77,6 +186,13 @@ impl Builder {
         }
     }
 
+    /// The chain's faults as already counted elsewhere (a [`super::Live`]
+    /// verified the records when it read them).
+    pub(super) fn faults_found(&mut self, first: Option<&ChainError>, count: u64) {
+        self.first_fault = first.cloned();
+        self.faults = count;
+    }
+
     pub(super) fn fault(&mut self, f: &ChainError) {
         self.faults += 1;
         if self.first_fault.is_none() {
@@ -84,41 +200,39 @@ impl Builder {
         }
     }
 
+    /// Add one record of the chain, with its faults (empty when sound).
     pub(super) fn push(&mut self, r: &AuditRecord, faults: &[ChainError]) {
         for f in faults {
             self.fault(f);
         }
-        if r.draft.at >= self.until {
+        if let Some(ev) = Event::of(r, faults) {
+            self.apply(&ev);
+        }
+    }
+
+    /// Add what one record says ([`Event::of`]), in chain order.
+    pub(super) fn apply(&mut self, ev: &Event) {
+        if ev.at >= self.until {
             return;
         }
-        let data = &r.draft.data;
-        let edited = faults
-            .iter()
-            .any(|f| matches!(f, ChainError::Edited { .. }));
-        if r.draft.kind == audit::kind::TICKET_EVENT {
-            for id in data
-                .get("revoked")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-            {
+        let edited = ev.edited;
+        if let What::TicketEnded { grants } = &ev.what {
+            for id in grants {
                 if let Some(e) = self.grants.get_mut(id) {
                     e.intact &= !edited;
-                    self.ticket_ends.insert(id.to_string(), r.draft.at);
+                    self.ticket_ends.insert(id.clone(), ev.at);
                 }
             }
             return;
         }
-        let Some(id) = r.draft.grant_id.as_deref() else {
-            return;
-        };
+        let id = ev.what.grant();
         if self.settled.contains(id) {
             return;
         }
-        match r.draft.kind.as_str() {
-            audit::kind::REQUEST => {
-                let Some(req) = requested(r) else {
+        match &ev.what {
+            What::TicketEnded { .. } => {}
+            What::Request { req, .. } => {
+                let Some(req) = req else {
                     // A denied request is no elevated state; an edited one
                     // may have been something else.
                     if edited {
@@ -127,24 +241,23 @@ impl Builder {
                     return;
                 };
                 let e = self.entry(id);
-                e.request = Some(req);
+                e.request = Some(Requested::clone(req));
                 e.intact &= !edited;
             }
-            audit::kind::APPROVAL => {
+            What::Approval { approver, .. } => {
                 let e = self.entry(id);
                 e.approvers.push(Approver {
-                    name: str_of(data, "approver").unwrap_or_else(|| r.draft.actor.clone()),
-                    at: r.draft.at,
+                    name: approver.clone(),
+                    at: ev.at,
                 });
                 e.intact &= !edited;
             }
-            audit::kind::REVIEW if data.get("opened") == Some(&Value::Bool(true)) => {
+            What::BreakGlass { .. } => {
                 let e = self.entry(id);
                 e.break_glass = true;
                 e.intact &= !edited;
             }
-            audit::kind::TRANSITION => self.transition(id, r, edited),
-            _ => {}
+            What::Transition { .. } => self.transition(id, ev),
         }
     }
 
@@ -155,29 +268,35 @@ impl Builder {
         })
     }
 
-    fn transition(&mut self, id: &str, r: &AuditRecord, edited: bool) {
-        let data = &r.draft.data;
-        let to = data.get("to").and_then(Value::as_str).unwrap_or("");
-        let at = r.draft.at;
-        let by = r.draft.actor.clone();
-        let why = str_of(data, "reason").unwrap_or_default();
+    fn transition(&mut self, id: &str, ev: &Event) {
+        let What::Transition {
+            to,
+            expires_at,
+            ending_as,
+            actor,
+            reason,
+            ..
+        } = &ev.what
+        else {
+            return;
+        };
+        let to = to.as_str();
+        let at = ev.at;
+        let by = actor.clone();
+        let why = reason.clone();
         let since = self.since;
         let e = self.entry(id);
-        e.intact &= !edited;
+        e.intact &= !ev.edited;
         match to {
             "active" | "provisioning" => {
                 if e.activated_at.is_none() {
                     e.activated_at = Some(at);
-                    e.expires_at = data.get("expires-at").and_then(Value::as_i64);
+                    e.expires_at = *expires_at;
                 }
                 return;
             }
             "deprovisioning" => {
-                let ending = data
-                    .get("ending-as")
-                    .and_then(Value::as_str)
-                    .and_then(end_of)
-                    .unwrap_or(End::Revoked);
+                let ending = ending_as.unwrap_or(End::Revoked);
                 e.ending.get_or_insert((ending, by, why));
                 return;
             }

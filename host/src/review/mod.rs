@@ -40,8 +40,11 @@
 
 mod build;
 mod csv;
+mod live;
 mod model;
 mod render;
+
+pub use live::{ChainStatus, Live};
 
 pub use model::{
     AccessReview, Approver, Chain, ChainState, Decided, End, PolicyPart, Row, TicketRef, Totals,
@@ -145,5 +148,7 @@ pub fn read(store: &dyn Store, since: Millis, until: Millis) -> Result<AccessRev
     Ok(b.build(report.checked))
 }
 
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod tests;

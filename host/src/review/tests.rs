@@ -13,13 +13,13 @@ use crate::decision::{ApprovalRequirement, Outcome};
 use crate::grant::{Grant, GrantEvent};
 use crate::request::TicketState;
 
-const MIN: i64 = 60_000;
+pub(super) const MIN: i64 = 60_000;
 /// 2026-12-01T08:00:00Z.
-const T0: Millis = 1_796_112_000_000;
+pub(super) const T0: Millis = 1_796_112_000_000;
 
 #[derive(Default)]
-struct Log {
-    records: Vec<AuditRecord>,
+pub(super) struct Log {
+    pub(super) records: Vec<AuditRecord>,
 }
 
 impl Log {
@@ -101,7 +101,7 @@ fn allow(name: &str) -> Value {
 }
 
 /// Six grants and their lives; the window is 09:00 .. 11:00.
-fn scenario() -> Log {
+pub(super) fn scenario() -> Log {
     let mut log = Log::default();
     // Outside: active 08:00 .. 08:05, released.
     let mut g0 = grant("0", "alice", "file-recovery", 600, Outcome::Allow);

@@ -61,7 +61,8 @@ impl Service {
 
     /// The access review of `[since, until)` (auditor, admin): every
     /// elevated state and why, totals by task, and whether the chain
-    /// verified ([`crate::review::read`]). `since` and `until` are RFC 3339;
+    /// verified (as [`crate::review::read`] makes it, from the chain
+    /// followed by [`crate::review::Live`]). `since` and `until` are RFC 3339;
     /// a missing or bad one is refused naming it.
     pub fn access_review(
         &self,
@@ -78,7 +79,30 @@ impl Service {
             Some(v) => crate::review::parse_time(field, v).map_err(review_error),
         };
         let (since, until) = (bound("since", since)?, bound("until", until)?);
-        crate::review::read(self.store.as_ref(), since, until).map_err(review_error)
+        self.live_chain
+            .review(&self.store, since, until, self.now())
+            .map_err(review_error)
+    }
+
+    /// The audit chain's state (auditor, admin): every record was checked
+    /// once as it was read, and the walk from record 1 is repeated in the
+    /// background (see [`crate::review::Live`]); cheap after the first call.
+    pub fn chain_status(
+        &self,
+        actor: &Principal,
+    ) -> Result<crate::review::ChainStatus, ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        Ok(self.live_chain.status(&self.store, self.now())?)
+    }
+
+    /// Walk the whole audit chain from record 1 now (auditor, admin), and
+    /// keep the result as the chain's state.
+    pub fn walk_chain(
+        &self,
+        actor: &Principal,
+    ) -> Result<crate::review::ChainStatus, ServiceError> {
+        actor.require_any(&[Role::Auditor, Role::Admin])?;
+        Ok(self.live_chain.rewalk(&self.store, self.now())?)
     }
 
     /// Walk the whole audit chain, reporting every bad record.

@@ -156,6 +156,9 @@ pub struct Service {
     decision_maker: Option<Arc<dyn DecisionMaker>>,
     /// Targets that apply access (`[[provisioners]]`, `[[entitlements]]`).
     targets: Option<Arc<crate::provision::targets::Targets>>,
+    /// The audit chain followed as it grows, for the console's chain
+    /// state and the access review (walked from record 1 on first use).
+    live_chain: Arc<crate::review::Live>,
 }
 
 impl Service {
@@ -194,6 +197,7 @@ impl Service {
             last_rejection: Mutex::new(None),
             decision_maker: None,
             targets: None,
+            live_chain: Arc::default(),
         }
     }
 

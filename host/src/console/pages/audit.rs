@@ -17,8 +17,13 @@ use crate::grant::GrantState;
 use crate::service::{Role, ServiceError};
 use crate::store::GrantFilter;
 
-/// Grants one search shows at most.
-const SEARCH_LIMIT: usize = 500;
+/// Grants one search shows at most; "Older" pages on from the last.
+const SEARCH_LIMIT: usize = 100;
+/// Grants read per store page when a filter the store cannot apply (task,
+/// created since) is given, and how many such pages one search reads at
+/// most: a search by task alone stays bounded on a large store.
+const SCAN_PAGE: usize = 500;
+const SCAN_PAGES: usize = 20;
 
 /// The auditor's search form. Empty fields are no filter.
 #[derive(Deserialize, Default)]
@@ -32,6 +37,10 @@ pub struct SearchQuery {
     since: String,
     /// RFC 3339; grants created before.
     until: String,
+    /// With `until`: the last grant shown, so "Older" goes on after it
+    /// (grants created in the same millisecond are not skipped).
+    #[serde(rename = "from-id")]
+    from_id: String,
 }
 
 fn parse_time(field: &str, v: &str) -> Result<Option<i64>, ServiceError> {
@@ -68,20 +77,57 @@ pub async fn audit(
         let since = parse_time("since", &q.since)?;
         let until = parse_time("until", &q.until)?;
         let nonempty = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
-        let filter = GrantFilter {
+        let task = nonempty(&q.task);
+        let mut filter = GrantFilter {
             state,
             subject: nonempty(&q.subject),
             ticket: nonempty(&q.ticket),
-            limit: SEARCH_LIMIT,
-            before: until.map(|u| (u, String::new())),
+            limit: if task.is_some() || since.is_some() {
+                SCAN_PAGE
+            } else {
+                SEARCH_LIMIT
+            },
+            before: until.map(|u| (u, q.from_id.trim().to_string())),
         };
-        let task = nonempty(&q.task);
-        let grants: Vec<_> = svc
-            .grants(&p, filter)?
-            .into_iter()
-            .filter(|g| task.as_ref().is_none_or(|t| g.request.task == *t))
-            .filter(|g| since.is_none_or(|s| g.created_at >= s))
-            .collect();
+        // The store filters by state, subject, ticket and `until`; task and
+        // `since` are applied here, page by page, newest first.
+        let mut grants = Vec::new();
+        let mut exhausted = false;
+        let mut scanned = 0;
+        for _ in 0..SCAN_PAGES {
+            let page = svc.grants(&p, filter.clone())?;
+            scanned += page.len();
+            let full = page.len() == filter.limit;
+            let mut older = false;
+            if let Some(last) = page.last() {
+                filter.before = Some((last.created_at, last.id.clone()));
+                older = since.is_some_and(|s| last.created_at < s);
+            }
+            grants.extend(
+                page.into_iter()
+                    .filter(|g| task.as_ref().is_none_or(|t| g.request.task == *t))
+                    .filter(|g| since.is_none_or(|s| g.created_at >= s)),
+            );
+            if !full || older {
+                exhausted = true;
+                break;
+            }
+            if grants.len() >= SEARCH_LIMIT {
+                break;
+            }
+        }
+        grants.truncate(SEARCH_LIMIT);
+        let more = grants.len() == SEARCH_LIMIT || !exhausted;
+        let older = grants.last().filter(|_| more).map(|g| {
+            let until = crate::timefmt::rfc3339_ms(g.created_at);
+            let pairs = [("subject", q.subject.as_str()), ("ticket", &q.ticket), ("task", &q.task), ("state", &q.state), ("since", &q.since), ("until", &until), ("from-id", &g.id)];
+            let query: Vec<String> = pairs
+                .iter()
+                .filter(|(_, v)| !v.trim().is_empty())
+                .map(|(k, v)| format!("{k}={}", super::review::enc(v.trim())))
+                .collect();
+            format!("/console/audit?{}", query.join("&"))
+        });
         Ok(html! {
             form.search method="get" action="/console/audit" role="search" {
                 @for (name, label, value) in [("subject", "Subject", &q.subject), ("ticket", "Ticket", &q.ticket), ("task", "Task", &q.task), ("state", "State", &q.state), ("since", "Created since (RFC 3339)", &q.since), ("until", "Created before (RFC 3339)", &q.until)] {
@@ -92,7 +138,10 @@ pub async fn audit(
                 }
                 button type="submit" { "Search" }
             }
-            p.count { (grants.len()) " grant(s)" @if grants.len() >= SEARCH_LIMIT { ", the newest " (SEARCH_LIMIT) } }
+            p.count {
+                (grants.len()) " grant(s)"
+                @if more { ", the newest first" @if grants.len() < SEARCH_LIMIT { " (" (scanned) " searched)" } }
+            }
             table.results {
                 thead { tr {
                     th scope="col" { "Grant" } th scope="col" { "Subject" } th scope="col" { "Task" }
@@ -110,6 +159,9 @@ pub async fn audit(
                         }
                     }
                 }
+            }
+            @if let Some(href) = &older {
+                nav.pages aria-label="Older grants" { a rel="next" href=(href) { "Older →" } }
             }
         })
     })
@@ -159,11 +211,15 @@ pub async fn grant_evidence(
     let title = format!("Evidence of {id}");
     let body = read(move || {
         let (g, records) = svc.evidence(&p, &id)?;
+        // The chain as followed (each record checked once, as it was
+        // read); `?verify=chain` walks it from record 1 now.
         let chain = if q.verify == "chain" {
-            Some(svc.audit_verify(&p)?)
+            svc.walk_chain(&p)?
         } else {
-            None
+            svc.chain_status(&p)?
         };
+        let walked = layout::time(chain.walked_at);
+        let chain = chain.report;
         let ticket = live_ticket(&svc, &g);
         let intact = records.iter().filter(|r| r.recomputed_hash() == r.hash).count();
         Ok(html! {
@@ -177,10 +233,14 @@ pub async fn grant_evidence(
                         span.bad { (records.len() - intact) " of " (records.len()) " records of this grant do not match their hashes: edited after they were written." }
                     }
                 }
-                @match &chain {
-                    Some(r) if r.ok() => p.chain-state { span.ok { "The whole chain verified: " (r.checked) " records, head " @if let Some((seq, _)) = r.head { "#" (seq) } "." } },
-                    Some(r) => p.chain-state { span.bad { "The chain is broken: " (r.bad_count) " bad record(s) of " (r.checked) "; first: " (r.bad.first().map(|e| e.to_string()).unwrap_or_default()) } },
-                    None => p.chain-state { a href={ "/console/grants/" (g.id) "?verify=chain" } { "Verify the whole chain" } },
+                @if chain.ok() {
+                    p.chain-state { span.ok { "The whole chain verified: " (chain.checked) " records, head " @if let Some((seq, _)) = &chain.head { "#" (seq) } "." } }
+                } @else {
+                    p.chain-state { span.bad { "The chain is broken: " (chain.bad_count) " bad record(s) of " (chain.checked) "; first: " (chain.bad.first().map(|e| e.to_string()).unwrap_or_default()) } }
+                }
+                p.chain-walk {
+                    "Walked from record 1 at " (walked) "; every record appended since was checked as it was read. "
+                    a href={ "/console/grants/" (g.id) "?verify=chain" } { "Walk the whole chain now" }
                 }
             }
             section aria-labelledby="records" {

@@ -21,6 +21,39 @@ use crate::timefmt::rfc3339_ms;
 pub struct PeriodQuery {
     since: String,
     until: String,
+    /// Which page of rows (1-based; empty means 1).
+    page: String,
+    /// Rows a page (1 to [`ROWS_PER_PAGE`], the default).
+    #[serde(rename = "per-page")]
+    per_page: String,
+}
+
+/// Rows one page of the review shows at most: the totals cover every row;
+/// the CSV has them all. (10,000 rows as HTML are 3.7 MB, too much for a
+/// page.)
+const ROWS_PER_PAGE: usize = 500;
+
+/// A positive number from the query, `default` when empty, at most `max`.
+fn number(
+    field: &str,
+    v: &str,
+    default: usize,
+    max: usize,
+) -> Result<usize, crate::service::ServiceError> {
+    match v.trim() {
+        "" => Ok(default),
+        p => p
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| crate::service::ServiceError::BadRequest {
+                field: field.into(),
+                message: format!(
+                    "`{}` is not a number from 1 to {max}",
+                    crate::text::terminal_safe(p)
+                ),
+            }),
+    }
 }
 
 const DAY_MS: i64 = 86_400_000;
@@ -58,12 +91,12 @@ pub async fn access_review(
     let p = who.session.principal.clone();
     let svc = svc(&s);
     let body = read(move || {
+        let page = number("page", &q.page, 1, usize::MAX)?;
+        let per_page = number("per-page", &q.per_page, ROWS_PER_PAGE, ROWS_PER_PAGE)?;
         let (since, until, review) = review_of(&svc, &p, &q)?;
-        let csv = format!(
-            "/console/access-review.csv?since={}&until={}",
-            enc(&since),
-            enc(&until)
-        );
+        let period = format!("since={}&until={}", enc(&since), enc(&until));
+        let rows = Rows { page, per_page, period: &period };
+        let csv = format!("/console/access-review.csv?{period}");
         Ok(html! {
             form.search method="get" action="/console/access-review" {
                 div.field { label for="since" { "Since (RFC 3339)" } input id="since" name="since" value=(since); }
@@ -71,7 +104,7 @@ pub async fn access_review(
                 button type="submit" { "Show" }
             }
             p { a href=(csv) { "Download as CSV" } }
-            (render(&review))
+            (render(&review, &rows))
         })
     })
     .await;
@@ -103,7 +136,8 @@ pub async fn access_review_csv(
     }
 }
 
-fn enc(s: &str) -> String {
+/// `s` percent-encoded for a query string.
+pub(super) fn enc(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -131,8 +165,28 @@ fn totals_row(task: &str, t: &Totals) -> Markup {
     }
 }
 
-/// The review as HTML: the chain's state first, then totals, then rows.
-fn render(r: &AccessReview) -> Markup {
+/// Which rows of the review a page shows.
+struct Rows<'a> {
+    /// 1-based.
+    page: usize,
+    per_page: usize,
+    /// The period's query string, for the links to other pages.
+    period: &'a str,
+}
+
+/// The review as HTML: the chain's state first, then totals, then one page
+/// of rows with links to the others.
+fn render(r: &AccessReview, rows: &Rows<'_>) -> Markup {
+    let (page, per_page) = (rows.page, rows.per_page);
+    let pages = r.rows.len().div_ceil(per_page).max(1);
+    let first = (page - 1).saturating_mul(per_page);
+    let shown = r.rows.iter().skip(first).take(per_page);
+    let link = |n: usize| {
+        format!(
+            "/console/access-review?{}&page={n}&per-page={per_page}",
+            rows.period
+        )
+    };
     html! {
         p.chain-state {
             @match r.chain.state {
@@ -155,14 +209,17 @@ fn render(r: &AccessReview) -> Markup {
             }
         }
         table.rows {
-            caption { (r.rows.len()) " elevated state(s)" }
+            caption {
+                (r.rows.len()) " elevated state(s)"
+                @if pages > 1 { ", page " (page) " of " (pages) " (" (per_page) " a page; the CSV has all)" }
+            }
             thead { tr {
                 th scope="col" { "Grant" } th scope="col" { "Subject" } th scope="col" { "Task" } th scope="col" { "Resource" }
                 th scope="col" { "Ticket" } th scope="col" { "Justification" } th scope="col" { "Policies" }
                 th scope="col" { "Decided" } th scope="col" { "Approved by" } th scope="col" { "Lasted" } th scope="col" { "Ended" }
             } }
             tbody {
-                @for row in &r.rows {
+                @for row in shown {
                     tr class=(if row.records_intact { "" } else { "bad" }) {
                         td { a href={ "/console/grants/" (row.grant_id) } { (row.grant_id) } }
                         td { (row.subject) }
@@ -181,6 +238,12 @@ fn render(r: &AccessReview) -> Markup {
                         }
                     }
                 }
+            }
+        }
+        @if pages > 1 {
+            nav.pages aria-label="Pages of rows" {
+                @if page > 1 { a rel="prev" href=(link(page - 1)) { "← Previous" } " " }
+                @if page < pages { a rel="next" href=(link(page + 1)) { "Next →" } }
             }
         }
     }

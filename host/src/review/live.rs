@@ -1,0 +1,266 @@
+//! The audit chain followed as it grows, for the pages that show its state
+//! and the access review (issue 16: console pages in under 50 ms at 10,000
+//! grants; walking 42,000 records takes half a second).
+//!
+//! Walking the whole chain on every view made each one cost O(records). A
+//! [`Live`] walks it once from record 1, keeps the [`Verifier`]'s state and
+//! what each record adds to a review ([`Event`]), and on each later view
+//! reads, verifies and adds only the records appended since. A review of
+//! any window is then the kept events applied in chain order: the same
+//! [`Builder`] as [`super::read`], so both give the same report.
+//!
+//! **What this verifies, and what a full walk adds.** Every record is
+//! checked once, when it is read: its hash, and that it follows the record
+//! before it. An appended record is checked against the remembered head,
+//! so rewriting (and re-hashing) any record already read is found as soon
+//! as the next record is appended: that record's `prev-hash` is the
+//! rewritten head's, not the remembered one. What an incremental read
+//! cannot see is a record edited in place *after* it was read, with the
+//! head left alone. So the walk from record 1 is repeated: whenever a view
+//! finds the last one older than [`Live::rewalk_after`] (default 10
+//! minutes), a background thread walks again and swaps its result in; a
+//! view never waits for it. Pages say when the last walk from record 1
+//! began. An explicit walk (the evidence page's "walk the whole chain now",
+//! `jitgate audit verify`, `GET /v1/audit/verify`) still reads everything.
+//!
+//! Memory: what a review reads of each record (the strings of requests,
+//! approvals and transitions), not the records themselves; measured in
+//! docs/performance.md ("Console pages at 10,000 grants").
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use super::build::{Builder, Event};
+use super::{AccessReview, ReviewError, check_window};
+use crate::audit::{self, AuditRecord, Verifier};
+use crate::grant::Millis;
+use crate::store::{Store, StoreError};
+
+/// Records read per store page.
+const PAGE: usize = 1000;
+
+/// The chain's state as a [`Live`] last read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainStatus {
+    /// Records checked, faults (the first [`audit::MAX_LISTED`]) and the
+    /// head, as a full walk reports them.
+    pub report: audit::Report,
+    /// When the last walk from record 1 began (Unix ms).
+    pub walked_at: Millis,
+}
+
+/// Every record after `after`, in chain order.
+fn appended(store: &dyn Store, mut after: i64) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut out = Vec::new();
+    loop {
+        let page = store.audit_page(after, PAGE)?;
+        let full = page.len() == PAGE;
+        if let Some(last) = page.last() {
+            after = last.seq;
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// One walk from record 1, continued with every record appended since.
+struct Followed {
+    verifier: Verifier,
+    report: audit::Report,
+    events: Vec<Event>,
+    walked_at: Millis,
+}
+
+impl Followed {
+    fn new(walked_at: Millis) -> Followed {
+        Followed {
+            verifier: Verifier::default(),
+            report: audit::Report::default(),
+            events: Vec::new(),
+            walked_at,
+        }
+    }
+
+    fn add(&mut self, r: &AuditRecord) {
+        let faults = self.verifier.check(r);
+        if let Some(ev) = Event::of(r, &faults) {
+            self.events.push(ev);
+        }
+        for f in faults {
+            self.report.bad_count += 1;
+            if self.report.bad.len() < audit::MAX_LISTED {
+                self.report.bad.push(f);
+            }
+        }
+    }
+
+    fn head_seq(&self) -> i64 {
+        self.verifier.head().map_or(0, |(seq, _)| seq)
+    }
+
+    /// Check and keep `records` (the ones after the last kept, in order).
+    fn add_all(&mut self, records: &[AuditRecord]) {
+        for r in records {
+            self.add(r);
+        }
+        self.report.checked = self.verifier.checked;
+        self.report.head = self.verifier.head();
+    }
+
+    /// Read, check and keep every record after the last one read.
+    fn catch_up(&mut self, store: &dyn Store) -> Result<(), StoreError> {
+        let records = appended(store, self.head_seq())?;
+        self.add_all(&records);
+        Ok(())
+    }
+
+    fn status(&self) -> ChainStatus {
+        ChainStatus {
+            report: self.report.clone(),
+            walked_at: self.walked_at,
+        }
+    }
+}
+
+/// The audit chain of one store, followed (see the module's note).
+pub struct Live {
+    followed: RwLock<Option<Followed>>,
+    /// Serialises catching up, so two views do not read the same records.
+    reading: Mutex<()>,
+    rewalking: Arc<AtomicBool>,
+    rewalk_after: Millis,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live::new(10 * 60 * 1000)
+    }
+}
+
+impl Live {
+    /// A follower that walks from record 1 again when its last such walk is
+    /// older than `rewalk_after` ms.
+    pub fn new(rewalk_after: Millis) -> Live {
+        Live {
+            followed: RwLock::new(None),
+            reading: Mutex::new(()),
+            rewalking: Arc::new(AtomicBool::new(false)),
+            rewalk_after,
+        }
+    }
+
+    /// How old (ms) the last walk from record 1 may be before a view starts
+    /// another in the background.
+    pub fn rewalk_after(&self) -> Millis {
+        self.rewalk_after
+    }
+
+    /// Bring the kept state up to the store's head (the first call walks
+    /// from record 1); start a background walk when the last is too old.
+    fn catch_up(self: &Arc<Self>, store: &Arc<dyn Store>, now: Millis) -> Result<(), StoreError> {
+        let _one = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
+        // Read the new records holding no lock views take: views of what is
+        // already kept go on meanwhile (`reading` keeps the head still).
+        let after = self
+            .followed
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(Followed::head_seq);
+        let walked_at = match after {
+            None => {
+                let mut fresh = Followed::new(now);
+                fresh.catch_up(store.as_ref())?;
+                let walked_at = fresh.walked_at;
+                *self
+                    .followed
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+                walked_at
+            }
+            Some(after) => {
+                let records = appended(store.as_ref(), after)?;
+                let mut kept = self
+                    .followed
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner);
+                let Some(f) = kept.as_mut() else {
+                    return Ok(());
+                };
+                f.add_all(&records);
+                f.walked_at
+            }
+        };
+        let stale = now - walked_at >= self.rewalk_after;
+        if stale && !self.rewalking.swap(true, Ordering::AcqRel) {
+            let live = Arc::clone(self);
+            let store = Arc::clone(store);
+            let spawned = std::thread::Builder::new()
+                .name("jitgate-chain-walk".into())
+                .spawn(move || {
+                    if let Err(e) = live.rewalk(&store, now) {
+                        tracing::warn!(error = %e, "walking the audit chain from record 1 failed");
+                    }
+                    live.rewalking.store(false, Ordering::Release);
+                });
+            if spawned.is_err() {
+                self.rewalking.store(false, Ordering::Release);
+            }
+        }
+        Ok(())
+    }
+
+    /// Walk the whole chain from record 1 now (an explicit full walk) and
+    /// keep the result; its status.
+    pub fn rewalk(&self, store: &Arc<dyn Store>, now: Millis) -> Result<ChainStatus, StoreError> {
+        let mut fresh = Followed::new(now);
+        fresh.catch_up(store.as_ref())?;
+        // Records appended during the walk are read under the lock, so no
+        // view sees the fresh state behind the one it replaces.
+        let _one = self.reading.lock().unwrap_or_else(PoisonError::into_inner);
+        fresh.catch_up(store.as_ref())?;
+        let status = fresh.status();
+        *self
+            .followed
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(fresh);
+        Ok(status)
+    }
+
+    /// The chain's state now.
+    pub fn status(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        now: Millis,
+    ) -> Result<ChainStatus, StoreError> {
+        self.catch_up(store, now)?;
+        let kept = self.followed.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(kept
+            .as_ref()
+            .map_or_else(|| Followed::new(now).status(), Followed::status))
+    }
+
+    /// The access review of `[since, until)`, as [`super::read`] makes it.
+    pub fn review(
+        self: &Arc<Self>,
+        store: &Arc<dyn Store>,
+        since: Millis,
+        until: Millis,
+        now: Millis,
+    ) -> Result<AccessReview, ReviewError> {
+        check_window(since, until)?;
+        self.catch_up(store, now)?;
+        let kept = self.followed.read().unwrap_or_else(PoisonError::into_inner);
+        let mut b = Builder::new(since, until);
+        let Some(f) = kept.as_ref() else {
+            return Ok(b.build(0));
+        };
+        b.faults_found(f.report.bad.first(), f.report.bad_count);
+        for ev in &f.events {
+            b.apply(ev);
+        }
+        Ok(b.build(f.report.checked))
+    }
+}
