@@ -422,3 +422,76 @@ fn the_access_review_pages_its_rows_and_refuses_a_bad_page_naming_it() {
         assert!(r.body.contains(field), "{query}: {}", r.body);
     }
 }
+
+/// An insider with the database file edits an audit record in place after
+/// the console read it. Records are checked once, as they are read, so the
+/// pages still say verified (and when the chain was last walked from
+/// record 1); "Walk the whole chain now" finds the edit, and from then on
+/// the evidence page and the access review both say broken.
+#[test]
+fn an_audit_record_edited_in_place_after_the_console_read_it_is_found_by_walk_the_whole_chain_now()
+{
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = jitgate_tests::server::TestStore::new(Backend::Sqlite, dir.path());
+    let path = store.url.clone();
+    let cfg = jitgate_tests::server::write_config_with(dir.path(), &store.url, "");
+    let app = App::from_file(&cfg, (dir, store));
+    let g: Value = app
+        .post(
+            "/v1/requests",
+            Some("t-pipe"),
+            &body("w1", "alice", "file-recovery", 600),
+        )
+        .json();
+    assert_eq!(g["state"], "active", "{g}");
+    let id = g["id"].as_str().unwrap_or_default().to_string();
+    let (audit, _) = sign_in(&app, "t-audit");
+    let evidence = format!("/console/grants/{id}");
+    let page = get(&app, &evidence, &audit);
+    assert!(
+        page.body.contains("The whole chain verified"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("Walked from record 1 at"),
+        "{}",
+        page.body
+    );
+
+    rusqlite::Connection::open(&path)
+        .and_then(|c| {
+            c.execute_batch(
+                "DROP TRIGGER IF EXISTS audit_no_update; DROP TRIGGER IF EXISTS audit_no_delete;
+                 UPDATE audit SET actor = 'mallory' WHERE seq = 1;",
+            )
+        })
+        .expect("tamper");
+    let page = get(&app, &evidence, &audit);
+    assert!(
+        page.body.contains("The whole chain verified"),
+        "read once, before the edit: {}",
+        page.body
+    );
+    let page = get(&app, &format!("{evidence}?verify=chain"), &audit);
+    assert!(page.body.contains("The chain is broken"), "{}", page.body);
+    assert!(
+        page.body.contains("record 1: content does not match"),
+        "{}",
+        page.body
+    );
+    let review = get(&app, "/console/access-review", &audit);
+    assert!(
+        review.body.contains("The audit chain is broken"),
+        "{}",
+        review.body
+    );
+    // The review's own "walk now" link works as well.
+    let review = get(&app, "/console/access-review?verify=chain", &audit);
+    assert_eq!(review.status, 200, "{}", review.body);
+    assert!(
+        review.body.contains("The audit chain is broken"),
+        "{}",
+        review.body
+    );
+}

@@ -97,6 +97,16 @@ impl Service {
                 }
             }
         }
+        // The console's chain state and the access review follow the chain
+        // (`review::Live`): walking it from record 1 now, off the async
+        // workers, spares the first auditor to look the wait. Fire and
+        // forget: a view that comes first simply does the walk itself.
+        let svc = self.clone();
+        rt.spawn_blocking(move || {
+            if let Err(e) = svc.live_chain.status(&svc.store, svc.now()) {
+                tracing::warn!(error = %e, "following the audit chain failed; views will retry");
+            }
+        });
         Ok(Background { tasks })
     }
 }

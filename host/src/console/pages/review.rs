@@ -26,6 +26,8 @@ pub struct PeriodQuery {
     /// Rows a page (1 to [`ROWS_PER_PAGE`], the default).
     #[serde(rename = "per-page")]
     per_page: String,
+    /// `chain`: walk the audit chain from record 1 first.
+    verify: String,
 }
 
 /// Rows one page of the review shows at most: the totals cover every row;
@@ -78,7 +80,10 @@ fn review_of(
     q: &PeriodQuery,
 ) -> Result<(String, String, AccessReview), crate::service::ServiceError> {
     let (since, until) = bounds(q, svc.now());
-    let review = svc.access_review(p, Some(&since), Some(&until))?;
+    if q.verify == "chain" {
+        svc.walk_chain(p)?;
+    }
+    let review = svc.access_review_followed(p, Some(&since), Some(&until))?;
     Ok((since, until, review))
 }
 
@@ -96,6 +101,7 @@ pub async fn access_review(
         let (since, until, review) = review_of(&svc, &p, &q)?;
         let period = format!("since={}&until={}", enc(&since), enc(&until));
         let rows = Rows { page, per_page, period: &period };
+        let walked = layout::time(svc.chain_status(&p)?.walked_at);
         let csv = format!("/console/access-review.csv?{period}");
         Ok(html! {
             form.search method="get" action="/console/access-review" {
@@ -104,6 +110,10 @@ pub async fn access_review(
                 button type="submit" { "Show" }
             }
             p { a href=(csv) { "Download as CSV" } }
+            p.chain-walk {
+                "The chain was walked from record 1 at " (walked) "; every record appended since was checked as it was read. "
+                a href={ "/console/access-review?" (period) "&verify=chain" } { "Walk the whole chain now" }
+            }
             (render(&review, &rows))
         })
     })
