@@ -282,6 +282,18 @@ fn pages_need_a_session_and_the_right_role() {
         let r = get(&app, path, &alice);
         assert_eq!(r.status, 403, "{path}: {}", r.body);
     }
+    // Each refusal is audited under the session's holder, not "anonymous".
+    let refused: Vec<String> = app
+        .service()
+        .store()
+        .audit_page(0, 10_000)
+        .expect("audit")
+        .into_iter()
+        .filter(|r| r.draft.kind == "auth-failure")
+        .map(|r| r.draft.actor)
+        .collect();
+    assert!(refused.len() >= 3, "{refused:?}");
+    assert!(refused.iter().all(|a| a == "alice"), "{refused:?}");
     let id = pending(&app, "e1", "restore the deleted finance share");
     let r = get(&app, &format!("/console/grants/{id}"), &alice);
     assert_eq!(r.status, 200, "the holder sees her grant: {}", r.body);

@@ -270,7 +270,16 @@ async fn audit_refusals(
     // The raw path carries caller-chosen ids: bounded, and JSON-escaped in
     // the record like every other string.
     let path: String = req.uri().path().chars().take(256).collect();
-    let actor = principal_of(&s, req.headers()).map(|p| p.name.clone());
+    // A console page is asked for with a session cookie, not a token.
+    let actor = principal_of(&s, req.headers())
+        .map(|p| p.name.clone())
+        .or_else(|| {
+            let cookie = crate::console::session::cookie(
+                req.headers(),
+                crate::console::session::SESSION_COOKIE,
+            )?;
+            s.console.sessions.holder(cookie, s.service.now())
+        });
     // An identity-provider caller is known once its token was verified,
     // which happens inside the handler; a refusal reads it from the cache.
     let token = match actor {

@@ -120,6 +120,15 @@ impl Sessions {
         Some(token)
     }
 
+    /// The name of the live session's holder, leaving its flash in place
+    /// (for the audit record of a refusal, read before the page is made).
+    pub fn holder(&self, token: &str, now: Millis) -> Option<String> {
+        let t = self.table();
+        t.get(&digest(token))
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.principal.name.clone())
+    }
+
     /// The live session of a cookie value, taking its flash message.
     pub fn get(&self, token: &str, now: Millis) -> Option<Session> {
         let mut t = self.table();
