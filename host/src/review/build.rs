@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{
     AccessReview, Approver, Chain, ChainState, Decided, End, PolicyPart, Row, TicketRef, Totals,
@@ -14,7 +15,7 @@ use crate::grant::Millis;
 /// What is known of one grant so far.
 #[derive(Default)]
 struct Entry {
-    request: Option<Requested>,
+    request: Option<Arc<Requested>>,
     approvers: Vec<Approver>,
     break_glass: bool,
     activated_at: Option<Millis>,
@@ -52,23 +53,23 @@ pub(super) struct Event {
 pub(super) enum What {
     /// A ticket event that ended these grants.
     TicketEnded {
-        grants: Vec<String>,
+        grants: Vec<Arc<str>>,
     },
     /// A request; `None` when it was denied (or is unreadable).
     Request {
-        grant: String,
-        req: Option<Box<Requested>>,
+        grant: Arc<str>,
+        req: Option<Arc<Requested>>,
     },
     Approval {
-        grant: String,
+        grant: Arc<str>,
         approver: String,
     },
     /// A break-glass review was opened.
     BreakGlass {
-        grant: String,
+        grant: Arc<str>,
     },
     Transition {
-        grant: String,
+        grant: Arc<str>,
         to: String,
         expires_at: Option<Millis>,
         ending_as: Option<End>,
@@ -78,18 +79,63 @@ pub(super) enum What {
 }
 
 impl What {
-    fn grant(&self) -> &str {
+    /// The grant the record is about (none for a ticket event).
+    fn grant(&self) -> Option<&Arc<str>> {
         match self {
-            What::TicketEnded { .. } => "",
+            What::TicketEnded { .. } => None,
             What::Request { grant, .. }
             | What::Approval { grant, .. }
             | What::BreakGlass { grant }
-            | What::Transition { grant, .. } => grant,
+            | What::Transition { grant, .. } => Some(grant),
         }
     }
 }
 
 impl Event {
+    /// Bytes this event holds on the heap (an estimate: string capacities
+    /// and the structs behind pointers, not the allocator's slack; the
+    /// event itself is counted by whoever holds it).
+    pub(super) fn footprint(&self) -> usize {
+        let s = |v: &String| v.capacity();
+        let o = |v: &Option<String>| v.as_ref().map_or(0, String::capacity);
+        match &self.what {
+            What::TicketEnded { grants } => grants.iter().map(|g| g.len() + 16).sum(),
+            What::Request { grant, req } => {
+                grant.len()
+                    + 16
+                    + req.as_ref().map_or(0, |r| {
+                        std::mem::size_of::<Requested>()
+                            + o(&r.request_id)
+                            + s(&r.subject)
+                            + s(&r.requested_by)
+                            + s(&r.task)
+                            + s(&r.resource)
+                            + o(&r.entitlement)
+                            + r.ticket.as_ref().map_or(0, |t| s(&t.id) + o(&t.source))
+                            + s(&r.justification)
+                            + r.policies
+                                .iter()
+                                .map(|p| {
+                                    std::mem::size_of::<PolicyPart>()
+                                        + s(&p.name)
+                                        + s(&p.verdict)
+                                        + o(&p.reason)
+                                })
+                                .sum::<usize>()
+                    })
+            }
+            What::Approval { grant, approver } => grant.len() + 16 + s(approver),
+            What::BreakGlass { grant } => grant.len() + 16,
+            What::Transition {
+                grant,
+                to,
+                actor,
+                reason,
+                ..
+            } => grant.len() + 16 + s(to) + s(actor) + s(reason),
+        }
+    }
+
     /// What `r` (with `faults`) adds; `None` for a record no review reads.
     pub(super) fn of(r: &AuditRecord, faults: &[ChainError]) -> Option<Event> {
         let data = &r.draft.data;
@@ -110,18 +156,18 @@ impl Event {
                 .into_iter()
                 .flatten()
                 .filter_map(Value::as_str)
-                .map(str::to_string)
+                .map(Arc::from)
                 .collect::<Vec<_>>();
             if grants.is_empty() {
                 return None;
             }
             return ev(What::TicketEnded { grants });
         }
-        let grant = r.draft.grant_id.clone()?;
+        let grant: Arc<str> = Arc::from(r.draft.grant_id.as_deref()?);
         match r.draft.kind.as_str() {
             audit::kind::REQUEST => ev(What::Request {
                 grant,
-                req: requested(r).map(Box::new),
+                req: requested(r).map(Arc::new),
             }),
             audit::kind::APPROVAL => ev(What::Approval {
                 grant,
@@ -149,12 +195,12 @@ impl Event {
 pub(super) struct Builder {
     since: Millis,
     until: Millis,
-    grants: BTreeMap<String, Entry>,
+    grants: BTreeMap<Arc<str>, Entry>,
     /// Grants ended by a ticket event, and when the event was recorded.
-    ticket_ends: BTreeMap<String, Millis>,
+    ticket_ends: BTreeMap<Arc<str>, Millis>,
     /// Grants already settled as outside the report (never active, or
     /// ended by `since`): later records about them are ignored.
-    settled: BTreeSet<String>,
+    settled: BTreeSet<Arc<str>>,
     first_fault: Option<ChainError>,
     faults: u64,
 }
@@ -220,12 +266,14 @@ impl Builder {
             for id in grants {
                 if let Some(e) = self.grants.get_mut(id) {
                     e.intact &= !edited;
-                    self.ticket_ends.insert(id.clone(), ev.at);
+                    self.ticket_ends.insert(Arc::clone(id), ev.at);
                 }
             }
             return;
         }
-        let id = ev.what.grant();
+        let Some(id) = ev.what.grant() else {
+            return;
+        };
         if self.settled.contains(id) {
             return;
         }
@@ -241,7 +289,7 @@ impl Builder {
                     return;
                 };
                 let e = self.entry(id);
-                e.request = Some(Requested::clone(req));
+                e.request = Some(Arc::clone(req));
                 e.intact &= !edited;
             }
             What::Approval { approver, .. } => {
@@ -261,14 +309,14 @@ impl Builder {
         }
     }
 
-    fn entry(&mut self, id: &str) -> &mut Entry {
-        self.grants.entry(id.to_string()).or_insert_with(|| Entry {
+    fn entry(&mut self, id: &Arc<str>) -> &mut Entry {
+        self.grants.entry(Arc::clone(id)).or_insert_with(|| Entry {
             intact: true,
             ..Entry::default()
         })
     }
 
-    fn transition(&mut self, id: &str, ev: &Event) {
+    fn transition(&mut self, id: &Arc<str>, ev: &Event) {
         let What::Transition {
             to,
             expires_at,
@@ -316,7 +364,7 @@ impl Builder {
         if settled {
             self.grants.remove(id);
             self.ticket_ends.remove(id);
-            self.settled.insert(id.to_string());
+            self.settled.insert(Arc::clone(id));
         }
     }
 
@@ -339,7 +387,7 @@ impl Builder {
                     return None;
                 }
                 Some(row(
-                    id.clone(),
+                    id.to_string(),
                     e,
                     activated_at,
                     until,
@@ -348,13 +396,13 @@ impl Builder {
             })
             .collect();
         rows.sort_by(|a, b| (a.activated_at, &a.grant_id).cmp(&(b.activated_at, &b.grant_id)));
-        let mut by_task: BTreeMap<String, Vec<&Row>> = BTreeMap::new();
+        let mut by_task: BTreeMap<&str, Vec<&Row>> = BTreeMap::new();
         for r in &rows {
-            by_task.entry(r.task.clone()).or_default().push(r);
+            by_task.entry(r.task.as_str()).or_default().push(r);
         }
         let task_totals = by_task
             .iter()
-            .map(|(task, rs)| (task.clone(), totals(rs)))
+            .map(|(task, rs)| (task.to_string(), totals(rs)))
             .collect();
         let overall = totals(&rows.iter().collect::<Vec<_>>());
         AccessReview {
@@ -439,7 +487,9 @@ fn row(
         (End::TicketClosed, Some(at)) => ticket_end.map(|due| (at - due).max(0)),
         _ => None,
     };
-    let req = e.request;
+    // The last holder (a report built straight from records) takes it;
+    // a follower's kept events keep theirs, so a row copies.
+    let req = e.request.map(Arc::unwrap_or_clone);
     let decided = if e.break_glass {
         Decided::BreakGlass
     } else if req.as_ref().is_some_and(|r| r.needed_approval) || !e.approvers.is_empty() {

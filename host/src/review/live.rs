@@ -229,6 +229,16 @@ impl Live {
         Ok(status)
     }
 
+    /// Bytes the kept events hold (an estimate, see `Event::footprint`):
+    /// what following the chain costs in memory.
+    pub fn kept_bytes(&self) -> usize {
+        let kept = self.followed.read().unwrap_or_else(PoisonError::into_inner);
+        kept.as_ref().map_or(0, |f| {
+            f.events.iter().map(Event::footprint).sum::<usize>()
+                + f.events.capacity() * std::mem::size_of::<Event>()
+        })
+    }
+
     /// The chain's state now.
     pub fn status(
         self: &Arc<Self>,

@@ -101,6 +101,12 @@ impl Service {
         Ok(self.live_chain.status(&self.store, self.now())?)
     }
 
+    /// Bytes the followed chain keeps in memory (an estimate; see
+    /// [`crate::review::Live::kept_bytes`]).
+    pub fn followed_chain_bytes(&self) -> usize {
+        self.live_chain.kept_bytes()
+    }
+
     /// Walk the whole audit chain from record 1 now (auditor, admin), and
     /// keep the result as the chain's state.
     pub fn walk_chain(
