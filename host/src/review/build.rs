@@ -3,7 +3,7 @@
 //! elevated state overlaps the window and totals them.
 
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use super::{
@@ -195,12 +195,14 @@ impl Event {
 pub(super) struct Builder {
     since: Millis,
     until: Millis,
-    grants: BTreeMap<Arc<str>, Entry>,
+    // Hashed, not ordered: a report applies every record of the chain
+    // (42,000 lookups at 10,000 grants); rows are sorted once at the end.
+    grants: HashMap<Arc<str>, Entry>,
     /// Grants ended by a ticket event, and when the event was recorded.
-    ticket_ends: BTreeMap<Arc<str>, Millis>,
+    ticket_ends: HashMap<Arc<str>, Millis>,
     /// Grants already settled as outside the report (never active, or
     /// ended by `since`): later records about them are ignored.
-    settled: BTreeSet<Arc<str>>,
+    settled: HashSet<Arc<str>>,
     first_fault: Option<ChainError>,
     faults: u64,
 }
@@ -224,9 +226,9 @@ impl Builder {
         Builder {
             since,
             until,
-            grants: BTreeMap::new(),
-            ticket_ends: BTreeMap::new(),
-            settled: BTreeSet::new(),
+            grants: HashMap::new(),
+            ticket_ends: HashMap::new(),
+            settled: HashSet::new(),
             first_fault: None,
             faults: 0,
         }
