@@ -14,6 +14,7 @@
 //! `@`, a tab or a carriage return gets a leading `'`, which spreadsheets
 //! show as text. The JSON form keeps every string exactly as recorded.
 
+use std::borrow::Cow;
 use std::fmt::Write;
 
 use super::{AccessReview, ChainState, Row, Totals};
@@ -78,11 +79,10 @@ pub fn cell(out: &mut String, raw: &str) {
     if safe.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         out.push('\'');
     }
-    for c in safe.chars() {
-        if c == '"' {
-            out.push('"');
-        }
-        out.push(c);
+    if safe.contains('"') {
+        out.push_str(&safe.replace('"', "\"\""));
+    } else {
+        out.push_str(&safe);
     }
     out.push('"');
 }
@@ -101,7 +101,12 @@ fn opt_num(v: Option<i64>) -> String {
     v.map(|n| n.to_string()).unwrap_or_default()
 }
 
-fn state(r: &Row) -> [String; 22] {
+fn opt(v: &Option<String>) -> Cow<'_, str> {
+    v.as_deref().unwrap_or_default().into()
+}
+
+/// One state's cells, borrowed where the row holds them as they are.
+fn state(r: &Row) -> [Cow<'_, str>; 22] {
     let policies: Vec<String> = r
         .policies
         .iter()
@@ -116,31 +121,32 @@ fn state(r: &Row) -> [String; 22] {
         .map(|a| format!("{} at {}", a.name, rfc3339_ms(a.at)))
         .collect();
     [
-        r.grant_id.clone(),
-        r.request_id.clone().unwrap_or_default(),
-        r.subject.clone(),
-        r.requested_by.clone(),
-        r.task.clone(),
-        r.resource.clone(),
-        r.entitlement.clone().unwrap_or_default(),
-        r.ticket.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+        r.grant_id.as_str().into(),
+        opt(&r.request_id),
+        r.subject.as_str().into(),
+        r.requested_by.as_str().into(),
+        r.task.as_str().into(),
+        r.resource.as_str().into(),
+        opt(&r.entitlement),
+        r.ticket.as_ref().map_or("", |t| t.id.as_str()).into(),
         r.ticket
             .as_ref()
-            .and_then(|t| t.source.clone())
-            .unwrap_or_default(),
-        r.justification.clone(),
-        r.decided.as_str().to_string(),
-        policies.join(" | "),
-        approvers.join(" | "),
-        rfc3339_ms(r.activated_at),
-        r.expires_at.map(rfc3339_ms).unwrap_or_default(),
-        r.ended_at.map(rfc3339_ms).unwrap_or_default(),
-        r.duration_ms.to_string(),
-        r.end.as_str().to_string(),
-        r.ended_by.clone().unwrap_or_default(),
-        r.end_reason.clone().unwrap_or_default(),
-        opt_num(r.revocation_lag_ms),
-        r.records_intact.to_string(),
+            .and_then(|t| t.source.as_deref())
+            .unwrap_or_default()
+            .into(),
+        r.justification.as_str().into(),
+        r.decided.as_str().into(),
+        policies.join(" | ").into(),
+        approvers.join(" | ").into(),
+        rfc3339_ms(r.activated_at).into(),
+        r.expires_at.map(rfc3339_ms).unwrap_or_default().into(),
+        r.ended_at.map(rfc3339_ms).unwrap_or_default().into(),
+        r.duration_ms.to_string().into(),
+        r.end.as_str().into(),
+        opt(&r.ended_by),
+        opt(&r.end_reason),
+        opt_num(r.revocation_lag_ms).into(),
+        (if r.records_intact { "true" } else { "false" }).into(),
     ]
 }
 
