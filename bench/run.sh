@@ -17,6 +17,13 @@
 # invocation of the bench workspace (wasmtime compiled once).
 #
 #   bench/run.sh [-n SAMPLES]        (default 20000 per row)
+#   bench/run.sh --quick [-n SAMPLES] every ratio of docs/performance.md in
+#       minutes: profile `bench-quick` (bench/Cargo.toml: release at
+#       opt-level 1, far cheaper to build cold), 2,000 samples per row, 3 s
+#       wrk runs, `curves --quick`; the revocation figures come from
+#       `curves` (grants seeded many to a transaction, 10k and 100k active)
+#       instead of `revocation`, and the real-target lags (step 6) and the
+#       1M-grant/1M-record points are skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -26,7 +33,15 @@ export CARGO_TARGET_DIR="$TARGET"
 # its builds and the root's never overwrite each other's binaries.
 BENCH_TARGET="$TARGET/bench"
 N=20000
-if [ "${1:-}" = "-n" ]; then N="$2"; fi
+QUICK=
+PROFILE=release
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -n) N="$2"; shift 2 ;;
+        --quick) QUICK=1; PROFILE=bench-quick; N=2000; shift ;; # a later -n wins
+        *) echo "usage: bench/run.sh [--quick] [-n SAMPLES]" >&2; exit 2 ;;
+    esac
+done
 started=$(date +%s)
 
 echo "## Machine"
@@ -34,6 +49,8 @@ echo
 echo "- $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 echo "- $(uname -sr), $(rustc --version)"
 echo "- $(date -u +%Y-%m-%dT%H:%MZ), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "- load before: $(uptime)"
+echo "- mode: ${QUICK:+--quick, }profile $PROFILE, $N samples per row"
 echo
 
 # Example policies (also installs the wasm target), the start-up template
@@ -41,9 +58,9 @@ echo
 ./dev policies >/dev/null
 JITGATE_BENCH_POLICY_NAME=bench-policy-00 cargo build --quiet --manifest-path bench/Cargo.toml \
     -p bench-policy --target wasm32-wasip2 --profile policy --target-dir "$BENCH_TARGET"
-cargo build --quiet --release --manifest-path bench/Cargo.toml --target-dir "$BENCH_TARGET" \
+cargo build --quiet --profile "$PROFILE" --manifest-path bench/Cargo.toml --target-dir "$BENCH_TARGET" \
     -p jitgate -p jitgate-bench
-BIN="$BENCH_TARGET/release"
+BIN="$BENCH_TARGET/$PROFILE"
 built=$(date +%s)
 echo "(builds: $((built - started)) s)"
 echo
@@ -66,11 +83,19 @@ echo "## Start-up"
 
 echo
 echo "## Cost curves"
-"$BIN/jitgate-bench" curves --module "$BENCH_TARGET/wasm32-wasip2/policy/bench_policy.wasm"
+"$BIN/jitgate-bench" curves --module "$BENCH_TARGET/wasm32-wasip2/policy/bench_policy.wasm" ${QUICK:+--quick}
 
 echo
 echo "## HTTP load (wrk; floor, jitgate audited, Cerbos)"
-JITGATE_BENCH_BIN="$BIN" bench/http/run.sh 10 32
+JITGATE_BENCH_BIN="$BIN" bench/http/run.sh "${QUICK:+3}${QUICK:-10}" 32
+
+if [ -n "$QUICK" ]; then
+    echo
+    echo "(--quick: revocation lag is in the cost curves above; real-target lags skipped)"
+    echo
+    echo "(whole run: $(( $(date +%s) - started )) s, of which builds $((built - started)) s; load after: $(uptime))"
+    exit 0
+fi
 
 echo
 echo "## Revocation under load"
@@ -85,4 +110,4 @@ echo
 "$BIN/provision_lag" 1000
 
 echo
-echo "(whole run: $(( $(date +%s) - started )) s, of which builds $((built - started)) s)"
+echo "(whole run: $(( $(date +%s) - started )) s, of which builds $((built - started)) s; load after: $(uptime))"
