@@ -417,7 +417,7 @@ fn print_grant_tables(lags: &[LagPoint], memory: &[ServeMemory]) {
         );
     }
     println!(
-        "\n### Memory of `jitgate serve` (release, SQLite, example policies; grants seeded into the store before start)\n"
+        "\n### Memory of `jitgate serve` (this build of `jitgate`, SQLite, example policies; grants seeded into the store before start)\n"
     );
     println!(
         "| active grants | RSS MiB after start | RSS MiB after listing grants + /metrics | peak RSS (VmHWM) MiB |"

@@ -262,7 +262,7 @@ pub fn jitgate_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// `jitgate serve` (release, the test suite's configuration: example
+/// `jitgate serve` (the test suite's configuration: example
 /// policies, SQLite) over a store holding `grants` active grants.
 pub fn serve_memory(tmp: &Path, grants: usize) -> Result<ServeMemory> {
     let dir = tmp.join(format!("serve-{grants}"));
