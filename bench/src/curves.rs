@@ -104,7 +104,10 @@ pub fn run(module: &Path, quick: bool, plot: &Path) -> Result<()> {
     let verify = verify_rate(tmp.path(), &store.templates, sizes.records)?;
     let mut lags = Vec::new();
     for &n in sizes.active {
-        eprintln!("revocation lag with {n} active grants, {} due in one second…", n / 10);
+        eprintln!(
+            "revocation lag with {n} active grants, {} due in one second…",
+            n / 10
+        );
         lags.push(grants::revocation_lag(tmp.path(), n)?);
     }
     let mut memory = Vec::new();

@@ -132,7 +132,10 @@ pub fn revocation_lag(tmp: &Path, active: usize) -> Result<LagPoint> {
     let seed_s = t.elapsed().as_secs_f64();
     let until_first = first_expiry - now_millis();
     if until_first <= 0 {
-        bail!("seeding {active} grants overran the first expiry by {} ms", -until_first);
+        bail!(
+            "seeding {active} grants overran the first expiry by {} ms",
+            -until_first
+        );
     }
 
     let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&path)?);
