@@ -116,6 +116,13 @@ mod tests {
     }
 
     proptest! {
+        // A failure prints its minimal case; no regression file is
+        // written into the source tree (as tests/e2e/props.rs).
+        #![proptest_config(ProptestConfig {
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
         /// Built at once or grown policy by policy (as `load_bytes` does),
         /// the index selects what the scan selected, in the same order.
         #[test]
