@@ -522,23 +522,28 @@ fn plot_svg(
         .draw()
         .map_err(|e| err(&e))?;
 
-    // Right: revocation lag vs active grants, log x.
-    let ymax = lags.iter().map(|p| p.max_ms as f64).fold(100.0, f64::max) * 1.2;
+    // Right: revocation lag vs active grants, log-log (the lags span
+    // three orders of magnitude).
+    let ymax = lags.iter().map(|p| p.max_ms as f64).fold(100.0, f64::max) * 2.0;
     let mut c = ChartBuilder::on(&panels[2])
         .caption("Revocation lag vs active grants", ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(55)
-        .build_cartesian_2d((5_000f64..2_000_000f64).log_scale(), 0f64..ymax)
+        .build_cartesian_2d(
+            (5_000f64..2_000_000f64).log_scale(),
+            (1f64..ymax).log_scale(),
+        )
         .map_err(|e| err(&e))?;
     c.configure_mesh()
         .x_desc("active grants (a tenth due in one second)")
-        .y_desc("ms from expires-at to expired")
+        .y_desc("ms from expires-at to expired (log)")
         .draw()
         .map_err(|e| err(&e))?;
     let series: [Series<LagPoint>; 2] = [
-        ("p50", BLUE, |p| p.p50_ms as f64),
-        ("p99", RED, |p| p.p99_ms as f64),
+        // At least 1 ms: a log axis has no 0.
+        ("p50", BLUE, |p| p.p50_ms.max(1) as f64),
+        ("p99", RED, |p| p.p99_ms.max(1) as f64),
     ];
     for (label, color, f) in series {
         let pts: Vec<(f64, f64)> = lags.iter().map(|p| (p.active as f64, f(p))).collect();
