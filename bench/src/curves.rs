@@ -8,9 +8,14 @@
 //! - store bytes per grant with its audit records (SQLite, grants made by
 //!   the real service);
 //! - `audit verify` records/s over a chain of 1,000,000 records;
-//! - a plot of the first two into `docs/perf/curves.svg`.
+//! - revocation lag p99 with 10,000, 100,000 and 1,000,000 active grants,
+//!   a tenth of them due in the same second (`grants.rs`);
+//! - the memory of `jitgate serve` with 100,000 active grants (and none);
+//! - a plot of decision time, start-up and revocation lag into
+//!   `docs/perf/curves.svg`.
 //!
-//! `--quick` takes fewer samples and a 100,000-record chain.
+//! `--quick` takes fewer samples, a 100,000-record chain and no
+//! 1,000,000-grant point.
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -23,18 +28,23 @@ use jitgate::store::Store;
 use jitgate::store::sqlite::SqliteStore;
 use jitgate::{Engine, EngineConfig, Outcome, Request};
 
+use crate::grants::{self, LagPoint, ServeMemory};
 use crate::startup;
 
 /// Policy counts of the decision curve.
 const POLICIES: [usize; 3] = [10, 100, 500];
 /// Module counts of the start-up curve.
 const MODULES: [usize; 2] = [50, 500];
+/// Active grants `serve` holds for its memory figure.
+const SERVE_GRANTS: usize = 100_000;
 
 /// Sizes of one run.
 struct Sizes {
     samples: usize,
     grants: usize,
     records: usize,
+    /// Active grants of the revocation curve.
+    active: &'static [usize],
 }
 
 /// Run every curve; tables on stdout, the plot into `plot`.
@@ -44,12 +54,14 @@ pub fn run(module: &Path, quick: bool, plot: &Path) -> Result<()> {
             samples: 2_000,
             grants: 1_000,
             records: 100_000,
+            active: &[10_000, 100_000],
         }
     } else {
         Sizes {
             samples: 20_000,
             grants: 10_000,
             records: 1_000_000,
+            active: &[10_000, 100_000, 1_000_000],
         }
     };
     println!("\n### Load while measuring\n");
@@ -90,10 +102,24 @@ pub fn run(module: &Path, quick: bool, plot: &Path) -> Result<()> {
     let store = store_bytes(tmp.path(), sizes.grants)?;
     eprintln!("audit verify over {} records…", sizes.records);
     let verify = verify_rate(tmp.path(), &store.templates, sizes.records)?;
+    let mut lags = Vec::new();
+    for &n in sizes.active {
+        eprintln!(
+            "revocation lag with {n} active grants, {} due in one second…",
+            n / 10
+        );
+        lags.push(grants::revocation_lag(tmp.path(), n)?);
+    }
+    let mut memory = Vec::new();
+    for n in [0, SERVE_GRANTS] {
+        eprintln!("memory of serve with {n} active grants…");
+        memory.push(grants::serve_memory(tmp.path(), n)?);
+    }
     println!("- after: `{}`", uptime());
 
     print_tables(&decisions, &starts, &store, &verify, sizes.samples);
-    plot_svg(plot, &decisions, &starts)?;
+    print_grant_tables(&lags, &memory);
+    plot_svg(plot, &decisions, &starts, &lags)?;
     println!("\nPlot: `{}`", plot.display());
     Ok(())
 }
@@ -379,18 +405,55 @@ fn print_tables(
     );
 }
 
+fn print_grant_tables(lags: &[LagPoint], memory: &[ServeMemory]) {
+    println!(
+        "\n### Revocation lag vs active grants (SQLite, a tenth due in the same second, the rest in a day)\n"
+    );
+    println!(
+        "| active grants | due in one second | p50 lag ms | p99 lag ms | max lag ms | sweep s | seeding s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    for p in lags {
+        println!(
+            "| {} | {} | {} | **{}** | {} | {:.1} | {:.1} |",
+            p.active, p.due, p.p50_ms, p.p99_ms, p.max_ms, p.sweep_s, p.seed_s
+        );
+    }
+    println!(
+        "\n### Memory of `jitgate serve` (this build of `jitgate`, SQLite, example policies; grants seeded into the store before start)\n"
+    );
+    println!(
+        "| active grants | RSS MiB after start | RSS MiB after listing grants + /metrics | peak RSS (VmHWM) MiB |"
+    );
+    println!("|---:|---:|---:|---:|");
+    for m in memory {
+        println!(
+            "| {} | {:.1} | {:.1} | {:.1} |",
+            m.grants,
+            m.rss_started_kib as f64 / 1024.0,
+            m.rss_kib as f64 / 1024.0,
+            m.hwm_kib as f64 / 1024.0
+        );
+    }
+}
+
 /// One line of a panel: label, colour, the y of a point.
 type Series<T> = (&'static str, plotters::style::RGBColor, fn(&T) -> f64);
 
-fn plot_svg(path: &Path, d: &[DecisionPoint], s: &[startup::Startup]) -> Result<()> {
+fn plot_svg(
+    path: &Path,
+    d: &[DecisionPoint],
+    s: &[startup::Startup],
+    lags: &[LagPoint],
+) -> Result<()> {
     use plotters::prelude::*;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plot {}: {e}", path.display());
-    let root = SVGBackend::new(path, (960, 400)).into_drawing_area();
+    let root = SVGBackend::new(path, (1440, 400)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
-    let panels = root.split_evenly((1, 2));
+    let panels = root.split_evenly((1, 3));
 
     // Left: decision time vs policies loaded.
     let ymax = d.iter().map(|p| p.p99_ns / 1e3).fold(1.0, f64::max) * 1.2;
@@ -445,6 +508,45 @@ fn plot_svg(path: &Path, d: &[DecisionPoint], s: &[startup::Startup]) -> Result<
     ];
     for (label, color, f) in series {
         let pts: Vec<(f64, f64)> = s.iter().map(|x| (x.modules as f64, f(x))).collect();
+        c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color));
+        c.draw_series(pts.into_iter().map(|p| Circle::new(p, 4, color.filled())))
+            .map_err(|e| err(&e))?;
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    // Right: revocation lag vs active grants, log-log (the lags span
+    // three orders of magnitude).
+    let ymax = lags.iter().map(|p| p.max_ms as f64).fold(100.0, f64::max) * 2.0;
+    let mut c = ChartBuilder::on(&panels[2])
+        .caption("Revocation lag vs active grants", ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55)
+        .build_cartesian_2d(
+            (5_000f64..2_000_000f64).log_scale(),
+            (1f64..ymax).log_scale(),
+        )
+        .map_err(|e| err(&e))?;
+    c.configure_mesh()
+        .x_desc("active grants (a tenth due in one second)")
+        .y_desc("ms from expires-at to expired (log)")
+        .draw()
+        .map_err(|e| err(&e))?;
+    let series: [Series<LagPoint>; 2] = [
+        // At least 1 ms: a log axis has no 0.
+        ("p50", BLUE, |p| p.p50_ms.max(1) as f64),
+        ("p99", RED, |p| p.p99_ms.max(1) as f64),
+    ];
+    for (label, color, f) in series {
+        let pts: Vec<(f64, f64)> = lags.iter().map(|p| (p.active as f64, f(p))).collect();
         c.draw_series(LineSeries::new(pts.clone(), color.stroke_width(2)))
             .map_err(|e| err(&e))?
             .label(label)

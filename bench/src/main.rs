@@ -15,6 +15,7 @@
 mod cedar;
 mod corpus;
 mod curves;
+mod grants;
 mod native;
 mod rego;
 mod startup;

@@ -39,7 +39,9 @@ use crate::policy_set::{SetInfo, VerifiedSet};
 use crate::request::{Request, RequestError, RequestLimits};
 
 mod builder;
+mod select;
 pub use builder::{BuildError, EngineBuilder};
+use select::TaskIndex;
 
 /// Whether policy instances are reused between decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -191,6 +193,8 @@ pub struct Engine {
     linker: Linker<StoreState>,
     cache: Option<ComponentCache>,
     policies: Vec<Arc<LoadedPolicy>>,
+    /// `policies` by task, kept in step with it: what a decision selects.
+    index: TaskIndex,
     known_tasks: BTreeSet<String>,
     stats: LoadStats,
     ticker: EpochTicker,
@@ -291,6 +295,7 @@ impl Engine {
             linker,
             cache,
             policies: Vec::new(),
+            index: TaskIndex::default(),
             known_tasks: BTreeSet::new(),
             stats: LoadStats::default(),
             ticker,
@@ -361,6 +366,7 @@ impl Engine {
         for w in &policy.meta.warnings {
             tracing::warn!(name = %policy.meta.name, path = %policy.meta.path.display(), "{w}");
         }
+        self.index.push(self.policies.len(), &policy.meta.tasks);
         self.policies.push(Arc::new(policy));
         self.set = self.unsigned_set();
         let last = self.policies.len() - 1;
@@ -379,10 +385,10 @@ impl Engine {
         let files = loader::wasm_files(dir)?;
         let before = self.policies.len();
         let tasks_before = self.known_tasks.clone();
+        let set_before = self.set.clone();
         for f in &files {
             if let Err(e) = self.load_file(f) {
-                self.policies.truncate(before);
-                self.known_tasks = tasks_before;
+                self.roll_back(before, tasks_before, set_before);
                 return Err(e);
             }
         }
@@ -399,9 +405,7 @@ impl Engine {
         let set_before = self.set.clone();
         for m in &set.modules {
             if let Err(e) = self.load_bytes(&set.dir.join(&m.name), &m.bytes) {
-                self.policies.truncate(before);
-                self.known_tasks = tasks_before;
-                self.set = set_before;
+                self.roll_back(before, tasks_before, set_before);
                 return Err(e);
             }
         }
@@ -411,6 +415,16 @@ impl Engine {
             self.set = set.info();
         }
         Ok(set.modules.len())
+    }
+
+    /// Undo the loads past the first `before` policies (an all-or-nothing
+    /// load that failed): the policies, their tasks, the index and the set
+    /// are what they were.
+    fn roll_back(&mut self, before: usize, tasks: BTreeSet<String>, set: SetInfo) {
+        self.policies.truncate(before);
+        self.index = TaskIndex::build(self.policies.iter().map(|p| p.meta.tasks.as_slice()));
+        self.known_tasks = tasks;
+        self.set = set;
     }
 
     fn unsigned_set(&self) -> SetInfo {
@@ -485,10 +499,12 @@ impl Engine {
         req.validate(&self.config.request_limits, &self.known_tasks)?;
         let lists = bindings::lists(req);
         let wit_req = bindings::to_wit(req, &lists);
+        // The index, not a scan: unrelated policies cost nothing here.
         let selected: Vec<&Arc<LoadedPolicy>> = self
-            .policies
+            .index
+            .select(&req.task)
             .iter()
-            .filter(|p| p.meta.applies_to(&req.task))
+            .filter_map(|&i| self.policies.get(i))
             .collect();
         let ticking = self.ticker.ticking();
         let evals: Vec<_> = selected
