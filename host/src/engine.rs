@@ -7,13 +7,16 @@
 //! An `Engine` owns one wasmtime engine (shared compiled code, an epoch
 //! ticker thread), a linker that offers policies nothing but `host.log`, and
 //! the loaded policies. `decide` takes `&self` and may be called from many
-//! threads at once: each evaluation gets its own store and instance, so
-//! decisions share nothing mutable.
+//! threads at once: each decision gets its own store (shared by its
+//! policies, each a fresh instance with its own memory and budget; see
+//! `LoadedPolicy::evaluate_in_one_store`), so decisions share nothing
+//! mutable.
 //!
 //! Cost: loading compiles each module once (or loads it from the
 //! authenticated cache); a decision instantiates every selected policy afresh
-//! and copies the request into each, which is the price of isolation
-//! between decisions. Instances come from wasmtime's pooling allocator
+//! and copies the request into each (the host-side WIT value is built once
+//! per decision; each instance needs its own copy in its own memory), which
+//! is the price of isolation between decisions. Instances come from wasmtime's pooling allocator
 //! (pre-reserved slots, copy-on-write memory images), which keeps that
 //! price to a few microseconds; [`Isolation::PerWorker`] trades the
 //! isolation away for reuse of one instance per policy per thread.
@@ -491,13 +494,21 @@ impl Engine {
             .filter(|p| p.meta.applies_to(&req.task))
             .collect();
         let ticking = self.ticker.ticking();
-        let evals: Vec<_> = selected
-            .iter()
-            .map(|p| match self.config.isolation {
-                Isolation::PerDecision => p.evaluate(&wit_req, &self.config.sandbox),
-                Isolation::PerWorker => p.evaluate_warm(&wit_req, &self.config.sandbox),
-            })
-            .collect();
+        let evals: Vec<_> = match self.config.isolation {
+            // Fresh instances, sharing one store per decision (per group of
+            // policies): see `LoadedPolicy::evaluate_in_one_store` for why
+            // that keeps policies and decisions apart.
+            Isolation::PerDecision => LoadedPolicy::evaluate_in_one_store(
+                &self.wasm,
+                &selected,
+                &wit_req,
+                &self.config.sandbox,
+            ),
+            Isolation::PerWorker => selected
+                .iter()
+                .map(|p| p.evaluate_warm(&wit_req, &self.config.sandbox))
+                .collect(),
+        };
         drop(ticking);
         let inputs: Vec<combine::Input> = selected
             .iter()
