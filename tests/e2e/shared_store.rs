@@ -222,3 +222,23 @@ fn more_policies_than_one_store_holds_are_all_evaluated() {
         }
     }
 }
+
+#[test]
+fn a_policy_that_fills_its_log_leaves_its_neighbour_an_empty_one() {
+    // Each logs the 32 lines one evaluation may keep: a 33rd would make
+    // the answer malformed, so both allow only if the second policy in the
+    // store starts with an empty log, and each trace shows its own lines.
+    // (3 MiB copied out of each: time enough for that in a debug build.)
+    let e = engine_of(
+        Isolation::PerDecision,
+        generous(),
+        &[("log-wide", "log-a", &[]), ("log-wide", "log-b", &[])],
+    );
+    let d = decide(&e);
+    assert_eq!(d.outcome, Outcome::Allow, "{:?}", d.reasons);
+    for name in ["log-a", "log-b"] {
+        let t = trace(&d, name);
+        assert_eq!(t.verdict, "allow", "{name}: {:?}", t.failure);
+        assert_eq!(t.logs.len(), 32, "{name}");
+    }
+}
