@@ -239,9 +239,9 @@ impl LoadedPolicy {
     /// Evaluate `req` in a fresh instance under `limits`. Never panics on
     /// policy behaviour; every misbehaviour is a [`PolicyFailure`].
     ///
-    /// Cost: a new `Store` and an instantiation (a pooled slot and a
-    /// copy-on-write memory image when the engine pools) plus copying the
-    /// request into the instance.
+    /// Cost: a new `Store` and an instantiation (a pooled slot when the
+    /// engine pools; the data segments copied in) plus copying the request
+    /// into the instance.
     pub fn evaluate(&self, req: &wit::Request<'_>, limits: &SandboxLimits) -> Evaluation {
         let started = Instant::now();
         let mut store = match Self::new_store(self.pre.engine(), limits, self.coverage) {
