@@ -6,6 +6,8 @@
 //! jitgate-bench startup --modules DIR           cold/warm load of every module in DIR
 //! jitgate-bench startup --module FILE --copies N the same over N renamed copies of FILE
 //! jitgate-bench curves --module FILE [--quick] [--plot SVG]  cost curves (issue 17)
+//! jitgate-bench loop --policies DIR [--composed] [--per-worker] [-n N]
+//!                                               fresh decisions only, for `perf record`
 //! ```
 //!
 //! Before anything is timed, `compare` checks that the Cedar and Rego
@@ -70,7 +72,7 @@ impl Rule {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]\n       jitgate-bench curves --module FILE [--quick] [--plot SVG]"
+        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]\n       jitgate-bench curves --module FILE [--quick] [--plot SVG]\n       jitgate-bench loop --policies DIR [--composed] [--per-worker] [-n N]"
     );
     std::process::exit(2)
 }
@@ -112,6 +114,21 @@ fn main() -> Result<()> {
                     .join("docs/perf/curves.svg"),
             };
             curves::run(&module, args.iter().any(|a| a == "--quick"), &plot)
+        }
+        Some("loop") => {
+            let dir = PathBuf::from(flag("--policies").unwrap_or_else(|| usage()));
+            let n: usize = flag("-n").map(|s| s.parse()).transpose()?.unwrap_or(200_000);
+            let rule = if args.iter().any(|a| a == "--composed") {
+                Rule::Composed
+            } else {
+                Rule::FileRecovery
+            };
+            let isolation = if args.iter().any(|a| a == "--per-worker") {
+                Isolation::PerWorker
+            } else {
+                Isolation::PerDecision
+            };
+            decide_loop(&dir, rule, isolation, n)
         }
         // Internal: the warm start, in a process of its own so its resident
         // memory is not inflated by the cold start's compilations.
@@ -221,6 +238,27 @@ fn time_interleaved(
             }
         })
         .collect())
+}
+
+/// `n` decisions of `rule` over the fixture corpus and nothing else: the
+/// jitgate rows of `compare` alone, for a profiler (`perf record`).
+fn decide_loop(dir: &Path, rule: Rule, isolation: Isolation, n: usize) -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("bench/ has a parent")?
+        .to_path_buf();
+    let reqs: Vec<jitgate::Request> = corpus::load(&root)?
+        .into_iter()
+        .map(|c| c.request)
+        .collect();
+    let e = engine(dir, rule, isolation)?;
+    let started = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(jitgate_answer(&e, &reqs[i % reqs.len()])?);
+    }
+    let mean = started.elapsed().as_nanos() as f64 / n.max(1) as f64 / 1e3;
+    println!("{}, {isolation}: {n} decisions, mean {mean:.2} µs", rule.label());
+    Ok(())
 }
 
 fn compare(dir: &Path, n: usize) -> Result<()> {

@@ -7,14 +7,17 @@
 //! An `Engine` owns one wasmtime engine (shared compiled code, an epoch
 //! ticker thread), a linker that offers policies nothing but `host.log`, and
 //! the loaded policies. `decide` takes `&self` and may be called from many
-//! threads at once: each evaluation gets its own store and instance, so
-//! decisions share nothing mutable.
+//! threads at once: each decision gets its own store (shared by its
+//! policies, each a fresh instance with its own memory and budget; see
+//! `LoadedPolicy::evaluate_in_one_store`), so decisions share nothing
+//! mutable.
 //!
 //! Cost: loading compiles each module once (or loads it from the
 //! authenticated cache); a decision instantiates every selected policy afresh
-//! and copies the request into each, which is the price of isolation
-//! between decisions. Instances come from wasmtime's pooling allocator
-//! (pre-reserved slots, copy-on-write memory images), which keeps that
+//! and copies the request into each (the host-side WIT value is built once
+//! per decision; each instance needs its own copy in its own memory), which
+//! is the price of isolation between decisions. Instances come from wasmtime's pooling allocator
+//! (pre-reserved slots reset in place), which keeps that
 //! price to a few microseconds; [`Isolation::PerWorker`] trades the
 //! isolation away for reuse of one instance per policy per thread.
 //!
@@ -220,9 +223,15 @@ fn wasmtime_config(config: &EngineConfig) -> wasmtime::Config {
         .consume_fuel(true)
         .epoch_interruption(true)
         .max_wasm_stack(limits.max_wasm_stack)
-        // wasmtime's default, stated: data segments are mapped copy-on-write
-        // from one image per module instead of copied into each instance.
-        .memory_init_cow(true);
+        // Default on in wasmtime: data segments mapped copy-on-write from one
+        // image per module. Off here: each instantiation copies the policy's
+        // data segments into a zeroed slot instead, and a recycled slot's
+        // dirty pages are zeroed rather than restored from the image. Cost:
+        // the data is copied per instance (SDK policies: tens of KiB) and is
+        // no longer shared between slots; measured 1-6 % faster per fresh
+        // policy than with the image (docs/performance.md §3c). Isolation is
+        // unchanged: a slot is still reset before reuse.
+        .memory_init_cow(false);
     // Bounds-check every memory access in generated code instead of relying
     // on guard pages and signals: memories then need no `mprotect` when an
     // instance is created, grows or is recycled, which was most of a fresh
@@ -507,13 +516,21 @@ impl Engine {
             .filter_map(|&i| self.policies.get(i))
             .collect();
         let ticking = self.ticker.ticking();
-        let evals: Vec<_> = selected
-            .iter()
-            .map(|p| match self.config.isolation {
-                Isolation::PerDecision => p.evaluate(&wit_req, &self.config.sandbox),
-                Isolation::PerWorker => p.evaluate_warm(&wit_req, &self.config.sandbox),
-            })
-            .collect();
+        let evals: Vec<_> = match self.config.isolation {
+            // Fresh instances, sharing one store per decision (per group of
+            // policies): see `LoadedPolicy::evaluate_in_one_store` for why
+            // that keeps policies and decisions apart.
+            Isolation::PerDecision => LoadedPolicy::evaluate_in_one_store(
+                &self.wasm,
+                &selected,
+                &wit_req,
+                &self.config.sandbox,
+            ),
+            Isolation::PerWorker => selected
+                .iter()
+                .map(|p| p.evaluate_warm(&wit_req, &self.config.sandbox))
+                .collect(),
+        };
         drop(ticking);
         let inputs: Vec<combine::Input> = selected
             .iter()

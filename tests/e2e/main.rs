@@ -38,6 +38,7 @@ mod replicas;
 mod review;
 mod router;
 mod service;
+mod shared_store;
 mod signing;
 mod store;
 mod tickets;

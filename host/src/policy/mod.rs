@@ -133,6 +133,12 @@ impl Module {
     }
 }
 
+/// Policies of one decision instantiated in one store before it is
+/// dropped and a new one started (see
+/// [`LoadedPolicy::evaluate_in_one_store`]): bounds the pool slots one
+/// decision holds at once, whatever number of policies it selects.
+pub(crate) const POLICIES_PER_STORE: usize = 8;
+
 /// Source of [`LoadedPolicy::uid`].
 static NEXT_UID: AtomicU64 = AtomicU64::new(1);
 
@@ -233,9 +239,9 @@ impl LoadedPolicy {
     /// Evaluate `req` in a fresh instance under `limits`. Never panics on
     /// policy behaviour; every misbehaviour is a [`PolicyFailure`].
     ///
-    /// Cost: a new `Store` and an instantiation (a pooled slot and a
-    /// copy-on-write memory image when the engine pools) plus copying the
-    /// request into the instance.
+    /// Cost: a new `Store` and an instantiation (a pooled slot when the
+    /// engine pools; the data segments copied in) plus copying the request
+    /// into the instance.
     pub fn evaluate(&self, req: &wit::Request<'_>, limits: &SandboxLimits) -> Evaluation {
         let started = Instant::now();
         let mut store = match Self::new_store(self.pre.engine(), limits, self.coverage) {
@@ -258,6 +264,95 @@ impl LoadedPolicy {
             fuel_used,
             elapsed: started.elapsed(),
         }
+    }
+
+    /// Evaluate each of `policies` on `req`, in order, in fresh instances
+    /// that share one `Store` per [`POLICIES_PER_STORE`] policies
+    /// (per-decision isolation). The results are exactly what
+    /// [`LoadedPolicy::evaluate`] would give each policy alone.
+    ///
+    /// Why sharing a store keeps the policies apart:
+    /// * each policy is its own component instance, with its own linear
+    ///   memories, tables and globals; nothing links one instance to
+    ///   another, so no policy can read, write or call a neighbour's;
+    /// * every budget is re-armed per policy before it is instantiated:
+    ///   full fuel, a fresh epoch deadline and host-call deadline, a fresh
+    ///   memory budget, empty logs and limit bookkeeping; so a policy that
+    ///   loops, exhausts its fuel, hits the memory cap or traps fails alone
+    ///   (its failure is its own, and denies through the combine), and the
+    ///   next policy still gets its whole budget;
+    /// * after any failure (trap, fuel, deadline, limit, malformed answer)
+    ///   the store is dropped and the next policy gets a new one, so a
+    ///   failing policy leaves nothing behind for its neighbours, whatever
+    ///   wasmtime's guarantees about a store after a trap; and should a
+    ///   store ever refuse the next instantiation, that policy fails and
+    ///   the decision denies: fail-closed;
+    /// * the store is dropped when the group is done, and with it every
+    ///   instance; their pool slots are reset (dirty pages restored from
+    ///   the image or zeroed) before any other decision can get them, so
+    ///   nothing survives from one decision to the next.
+    ///
+    /// What sharing saves: one store's creation, limiter and epoch set-up
+    /// and teardown per group instead of per policy. What it costs: a
+    /// group holds its policies' pool slots until the group is done
+    /// (at most [`POLICIES_PER_STORE`] at once), instead of one.
+    pub(crate) fn evaluate_in_one_store(
+        engine: &wasmtime::Engine,
+        policies: &[&Arc<LoadedPolicy>],
+        req: &wit::Request<'_>,
+        limits: &SandboxLimits,
+    ) -> Vec<Evaluation> {
+        let mut out = Vec::with_capacity(policies.len());
+        for group in policies.chunks(POLICIES_PER_STORE) {
+            let mut store: Option<Store<StoreState>> = None;
+            for p in group {
+                let started = Instant::now();
+                let ready = match store.take() {
+                    None => Self::new_store(engine, limits, p.coverage),
+                    Some(mut s) => {
+                        s.data_mut().next_policy(*limits, p.coverage);
+                        // Re-read the store-wide counts, which now admit
+                        // one more policy.
+                        s.limiter(|st| st);
+                        arm(&mut s, limits).map(|()| s)
+                    }
+                };
+                let mut s = match ready {
+                    Ok(s) => s,
+                    Err(f) => {
+                        out.push(failed(f, started));
+                        continue;
+                    }
+                };
+                let raw = p.pre.instantiate(&mut s).and_then(|inst| {
+                    // As in `evaluate`: the deadline bounds the policy's own
+                    // run, not the host's instantiation.
+                    start_deadline(&mut s, limits);
+                    inst.evaluate(&mut s, req)
+                });
+                let (result, fuel_used) = settle(raw, &s, limits);
+                let state = s.data_mut();
+                let logs = std::mem::take(&mut state.logs);
+                let coverage = std::mem::take(&mut state.coverage);
+                // A store in which a policy failed is not used again: the
+                // next policy gets a new one. Not needed for isolation (a
+                // trap leaves the store usable and the trapping instance is
+                // never called again), but it keeps whatever a failing
+                // policy left behind out of every neighbour's evaluation,
+                // at the cost of one store on the failure path only.
+                if result.is_ok() {
+                    store = Some(s);
+                }
+                out.push(Evaluation {
+                    result,
+                    logs,
+                    coverage,
+                    fuel_used,
+                    elapsed: started.elapsed(),
+                });
+            }
+        }
+        out
     }
 
     /// Evaluate `req` in this thread's warm instance of the policy, creating

@@ -242,7 +242,15 @@ pub struct StoreState {
     /// Bytes of every memory and table of the instance, summed: the budget
     /// is per instance, not per memory (a component may define several).
     /// Lives as long as the instance (a warm instance keeps its memories).
+    /// In a store shared by the policies of one decision it is restarted
+    /// for each policy ([`StoreState::next_policy`]): an earlier policy's
+    /// memories can no longer grow (nothing calls into that instance
+    /// again), so the count is the current policy's alone.
     reserved: usize,
+    /// Policies instantiated in this store so far (at least 1). wasmtime
+    /// counts instances, memories and tables per store, so the store-wide
+    /// count limits are the per-policy ones times this.
+    policies: usize,
     /// When this call's time is up; host functions check it themselves, as
     /// the epoch is only seen by guest code.
     deadline: Option<Instant>,
@@ -272,6 +280,7 @@ impl StoreState {
             limits,
             limit_hit: None,
             reserved: 0,
+            policies: 1,
             deadline: None,
             logs: Vec::new(),
             log_overflow: 0,
@@ -290,6 +299,19 @@ impl StoreState {
         self.logs.clear();
         self.log_overflow = 0;
         self.coverage.clear();
+    }
+
+    /// Make way for the next policy of a decision in the same store: the
+    /// previous policy's bookkeeping is forgotten (its logs and coverage
+    /// must have been taken already), its memory budget starts over, and
+    /// the store-wide instance/memory/table counts admit one more policy.
+    /// The caller must then re-install the limiter so wasmtime reads the
+    /// new counts.
+    pub(crate) fn next_policy(&mut self, limits: SandboxLimits, divert_coverage: bool) {
+        self.reset(limits);
+        self.reserved = 0;
+        self.policies = self.policies.saturating_add(1);
+        self.divert_coverage = divert_coverage;
     }
 
     /// Start this call's clock (with the epoch deadline).
@@ -351,16 +373,21 @@ impl wasmtime::ResourceLimiter for StoreState {
         )
     }
 
+    // Store-wide counts: per policy times the policies in the store. With
+    // the pooling allocator (the default) each component is also held to
+    // the per-policy counts exactly (`max_*_per_component`); on demand, a
+    // later policy of a shared store may use what earlier ones left, and
+    // the decision as a whole never exceeds what separate stores allowed.
     fn instances(&self) -> usize {
-        self.limits.max_instances
+        self.limits.max_instances.saturating_mul(self.policies)
     }
 
     fn tables(&self) -> usize {
-        self.limits.max_tables
+        self.limits.max_tables.saturating_mul(self.policies)
     }
 
     fn memories(&self) -> usize {
-        self.limits.max_memories
+        self.limits.max_memories.saturating_mul(self.policies)
     }
 }
 

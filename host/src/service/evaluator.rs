@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use super::{Service, ServiceError};
 use crate::decision::Decision;
 use crate::engine::{EngineConfig, Isolation};
+use crate::policy::POLICIES_PER_STORE;
 use crate::request::{Request, RequestError};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -43,15 +44,17 @@ const QUEUE_PER_WORKER: usize = 16;
 /// authenticate, audit and answer; a decision is about half of a dry run's
 /// CPU, and more decision threads than that only add context switches: on
 /// two cores, two decision threads served 8,300 dry runs/s, one 10,300),
-/// and never more than the instance pool can serve. A decision holds one slot at a time (its policies are evaluated
-/// one after another); a per-worker thread holds one per policy, twice over
-/// across a reload.
+/// and never more than the instance pool can serve. A per-decision
+/// decision holds one slot per policy it evaluates, up to
+/// `POLICIES_PER_STORE` at once (they share one store until the decision
+/// is done); a per-worker thread holds one per policy, twice over across a
+/// reload.
 pub fn size(config: &EngineConfig, policies: usize) -> (usize, usize) {
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut workers = config.workers.unwrap_or(cpus.div_ceil(2)).max(1);
     if let Some(slots) = config.instance_pool {
         let per_worker = match config.isolation {
-            Isolation::PerDecision => 1,
+            Isolation::PerDecision => policies.clamp(1, POLICIES_PER_STORE),
             Isolation::PerWorker => 2 * policies.max(1),
         };
         workers = workers.min((slots as usize / per_worker).max(1));
@@ -263,6 +266,9 @@ mod tests {
             queue: Some(3),
             ..EngineConfig::default()
         };
-        assert_eq!(size(&fresh, 5), (40, 3));
+        // A fresh decision holds a slot per policy, at most a store's worth.
+        assert_eq!(size(&fresh, 5), (8, 3));
+        assert_eq!(size(&fresh, 100), (40 / POLICIES_PER_STORE, 3));
+        assert_eq!(size(&fresh, 0), (40, 3));
     }
 }
