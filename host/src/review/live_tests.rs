@@ -73,6 +73,18 @@ fn an_empty_window_is_refused_by_a_follower_as_by_a_read() {
     );
 }
 
+/// The scenario's chain in a store, and a follower (re-walking after
+/// `rewalk_after`) that has read it all at `T0`.
+fn followed_scenario(rewalk_after: Millis) -> (Chain, Arc<Live>) {
+    let c = chain();
+    let live = Arc::new(Live::new(rewalk_after));
+    c.store
+        .append_audit(scenario().records.iter().map(|r| r.draft.clone()).collect())
+        .expect("append");
+    assert!(live.status(&c.store, T0).expect("status").report.ok());
+    (c, live)
+}
+
 /// An insider with the database file: the append-only triggers go first.
 fn sql(c: &Chain, statement: &str, args: impl rusqlite::Params) {
     let conn = rusqlite::Connection::open(&c.path).expect("open");
@@ -89,13 +101,7 @@ fn sql(c: &Chain, statement: &str, args: impl rusqlite::Params) {
 /// the last walk is older than `rewalk_after`) finds it.
 #[test]
 fn a_record_edited_after_it_was_followed_is_found_by_the_next_walk_from_record_1() {
-    let log = scenario();
-    let c = chain();
-    let live = Arc::new(Live::new(10 * MIN));
-    c.store
-        .append_audit(log.records.iter().map(|r| r.draft.clone()).collect())
-        .expect("append");
-    assert!(live.status(&c.store, T0).expect("status").report.ok());
+    let (c, live) = followed_scenario(10 * MIN);
     sql(
         &c,
         "UPDATE audit SET data = replace(data, 'finance share', 'payroll share') WHERE seq = 1",
@@ -118,13 +124,7 @@ fn a_record_edited_after_it_was_followed_is_found_by_the_next_walk_from_record_1
 
 #[test]
 fn a_follower_walks_again_in_the_background_when_its_last_walk_is_old() {
-    let log = scenario();
-    let c = chain();
-    let live = Arc::new(Live::new(10 * MIN));
-    c.store
-        .append_audit(log.records.iter().map(|r| r.draft.clone()).collect())
-        .expect("append");
-    assert!(live.status(&c.store, T0).expect("status").report.ok());
+    let (c, live) = followed_scenario(10 * MIN);
     sql(&c, "UPDATE audit SET actor = 'mallory' WHERE seq = 2", []);
     // Not yet old: no walk starts, and none is seen.
     assert!(
@@ -155,13 +155,7 @@ fn a_follower_walks_again_in_the_background_when_its_last_walk_is_old() {
 /// the service appends links to the forged head, and the follower says so.
 #[test]
 fn a_chain_rewritten_and_rehashed_after_it_was_followed_breaks_at_the_next_appended_record() {
-    let log = scenario();
-    let c = chain();
-    let live = Arc::new(Live::default());
-    c.store
-        .append_audit(log.records.iter().map(|r| r.draft.clone()).collect())
-        .expect("append");
-    assert!(live.status(&c.store, T0).expect("status").report.ok());
+    let (c, live) = followed_scenario(Live::default().rewalk_after());
     let stored = c.store.audit_page(0, 10_000).expect("records");
     let n = stored.len() as i64;
     let mut prev = stored[1].hash.clone();
