@@ -24,8 +24,11 @@
 //! `jitgate audit verify`, `GET /v1/audit/verify`) still reads everything.
 //!
 //! Memory: what a review reads of each record (the strings of requests,
-//! approvals and transitions), not the records themselves; measured in
-//! docs/performance.md ("Console pages at 10,000 grants").
+//! approvals and transitions), not the records themselves: ≈ 300 bytes a
+//! record (docs/performance.md, "Console pages at 10,000 grants"), at most
+//! [`DEFAULT_MAX_BYTES`] unless set otherwise. Past the cap the chain's
+//! state is still followed (its cost does not grow with the chain) and the
+//! access review walks the chain on each view instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -69,24 +72,39 @@ fn appended(store: &dyn Store, mut after: i64) -> Result<Vec<AuditRecord>, Store
 struct Followed {
     verifier: Verifier,
     report: audit::Report,
-    events: Vec<Event>,
+    /// `None` once they would hold more than the cap: reviews then walk.
+    events: Option<Vec<Event>>,
+    /// Bytes the events hold (estimated as they are added).
+    bytes: usize,
+    max_bytes: usize,
     walked_at: Millis,
 }
 
 impl Followed {
-    fn new(walked_at: Millis) -> Followed {
+    fn new(walked_at: Millis, max_bytes: usize) -> Followed {
         Followed {
             verifier: Verifier::default(),
             report: audit::Report::default(),
-            events: Vec::new(),
+            events: Some(Vec::new()),
+            bytes: 0,
+            max_bytes,
             walked_at,
         }
     }
 
     fn add(&mut self, r: &AuditRecord) {
         let faults = self.verifier.check(r);
-        if let Some(ev) = Event::of(r, &faults) {
-            self.events.push(ev);
+        if self.events.is_some()
+            && let Some(ev) = Event::of(r, &faults)
+        {
+            self.bytes += ev.footprint() + std::mem::size_of::<Event>();
+            if self.bytes > self.max_bytes {
+                // Past the cap the chain is still followed (its state stays
+                // cheap); only reviews go back to walking it.
+                self.events = None;
+            } else if let Some(events) = self.events.as_mut() {
+                events.push(ev);
+            }
         }
         for f in faults {
             self.report.bad_count += 1;
@@ -127,11 +145,18 @@ impl Followed {
 /// The audit chain of one store, followed (see the module's note).
 pub struct Live {
     followed: RwLock<Option<Followed>>,
+    max_bytes: usize,
     /// Serialises catching up, so two views do not read the same records.
     reading: Mutex<()>,
     rewalking: Arc<AtomicBool>,
     rewalk_after: Millis,
 }
+
+/// What the kept events may hold by default: 256 MiB, about 900,000 audit
+/// records at the ≈ 300 bytes a record measured (docs/performance.md §12).
+/// Past it, the chain's state is still followed and reviews walk the
+/// chain as `jitgate report` does (slower, no memory kept).
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
 
 impl Default for Live {
     fn default() -> Self {
@@ -143,7 +168,14 @@ impl Live {
     /// A follower that walks from record 1 again when its last such walk is
     /// older than `rewalk_after` ms.
     pub fn new(rewalk_after: Millis) -> Live {
+        Live::with_cap(rewalk_after, DEFAULT_MAX_BYTES)
+    }
+
+    /// [`Live::new`] keeping at most `max_bytes` of events (see
+    /// [`DEFAULT_MAX_BYTES`]).
+    pub fn with_cap(rewalk_after: Millis, max_bytes: usize) -> Live {
         Live {
+            max_bytes,
             followed: RwLock::new(None),
             reading: Mutex::new(()),
             rewalking: Arc::new(AtomicBool::new(false)),
@@ -171,7 +203,7 @@ impl Live {
             .map(Followed::head_seq);
         let walked_at = match after {
             None => {
-                let mut fresh = Followed::new(now);
+                let mut fresh = Followed::new(now, self.max_bytes);
                 fresh.catch_up(store.as_ref())?;
                 let walked_at = fresh.walked_at;
                 *self
@@ -215,7 +247,7 @@ impl Live {
     /// Walk the whole chain from record 1 now (an explicit full walk) and
     /// keep the result; its status.
     pub fn rewalk(&self, store: &Arc<dyn Store>, now: Millis) -> Result<ChainStatus, StoreError> {
-        let mut fresh = Followed::new(now);
+        let mut fresh = Followed::new(now, self.max_bytes);
         fresh.catch_up(store.as_ref())?;
         // Records appended during the walk are read under the lock, so no
         // view sees the fresh state behind the one it replaces.
@@ -233,10 +265,9 @@ impl Live {
     /// what following the chain costs in memory.
     pub fn kept_bytes(&self) -> usize {
         let kept = self.followed.read().unwrap_or_else(PoisonError::into_inner);
-        kept.as_ref().map_or(0, |f| {
-            f.events.iter().map(Event::footprint).sum::<usize>()
-                + f.events.capacity() * std::mem::size_of::<Event>()
-        })
+        kept.as_ref()
+            .filter(|f| f.events.is_some())
+            .map_or(0, |f| f.bytes)
     }
 
     /// The chain's state now.
@@ -247,9 +278,10 @@ impl Live {
     ) -> Result<ChainStatus, StoreError> {
         self.catch_up(store, now)?;
         let kept = self.followed.read().unwrap_or_else(PoisonError::into_inner);
-        Ok(kept
-            .as_ref()
-            .map_or_else(|| Followed::new(now).status(), Followed::status))
+        Ok(kept.as_ref().map_or_else(
+            || Followed::new(now, self.max_bytes).status(),
+            Followed::status,
+        ))
     }
 
     /// The access review of `[since, until)`, as [`super::read`] makes it.
@@ -267,8 +299,13 @@ impl Live {
         let Some(f) = kept.as_ref() else {
             return Ok(b.build(0));
         };
+        let Some(events) = f.events.as_ref() else {
+            // Past the memory cap: walk, as `jitgate report` does.
+            drop(kept);
+            return super::read(store.as_ref(), since, until);
+        };
         b.faults_found(f.report.bad.first(), f.report.bad_count);
-        for ev in &f.events {
+        for ev in events {
             b.apply(ev);
         }
         Ok(b.build(f.report.checked))

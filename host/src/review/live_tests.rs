@@ -201,3 +201,33 @@ fn a_chain_rewritten_and_rehashed_after_it_was_followed_breaks_at_the_next_appen
         }]
     );
 }
+
+/// A chain too large to keep: past the memory cap the follower keeps no
+/// events (what it holds stops growing with the chain), still follows the
+/// chain's state, and its reviews are a full read's.
+#[test]
+fn past_its_memory_cap_a_follower_keeps_nothing_and_reviews_as_a_full_read() {
+    let log = scenario();
+    let c = chain();
+    let live = Arc::new(Live::with_cap(10 * MIN, 2_000));
+    let drafts: Vec<_> = log.records.iter().map(|r| r.draft.clone()).collect();
+    let (first, rest) = drafts.split_at(2);
+    c.store.append_audit(first.to_vec()).expect("append");
+    live.status(&c.store, T0).expect("status");
+    let small = live.kept_bytes();
+    assert!(small > 0 && small <= 2_000, "{small}");
+    c.store.append_audit(rest.to_vec()).expect("append");
+    for (since, until) in windows() {
+        let full = read(c.store.as_ref(), since, until).expect("read");
+        let followed = live.review(&c.store, since, until, T0).expect("live");
+        assert_eq!(followed, full, "window {since}..{until}");
+    }
+    assert_eq!(live.kept_bytes(), 0, "past the cap nothing is kept");
+    let s = live.status(&c.store, T0).expect("status");
+    assert_eq!(s.report.checked, log.records.len() as u64);
+    assert!(s.report.ok());
+    // A default follower keeps the whole scenario.
+    let roomy = Arc::new(Live::default());
+    roomy.status(&c.store, T0).expect("status");
+    assert!(roomy.kept_bytes() > 2_000, "{}", roomy.kept_bytes());
+}

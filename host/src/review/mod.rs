@@ -44,7 +44,7 @@ mod live;
 mod model;
 mod render;
 
-pub use live::{ChainStatus, Live};
+pub use live::{ChainStatus, DEFAULT_MAX_BYTES, Live};
 
 pub use model::{
     AccessReview, Approver, Chain, ChainState, Decided, End, PolicyPart, Row, TicketRef, Totals,
