@@ -507,3 +507,52 @@ fn an_audit_record_edited_in_place_after_the_console_read_it_is_found_by_walk_th
         review.body
     );
 }
+
+/// Worst values in the paging fields a browser sends: a page past the end
+/// (the largest number there is, and one past it), a cursor id with NUL
+/// and escape codes, with markup, and of 10,000 characters. Each gets a
+/// page (empty, or the grants before the cursor) or a 400 naming the
+/// field; nothing is echoed raw.
+#[test]
+fn hostile_paging_values_give_a_page_and_echo_nothing_raw() {
+    let app = app();
+    pending(&app, "h1", "restore the deleted finance share");
+    let (audit, _) = sign_in(&app, "t-audit");
+    let r = get(
+        &app,
+        &format!("/console/access-review?page={}", usize::MAX),
+        &audit,
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(grant_links(&r.body).is_empty(), "{}", r.body);
+    let r = get(
+        &app,
+        "/console/access-review?page=99999999999999999999999",
+        &audit,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("page"), "{}", r.body);
+    // NUL and escape codes are refused before any page, naming the query.
+    let r = get(
+        &app,
+        "/console/audit?until=2099-01-01T00:00:00Z&from-id=%00%1B%5B31m",
+        &audit,
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(
+        r.body.contains("control character") && r.body.contains("query"),
+        "{}",
+        r.body
+    );
+    let long = "x".repeat(10_000);
+    for id in ["%22%3E%3Cscript%3Ealert(1)%3C/script%3E", long.as_str()] {
+        let r = get(
+            &app,
+            &format!("/console/audit?until=2099-01-01T00:00:00Z&from-id={id}"),
+            &audit,
+        );
+        assert_eq!(r.status, 200, "{}", &r.body[..r.body.len().min(500)]);
+        assert!(!r.body.contains("<script>"), "markup echoed");
+        assert_eq!(grant_links(&r.body).len(), 1, "the grant before the cursor");
+    }
+}
