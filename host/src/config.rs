@@ -366,7 +366,7 @@ pub struct SandboxConfig {
     /// two CPUs, no more than the instance pool can serve.
     pub workers: Option<usize>,
     /// Decisions that may wait for a thread; beyond that the answer is 503
-    /// with `Retry-After`, and nothing is stored. Default 16 per worker.
+    /// with `Retry-After`, and nothing is stored. Default 64 per worker.
     pub queue: Option<usize>,
 }
 

@@ -127,7 +127,7 @@ pub struct EngineConfig {
     /// within what the instance pool can serve). See
     /// the service's evaluator.
     pub workers: Option<usize>,
-    /// Decisions that may wait for one of those threads (`None`: 16 per
+    /// Decisions that may wait for one of those threads (`None`: 64 per
     /// worker); more are refused as overload.
     pub queue: Option<usize>,
     /// `jitgate test --coverage` only: load coverage builds (refused

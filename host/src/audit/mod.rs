@@ -71,8 +71,15 @@ pub struct AuditDraft {
     pub grant_id: Option<String>,
     /// The client request id concerned.
     pub request_id: Option<String>,
-    /// The evidence itself.
+    /// The evidence itself (`null` in a draft made by
+    /// [`AuditDraft::of_evidence`], which carries its text instead).
     pub data: serde_json::Value,
+    /// The evidence's canonical text, when written straight from typed
+    /// values ([`AuditDraft::of_evidence`]): then the store keeps this text
+    /// and `data` is not read. Rendered by whoever makes the draft, so the
+    /// one audit writer thread only hashes and stores.
+    #[serde(skip)]
+    pub text: Option<String>,
 }
 
 impl AuditDraft {
@@ -85,7 +92,25 @@ impl AuditDraft {
             grant_id: None,
             request_id: None,
             data,
+            text: None,
         }
+    }
+
+    /// A draft whose evidence is `evidence` written in canonical form
+    /// straight from its typed fields ([`canonical::to_string_of`]),
+    /// without a `serde_json::Value` tree: the same stored text and hash as
+    /// `AuditDraft::new(…, json!(evidence))`. `None` only if serde_json
+    /// could not represent `evidence` either.
+    pub fn of_evidence<T: Serialize + ?Sized>(
+        at: i64,
+        kind: &str,
+        actor: &str,
+        evidence: &T,
+    ) -> Option<Self> {
+        let text = canonical::to_string_of(evidence)?;
+        let mut d = AuditDraft::new(at, kind, actor, serde_json::Value::Null);
+        d.text = Some(text);
+        Some(d)
     }
 
     /// About this grant.
@@ -163,7 +188,10 @@ pub fn canonical_bytes(seq: i64, d: &AuditDraft) -> Vec<u8> {
 
 /// `d.data` as stored: its [`canonical`] form.
 pub fn data_json(d: &AuditDraft) -> String {
-    canonical::to_string(&d.data)
+    match &d.text {
+        Some(t) => t.clone(),
+        None => canonical::to_string(&d.data),
+    }
 }
 
 /// [`canonical_bytes`] around `data`, the evidence's text as stored. The
@@ -206,8 +234,11 @@ fn hash_with_data(prev_hash: &str, seq: i64, d: &AuditDraft, data: &str) -> Stri
 /// Seal a draft as record `seq` after `prev_hash`. The record's
 /// [`AuditRecord::stored_data`] is the text to store in the `data` column:
 /// the hash is over exactly those bytes.
-pub fn seal(prev_hash: &str, seq: i64, draft: AuditDraft) -> AuditRecord {
-    let data = data_json(&draft);
+pub fn seal(prev_hash: &str, seq: i64, mut draft: AuditDraft) -> AuditRecord {
+    let data = match draft.text.take() {
+        Some(t) => t,
+        None => data_json(&draft),
+    };
     let hash = hash_with_data(prev_hash, seq, &draft, &data);
     AuditRecord {
         seq,
@@ -525,6 +556,42 @@ pub fn walk_store(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A draft rendered from typed evidence stores the same text and seals
+    /// to the same hash as one made from the `json!` tree of that evidence,
+    /// so chains written before and after the direct writer verify alike.
+    #[test]
+    fn typed_evidence_seals_like_its_value_tree() {
+        let req: crate::request::Request =
+            match serde_json::from_str(include_str!("../../../examples/request.json")) {
+                Ok(r) => r,
+                Err(e) => panic!("examples/request.json: {e}"),
+            };
+        #[derive(Serialize)]
+        struct Evidence<'a> {
+            request: &'a crate::request::Request,
+            n: [f64; 4],
+            big: u64,
+            odd: &'a str,
+        }
+        let evidence = Evidence {
+            request: &req,
+            n: [1.5, -0.0, 1e300, f64::NAN],
+            big: u64::MAX,
+            odd: "nul \u{0} quote \" </script> \u{2028}",
+        };
+        let typed = AuditDraft::of_evidence(7, kind::DECISION, "pipeline", &evidence)
+            .map(|d| d.request("r-1"));
+        let tree = serde_json::to_value(&evidence).unwrap_or_default();
+        let tree = AuditDraft::new(7, kind::DECISION, "pipeline", tree).request("r-1");
+        let Some(typed) = typed else {
+            panic!("typed evidence not rendered");
+        };
+        let (a, b) = (seal(GENESIS, 1, typed), seal(GENESIS, 1, tree));
+        assert_eq!(a.stored_data, b.stored_data);
+        assert_eq!(a.hash, b.hash);
+        assert_eq!(a.recomputed_hash(), a.hash);
+    }
 
     fn chain(n: i64) -> Vec<AuditRecord> {
         let mut out: Vec<AuditRecord> = Vec::new();

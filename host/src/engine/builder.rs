@@ -123,7 +123,7 @@ impl EngineBuilder {
     }
 
     /// Decision threads of a service over this engine (default one per
-    /// two CPUs) and how many decisions may wait (default 16 per thread).
+    /// two CPUs) and how many decisions may wait (default 64 per thread).
     pub fn workers(mut self, workers: usize, queue: usize) -> Self {
         self.config.workers = Some(workers);
         self.config.queue = Some(queue);

@@ -36,8 +36,13 @@ pub struct Evaluator {
     queue: usize,
 }
 
-/// Waiting decisions per worker, by default.
-const QUEUE_PER_WORKER: usize = 16;
+/// Waiting decisions per worker, by default. An ordinary decision takes
+/// tens of µs, so 64 waiting is a few ms of queue; a hostile policy at its
+/// 50 ms budget makes it 3.2 s, still inside the request timeout. 16 (the
+/// earlier default) refused a share of the answers with `busy` at 32
+/// connections on two cores (docs/performance.md §14) while the CPU was
+/// not saturated.
+const QUEUE_PER_WORKER: usize = 64;
 
 /// Threads and queue bound for `config` with `policies` loaded: one thread
 /// per two CPUs unless configured (the async workers, one per CPU, parse,

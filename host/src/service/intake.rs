@@ -302,16 +302,14 @@ impl Service {
     ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide(req)?;
         let whole = result.is_err().then(|| self.replayable(&req)).flatten();
-        let (draft, result) = with_ticket_facts(
+        let (draft, result) = dry_run_record(
+            &req,
+            now,
+            actor,
+            result,
             tickets,
-            dry_run_record(
-                &req,
-                now,
-                actor,
-                result,
-                self.config.invalid_body_excerpt_bytes,
-                whole,
-            ),
+            self.config.invalid_body_excerpt_bytes,
+            whole,
         );
         self.append_one(draft)?;
         Ok(result?)
@@ -326,16 +324,14 @@ impl Service {
     ) -> Result<Decision, ServiceError> {
         let (req, result) = self.decide_async(req).await?;
         let whole = result.is_err().then(|| self.replayable(&req)).flatten();
-        let (draft, result) = with_ticket_facts(
+        let (draft, result) = dry_run_record(
+            &req,
+            now,
+            actor,
+            result,
             tickets,
-            dry_run_record(
-                &req,
-                now,
-                actor,
-                result,
-                self.config.invalid_body_excerpt_bytes,
-                whole,
-            ),
+            self.config.invalid_body_excerpt_bytes,
+            whole,
         );
         self.append_async(draft).await?;
         Ok(result?)
@@ -513,45 +509,57 @@ fn storable_id(id: &str) -> bool {
     !id.chars().any(char::is_control)
 }
 
-/// A dry run's record and decision with where its ticket facts came from.
-fn with_ticket_facts(
-    tickets: Option<TicketProvenance>,
-    (mut draft, result): (AuditDraft, Result<Decision, RequestError>),
-) -> (AuditDraft, Result<Decision, RequestError>) {
-    let Some(t) = tickets else {
-        return (draft, result);
-    };
-    let result = result.map(|d| t.explain(d));
-    if let Some(obj) = draft.data.as_object_mut() {
-        if let Ok(d) = &result {
-            obj.insert("decision".into(), json!(d));
-        }
-        obj.insert("ticket-facts".into(), json!(t));
-    }
-    (draft, result)
+/// A decided dry run's evidence: written straight to its canonical text
+/// ([`AuditDraft::of_evidence`]), the same text `json!` of these fields gave.
+#[derive(serde::Serialize)]
+struct DryRunEvidence<'a> {
+    request: &'a Request,
+    decision: &'a Decision,
+    #[serde(rename = "ticket-facts", skip_serializing_if = "Option::is_none")]
+    ticket_facts: Option<&'a TicketProvenance>,
 }
 
 /// The dry run's record, which must be stored before its decision may be
-/// given.
+/// given, and the decision (its ticket's reason added, when facts came
+/// from the registry).
 fn dry_run_record(
     req: &Request,
     now: Millis,
     actor: &Principal,
     result: Result<Decision, RequestError>,
+    tickets: Option<TicketProvenance>,
     excerpt_bytes: usize,
     replayable: Option<Value>,
 ) -> (AuditDraft, Result<Decision, RequestError>) {
-    let data = match &result {
-        Ok(d) => json!({"request": req, "decision": d}),
+    let result = match &tickets {
+        Some(t) => result.map(|d| t.explain(d)),
+        None => result,
+    };
+    let mut draft = match &result {
+        Ok(d) => {
+            let evidence = DryRunEvidence {
+                request: req,
+                decision: d,
+                ticket_facts: tickets.as_ref(),
+            };
+            AuditDraft::of_evidence(now, audit::kind::DECISION, &actor.name, &evidence)
+                .unwrap_or_else(|| {
+                    AuditDraft::new(now, audit::kind::DECISION, &actor.name, json!(evidence))
+                })
+        }
         Err(e) => {
             let mut data = json!({"request": bounded::body_evidence(&json!(req), excerpt_bytes), "invalid": {"field": e.field, "message": e.message}});
-            if let (Some(whole), Some(obj)) = (replayable, data.as_object_mut()) {
-                obj.insert("decided-request".into(), whole);
+            if let Some(obj) = data.as_object_mut() {
+                if let Some(whole) = replayable {
+                    obj.insert("decided-request".into(), whole);
+                }
+                if let Some(t) = &tickets {
+                    obj.insert("ticket-facts".into(), json!(t));
+                }
             }
-            data
+            AuditDraft::new(now, audit::kind::DECISION, &actor.name, data)
         }
     };
-    let mut draft = AuditDraft::new(now, audit::kind::DECISION, &actor.name, data);
     if storable_id(&req.id) {
         draft = draft.request(&req.id);
     }

@@ -61,6 +61,7 @@ pub(crate) fn record<R: Row + ?Sized>(r: &R) -> Result<AuditRecord, R::Error> {
             grant_id: r.opt_text(4)?,
             request_id: r.opt_text(5)?,
             data: serde_json::Value::Null,
+            text: None,
         },
         r.text(6)?,
         r.text(7)?,

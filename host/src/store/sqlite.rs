@@ -18,7 +18,11 @@
 //!   durability.
 //!
 //! One connection behind a mutex serialises writers, which is also what keeps
-//! the audit chain linear. Migrations are the numbered files in
+//! the audit chain linear. Queries that write nothing (a ticket's facts, audit
+//! pages and heads, counts) run on a few read-only connections of their own
+//! ([`READERS`]), so a request that only reads does not wait behind the audit
+//! writer's fsync: in WAL mode a reader sees the last committed state without
+//! taking the write lock. Migrations are the numbered files in
 //! `host/migrations/`, applied in order inside a transaction and recorded in
 //! `schema_migrations`.
 //!
@@ -26,7 +30,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use super::quarantine::{self, GRANT_COLS, GrantColumns};
 use super::rows::{self, RECORD_COLS};
@@ -55,9 +60,23 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
+/// Read-only connections of a file store. Default 4: the service's reads
+/// come from the async workers' blocking calls and the decision threads
+/// (one per two CPUs); each connection costs a file handle and up to
+/// [`READER_CACHE_KIB`] of page cache. Reads never wait for the writer, only
+/// for another read when all four are busy.
+pub const READERS: usize = 4;
+
+/// Page cache per read-only connection, KiB (the writer keeps 64 MiB).
+pub const READER_CACHE_KIB: i64 = 16_384;
+
 /// A SQLite-backed [`Store`].
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Empty for an in-memory store (its data lives in one connection):
+    /// reads then take the writer's connection.
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
 }
 
 fn be(e: rusqlite::Error) -> StoreError {
@@ -72,7 +91,12 @@ impl SqliteStore {
     /// Open (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path).map_err(be)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        // After init: the file is migrated and in WAL mode.
+        for _ in 0..READERS {
+            store.readers.push(Mutex::new(open_reader(path)?));
+        }
+        Ok(store)
     }
 
     /// An in-memory store, for tests.
@@ -93,14 +117,52 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
         })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.conn
-            .lock()
-            .map_err(|_| StoreError::Backend("store lock poisoned by a panic".into()))
+        self.conn.lock().map_err(|_| poisoned())
     }
+
+    /// A connection for a query that writes nothing: a free read-only one
+    /// (the writer's, for an in-memory store). Never the writer's lock for
+    /// a file store, so a read does not wait for a commit's fsync.
+    fn read(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        let n = self.readers.len();
+        if n == 0 {
+            return self.lock();
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(c) => return Ok(c),
+                Err(TryLockError::WouldBlock) => continue,
+                Err(TryLockError::Poisoned(_)) => return Err(poisoned()),
+            }
+        }
+        self.readers[start % n].lock().map_err(|_| poisoned())
+    }
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Backend("store lock poisoned by a panic".into())
+}
+
+/// A read-only connection to the migrated file at `path`.
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(be)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+        .map_err(be)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(be)?;
+    Ok(conn)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -447,7 +509,7 @@ impl Store for SqliteStore {
     }
 
     fn next_deadline(&self) -> Result<Option<Millis>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         conn.query_row(
             "SELECT MIN(t) FROM (
                SELECT MIN(expires_at) AS t FROM grants WHERE state IN ('active', 'provisioning')
@@ -459,7 +521,7 @@ impl Store for SqliteStore {
     }
 
     fn count_active(&self) -> Result<u64, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         conn.query_row(
             "SELECT COUNT(*) FROM grants WHERE state = 'active'",
             [],
@@ -479,7 +541,7 @@ impl Store for SqliteStore {
     }
 
     fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT {RECORD_COLS} FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2"
@@ -494,7 +556,7 @@ impl Store for SqliteStore {
     }
 
     fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         conn.query_row(
             "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
             [],
@@ -505,7 +567,7 @@ impl Store for SqliteStore {
     }
 
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT {RECORD_COLS} FROM audit WHERE grant_id = ?1 ORDER BY seq"
@@ -675,7 +737,7 @@ impl Store for SqliteStore {
     }
 
     fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError> {
-        let conn = self.lock()?;
+        let conn = self.read()?;
         select_ticket(&conn, id)
     }
 
@@ -814,5 +876,69 @@ impl Store for SqliteStore {
         append(&tx, vec![audit])?;
         tx.commit().map_err(be)?;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod reader_tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::mpsc::channel;
+    use std::time::Duration;
+
+    fn file_store() -> (tempfile::TempDir, Arc<SqliteStore>) {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("tempdir: {e}"),
+        };
+        match SqliteStore::open(&dir.path().join("j.db")) {
+            Ok(s) => (dir, Arc::new(s)),
+            Err(e) => panic!("open: {e}"),
+        }
+    }
+
+    /// A read while the writer's connection is held (as during a commit's
+    /// fsync) answers from a read-only connection instead of waiting. The
+    /// timeout only bounds a hang; it is not a speed limit.
+    #[test]
+    fn reads_do_not_wait_for_the_writer() {
+        let (_dir, store) = file_store();
+        let held = store.lock();
+        assert!(held.is_ok(), "writer lock");
+        let (tx, rx) = channel();
+        let reader = store.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send((reader.audit_head(), reader.ticket("INC-1"), reader.count_active()));
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((head, ticket, active)) => {
+                assert!(matches!(head, Ok(None)), "{head:?}");
+                assert!(matches!(ticket, Ok(None)), "{ticket:?}");
+                assert!(matches!(active, Ok(0)), "{active:?}");
+            }
+            Err(e) => panic!("a read waited for the writer: {e}"),
+        }
+        drop(held);
+    }
+
+    /// What the writer committed, every reader sees at once; and the read
+    /// connections refuse writes.
+    #[test]
+    fn readers_see_each_commit_and_cannot_write() {
+        let (_dir, store) = file_store();
+        for i in 1..=(2 * READERS as i64) {
+            let d = AuditDraft::new(i, "decision", "t", serde_json::json!({"i": i}));
+            assert!(store.append_audit(vec![d]).is_ok());
+            // Round robin: each append is read back through another reader.
+            match store.audit_head() {
+                Ok(Some((seq, _))) => assert_eq!(seq, i),
+                other => panic!("head after append {i}: {other:?}"),
+            }
+        }
+        let page = store.audit_page(0, 100).unwrap_or_default();
+        assert_eq!(crate::audit::verify(&page), Ok(2 * READERS as u64));
+        let reader = store.read();
+        let refused = reader.map(|c| c.execute("DELETE FROM audit", []).is_err());
+        assert!(matches!(refused, Ok(true)), "a read-only connection wrote");
     }
 }

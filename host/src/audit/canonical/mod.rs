@@ -17,6 +17,9 @@
 
 use serde_json::{Map, Number, Value};
 
+pub mod typed;
+pub use typed::to_string_of;
+
 /// `v` in canonical form.
 pub fn to_vec(v: &Value) -> Vec<u8> {
     let mut out = Vec::with_capacity(128);
