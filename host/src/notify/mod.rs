@@ -477,6 +477,9 @@ impl Store for NotifyingStore {
     fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError> {
         self.inner.ticket(id)
     }
+    fn reads_in_process(&self) -> bool {
+        self.inner.reads_in_process()
+    }
     fn reviews(&self, open: bool) -> Result<Vec<Review>, StoreError> {
         self.inner.reviews(open)
     }

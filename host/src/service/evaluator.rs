@@ -264,7 +264,7 @@ mod tests {
             instance_pool: Some(40),
             ..EngineConfig::default()
         };
-        assert_eq!(size(&config, 5), (4, 64));
+        assert_eq!(size(&config, 5), (4, 4 * QUEUE_PER_WORKER));
         let fresh = EngineConfig {
             workers: Some(64),
             instance_pool: Some(40),

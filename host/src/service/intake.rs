@@ -129,8 +129,13 @@ impl Service {
     ) -> Result<Decision, ServiceError> {
         #[cfg(feature = "server")]
         self.pull_unknown_ticket(actor, &body).await;
-        // A named ticket is looked up in the store: off the async workers.
-        let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null()) {
+        // A named ticket is looked up in the store: off the async workers,
+        // unless the store answers reads in process without waiting (then
+        // the hand-off to a blocking thread and back cost more than the
+        // read: two wake-ups, docs/performance.md §5b).
+        let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null())
+            && !self.store.reads_in_process()
+        {
             let (svc, who) = (self.clone(), actor.clone());
             blocking(move || svc.dry_run_parse(&who, body)).await?
         } else {

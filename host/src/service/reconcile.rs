@@ -218,6 +218,11 @@ impl Service {
         {
             return;
         }
+        // Nothing to pull from: no look-up either (it cost every request
+        // naming a ticket a hand-off to a blocking thread and back).
+        if self.tickets.pulls.is_empty() {
+            return;
+        }
         let Some(client) = self.tickets.client.clone() else {
             return;
         };
@@ -233,8 +238,13 @@ impl Service {
             return;
         };
         let named = t.get("source").and_then(serde_json::Value::as_str);
-        let (svc, key) = (self.clone(), id.clone());
-        match blocking(move || Ok(svc.store.ticket(&key)?.is_some())).await {
+        let known = if self.store.reads_in_process() {
+            self.store.ticket(&id).map(|t| t.is_some()).map_err(ServiceError::from)
+        } else {
+            let (svc, key) = (self.clone(), id.clone());
+            blocking(move || Ok(svc.store.ticket(&key)?.is_some())).await
+        };
+        match known {
             Ok(false) => {}
             Ok(true) => return,
             Err(e) => {

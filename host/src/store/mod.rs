@@ -324,6 +324,15 @@ pub trait Store: Send + Sync {
     /// One ticket of the registry.
     fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError>;
 
+    /// Whether [`Store::ticket`] is answered in this process without
+    /// waiting on a network or on writers (SQLite's read-only connections),
+    /// so an async caller may read inline instead of handing the read to a
+    /// blocking thread. Default `false`: a store that blocks (PostgreSQL,
+    /// wrappers that do not say) keeps the hand-off.
+    fn reads_in_process(&self) -> bool {
+        false
+    }
+
     /// Apply one ticket event in one transaction: the ticket row (and the
     /// event id as seen by its source), its audit record whatever the
     /// outcome (see [`tickets::judge`]), and, when the ticket now ends its

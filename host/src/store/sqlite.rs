@@ -60,7 +60,7 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
     ),
 ];
 
-/// Read-only connections of a file store. Default 4: the service's reads
+/// Read-only connections of a file store. Default 4: reads
 /// come from the async workers' blocking calls and the decision threads
 /// (one per two CPUs); each connection costs a file handle and up to
 /// [`READER_CACHE_KIB`] of page cache. Reads never wait for the writer, only
@@ -739,6 +739,11 @@ impl Store for SqliteStore {
     fn ticket(&self, id: &str) -> Result<Option<TicketRecord>, StoreError> {
         let conn = self.read()?;
         select_ticket(&conn, id)
+    }
+
+    fn reads_in_process(&self) -> bool {
+        // In-memory stores read on the writer's connection, so may wait.
+        !self.readers.is_empty()
     }
 
     fn apply_ticket_change(
