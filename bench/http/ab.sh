@@ -67,6 +67,7 @@ cache-dir = "$WORK/cache-$1"
 name = "pipeline"
 sha256 = "$SHA"
 roles = ["pipeline"]
+trusted-context = true
 TOML
 }
 config base-rule "$WORK/rule" 18191
@@ -75,9 +76,10 @@ config base-composed "$WORK/composed" 18193
 config new-composed "$WORK/composed" 18194
 wait_port() { for _ in $(seq 1 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "port $1 never opened" >&2; exit 1; }
 "$FLOOR" 127.0.0.1:18190 >/dev/null & PIDS+=($!)
+declare -A PID
 for v in base new; do
-    "$AB/jitgate-$v" serve --config "$WORK/$v-rule.toml" >/dev/null 2>&1 & PIDS+=($!)
-    "$AB/jitgate-$v" serve --config "$WORK/$v-composed.toml" >/dev/null 2>&1 & PIDS+=($!)
+    "$AB/jitgate-$v" serve --config "$WORK/$v-rule.toml" >/dev/null 2>&1 & PIDS+=($!); PID[$v-rule]=$!
+    "$AB/jitgate-$v" serve --config "$WORK/$v-composed.toml" >/dev/null 2>&1 & PIDS+=($!); PID[$v-composed]=$!
 done
 for p in 18190 18191 18192 18193 18194; do wait_port "$p"; done
 
@@ -94,10 +96,18 @@ for port in 18191 18192; do
     echo "$out" | grep -q '"outcome":"allow"' || { echo "port $port does not allow: $out" >&2; exit 1; }
 done
 
-declare -A RPS P99
+declare -A RPS P99 CPU BAD
+# The server's user + system CPU (clock ticks), for CPU per answered
+# request: steadier than requests/s when the machine is shared.
+ticks() { if [ -n "${PID[$1]:-}" ]; then awk '{print $14 + $15}' "/proc/${PID[$1]}/stat"; else echo 0; fi; }
 measure() { # key url
-    local out
+    local out t0 t1 n
+    t0="$(ticks "$1")"
     out="$(wrk -t"$THREADS" -c"$CONN" -d"${DUR}s" --latency -s "$WORK/jit.lua" "$2")"
+    t1="$(ticks "$1")"
+    n="$(echo "$out" | awk '/requests in/ {print $1}')"
+    CPU[$1]+="$(awk -v a="$t0" -v b="$t1" -v n="${n:-1}" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%d", (b - a) / hz * 1e6 / n}') "
+    BAD[$1]+="$(echo "$out" | awk '/Non-2xx/ {print $NF}' | grep . || echo 0) "
     RPS[$1]+="$(echo "$out" | awk '/Requests\/sec/ {printf "%d", $2}') "
     P99[$1]+="$(echo "$out" | awk '$1 == "99%" {print $2}') "
     echo "$1: $(echo "$out" | awk '/Requests\/sec/ {print $2}') req/s" >&2
@@ -116,11 +126,12 @@ floor="$(echo "${RPS[floor]}" | median)"
 echo
 echo "wrk -t$THREADS -c$CONN -d${DUR}s, $ROUNDS rounds alternating, medians; base = $(git rev-parse --short "$BASE"), new = $(git rev-parse --short HEAD)$(git diff --quiet || echo '+dirty')"
 echo
-echo "| server | requests/s | x floor | p99 (per round) |"
-echo "|---|---:|---:|---|"
+echo "| server | requests/s | x floor | µs CPU/request | non-2xx (per round) | p99 (per round) |"
+echo "|---|---:|---:|---:|---|---|"
 for k in floor base-rule new-rule base-composed new-composed; do
     m="$(echo "${RPS[$k]}" | median)"
-    echo "| $k | $m | $(awk -v a="$m" -v b="$floor" 'BEGIN {printf "%.3f", a / b}') | ${P99[$k]}|"
+    c="$([ "$k" = floor ] && echo - || echo "${CPU[$k]}" | median)"
+    echo "| $k | $m | $(awk -v a="$m" -v b="$floor" 'BEGIN {printf "%.3f", a / b}') | $c | ${BAD[$k]:-} | ${P99[$k]}|"
 done
 for kind in rule composed; do
     b="$(echo "${RPS[base-$kind]}" | median)"

@@ -133,14 +133,13 @@ impl Service {
         // unless the store answers reads in process without waiting (then
         // the hand-off to a blocking thread and back cost more than the
         // read: two wake-ups, docs/performance.md §5b).
-        let (req, now, tickets) = if body.get("ticket").is_some_and(|t| !t.is_null())
-            && !self.store.reads_in_process()
-        {
-            let (svc, who) = (self.clone(), actor.clone());
-            blocking(move || svc.dry_run_parse(&who, body)).await?
-        } else {
-            self.dry_run_parse(actor, body)?
-        };
+        let (req, now, tickets) =
+            if body.get("ticket").is_some_and(|t| !t.is_null()) && !self.store.reads_in_process() {
+                let (svc, who) = (self.clone(), actor.clone());
+                blocking(move || svc.dry_run_parse(&who, body)).await?
+            } else {
+                self.dry_run_parse(actor, body)?
+            };
         self.dry_run_admitted_async(actor, req, now, tickets).await
     }
 

@@ -239,7 +239,10 @@ impl Service {
         };
         let named = t.get("source").and_then(serde_json::Value::as_str);
         let known = if self.store.reads_in_process() {
-            self.store.ticket(&id).map(|t| t.is_some()).map_err(ServiceError::from)
+            self.store
+                .ticket(&id)
+                .map(|t| t.is_some())
+                .map_err(ServiceError::from)
         } else {
             let (svc, key) = (self.clone(), id.clone());
             blocking(move || Ok(svc.store.ticket(&key)?.is_some())).await

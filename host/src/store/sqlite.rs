@@ -913,7 +913,11 @@ mod reader_tests {
         let (tx, rx) = channel();
         let reader = store.clone();
         std::thread::spawn(move || {
-            let _ = tx.send((reader.audit_head(), reader.ticket("INC-1"), reader.count_active()));
+            let _ = tx.send((
+                reader.audit_head(),
+                reader.ticket("INC-1"),
+                reader.count_active(),
+            ));
         });
         match rx.recv_timeout(Duration::from_secs(30)) {
             Ok((head, ticket, active)) => {

@@ -701,7 +701,9 @@ mod tests {
                 },
             ],
             skipped: None,
-            alpha: [(-5, "minus"), (10, "ten"), (9, "nine")].into_iter().collect(),
+            alpha: [(-5, "minus"), (10, "ten"), (9, "nine")]
+                .into_iter()
+                .collect(),
             mid_field: (u128::from(u64::MAX), i128::from(i64::MIN), ()),
             rest: [
                 ("odd".to_string(), json!("from flatten")),
@@ -720,6 +722,11 @@ mod tests {
     #[test]
     fn unsupported_keys_fall_back_to_the_tree() {
         let v: BTreeMap<bool, u8> = [(true, 1), (false, 0)].into_iter().collect();
-        assert_eq!(to_string_of(&v), serde_json::to_value(&v).ok().map(|t| super::super::to_string(&t)));
+        assert_eq!(
+            to_string_of(&v),
+            serde_json::to_value(&v)
+                .ok()
+                .map(|t| super::super::to_string(&t))
+        );
     }
 }
