@@ -40,6 +40,7 @@ mod router;
 mod service;
 mod shared_store;
 mod signing;
+mod staged_audit;
 mod store;
 mod tickets;
 mod times;

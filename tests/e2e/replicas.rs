@@ -148,7 +148,12 @@ fn three_replicas_end_each_grant_once_through_a_sigkill() {
         assert_eq!(g["state"], "active", "{g}");
     }
 
-    // Every grant ended exactly once: one transition record each.
+    // Every grant ended exactly once: one transition record each. The
+    // records are read with SQL, which sees only chained ones: a reader
+    // first chains whatever is pending (staged by any replica, the dead one
+    // included), as every store read does.
+    let v = get(survivors[1], "/v1/audit/verify", Some("t-audit")).json();
+    assert_eq!(v["ok"], true, "{v}");
     let rows = db.query(
         "SELECT grant_id, data::json->>'to', COUNT(*) FROM audit WHERE kind = 'transition'
          AND data::json->>'to' IN ('expired', 'lapsed', 'revoked') GROUP BY 1, 2",

@@ -249,6 +249,21 @@ pub fn seal(prev_hash: &str, seq: i64, mut draft: AuditDraft) -> AuditRecord {
     }
 }
 
+/// [`seal`] for a draft whose evidence was already rendered as stored text
+/// ([`data_json`]) when it was staged: the hash covers `data` as given, so
+/// a record staged by one process and chained by another (the PostgreSQL
+/// store's pending table) hashes the same bytes it stores.
+pub fn seal_stored(prev_hash: &str, seq: i64, draft: AuditDraft, data: String) -> AuditRecord {
+    let hash = hash_with_data(prev_hash, seq, &draft, &data);
+    AuditRecord {
+        seq,
+        draft,
+        prev_hash: prev_hash.to_string(),
+        hash,
+        stored_data: data,
+    }
+}
+
 /// The record as one line of JSON (`jitgate audit export`), with `data`
 /// written as the stored text itself, so the line carries exactly the bytes
 /// the hash covers and a verifier outside jitgate can recompute it with a

@@ -35,17 +35,28 @@
 //!   due again when the lease runs out. The claim skips every event whose
 //!   grant has an earlier event undelivered (leased elsewhere or waiting
 //!   out a backoff), so a grant's events go out in order across replicas;
-//! * every transaction that appends audit records first takes
-//!   `pg_advisory_xact_lock(AUDIT_LOCK)` and then reads the last hash, so the
-//!   chain is one line, never a fork. This serializes appends (and so every
-//!   grant change) across replicas; the cost is measured in
-//!   `docs/operations.md`.
+//! * audit records are *staged*, then *chained*. A transaction that records
+//!   something inserts its records into `audit_pending` without any lock and
+//!   answers after its own COMMIT, so replicas' commits run side by side
+//!   (PostgreSQL flushes them together) and nothing is answered before its
+//!   record is durable. Moving pending records into the hash-chained `audit`
+//!   table is one transaction under `pg_advisory_xact_lock(AUDIT_LOCK)`:
+//!   read the last hash, seal every pending record in `id` order, insert,
+//!   delete them, commit ([`tx::chain`]). Only that transaction extends the
+//!   chain, so it is one line, never a fork; one lock hold and one WAL flush
+//!   cover every record staged since the last run, by any replica. It runs
+//!   in each store's background chainer (woken after its own commits, and
+//!   every [`CHAIN_TICK`] for records a dead replica left) and before every
+//!   read of the chain, so readers see every answered record. Figures and
+//!   the argument: `docs/operations.md`, ARCHITECTURE.md.
 //!
 //! One file past 500 lines: one backend implements the whole `Store` contract; its transactions, locks and SQL read together.
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
@@ -60,7 +71,7 @@ use super::{
 };
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
-use tx::{append, decode, decode_all, grant_row, migrate, record, write_effects};
+use tx::{chain, decode, decode_all, grant_row, migrate, record, stage, write_effects};
 
 /// Versioned migrations, in order (same meaning as SQLite's).
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -89,6 +100,10 @@ pub const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/postgres/0007_ticket_events_seen_at.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_audit_pending.sql"),
+    ),
 ];
 
 /// Advisory lock key held while migrating ("jitgate-migrate").
@@ -97,10 +112,16 @@ pub const MIGRATION_LOCK: i64 = 0x6a67_6d69_6772_0001;
 /// held while a ticket event is applied, so two replicas receiving events
 /// of one ticket apply them one after the other.
 pub const TICKET_LOCK: i32 = 0x6a67_7469;
-/// Advisory lock key held by every transaction that appends to the audit chain.
+/// Advisory lock key held by the transaction that moves pending audit
+/// records into the chain (and by nothing else).
 pub const AUDIT_LOCK: i64 = 0x6a67_6175_6469_0001;
-/// Advisory lock key held while a policy set is accepted (taken before
-/// [`AUDIT_LOCK`]), so two replicas cannot both pass the sequence check.
+/// How often each store's chainer looks for pending records nobody woke it
+/// for: staged by a replica that died before chaining them.
+const CHAIN_TICK: Duration = Duration::from_millis(200);
+/// Longest wait between retries while chaining fails (database down).
+const CHAIN_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Advisory lock key held while a policy set is accepted, so two replicas
+/// cannot both pass the sequence check.
 pub const POLICY_SET_LOCK: i64 = 0x6a67_706f_6c73_0001;
 
 /// A PostgreSQL-backed [`Store`].
@@ -109,6 +130,8 @@ pub struct PostgresStore {
     /// that dropping the store inside an async context does not panic.
     rt: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// Wakes this store's chainer after a commit that staged records.
+    chain_wake: Arc<Notify>,
 }
 
 fn be(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -186,11 +209,19 @@ impl PostgresStore {
             .recycle_timeout(Some(Duration::from_secs(5)))
             .build()
             .map_err(be)?;
-        let store = PostgresStore { rt: Some(rt), pool };
+        let chain_wake = Arc::new(Notify::new());
+        let store = PostgresStore {
+            rt: Some(rt),
+            pool,
+            chain_wake,
+        };
         store.block(async {
             let mut c = store.client().await?;
             migrate(&mut c).await
         })?;
+        store
+            .runtime()?
+            .spawn(chainer(store.pool.clone(), store.chain_wake.clone()));
         Ok(store)
     }
 
@@ -222,12 +253,69 @@ impl PostgresStore {
     async fn client(&self) -> Result<Client, StoreError> {
         self.pool.get().await.map_err(be)
     }
+
+    /// A connection for reading the chain, after chaining every record
+    /// committed so far (by any replica, a dead one included): a reader
+    /// (verify, export, evidence, replay, review) sees each record whose
+    /// writer has answered. When nothing is pending this costs one indexed
+    /// `EXISTS`, no lock and no write.
+    async fn chained_client(&self) -> Result<Client, StoreError> {
+        let mut c = self.client().await?;
+        chain(&mut c).await?;
+        Ok(c)
+    }
+
+    /// After a commit that staged audit records: wake the chainer. Wakes
+    /// while it is busy coalesce into one more run.
+    fn staged(&self) {
+        self.chain_wake.notify_one();
+    }
 }
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
         if let Some(rt) = self.rt.take() {
             rt.shutdown_background();
+        }
+    }
+}
+
+/// The store's chainer: moves pending audit records into the chain when
+/// woken (after this store's own commits that staged some, coalesced while
+/// it is busy) and every [`CHAIN_TICK`] (records a dead replica staged).
+/// It waits for the audit lock on the store's runtime, never on a caller's
+/// thread: callers are answered once their records are durable, not chained.
+/// Stops with the runtime (the store's drop).
+async fn chainer(pool: Pool, wake: Arc<Notify>) {
+    let mut backoff = CHAIN_TICK;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        let r = async {
+            let mut c = pool.get().await.map_err(be)?;
+            chain(&mut c).await
+        }
+        .await;
+        match r {
+            Ok(_) => {
+                if failing {
+                    tracing::info!("chaining pending audit records again");
+                }
+                failing = false;
+                backoff = CHAIN_TICK;
+            }
+            Err(e) => {
+                // Logged once per outage; readers chain for themselves and
+                // fail with the store anyway.
+                if !failing {
+                    tracing::warn!(error = %e, "cannot chain pending audit records; retrying");
+                }
+                failing = true;
+                backoff = (backoff * 2).min(CHAIN_BACKOFF_MAX);
+            }
         }
     }
 }
@@ -255,7 +343,9 @@ impl Store for PostgresStore {
                 return Err(be(e));
             }
             write_effects(&tx, effects).await?;
-            tx.commit().await.map_err(be)
+            tx.commit().await.map_err(be)?;
+            self.staged();
+            Ok(())
         })
     }
 
@@ -407,14 +497,16 @@ impl Store for PostgresStore {
         self.block(async {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(be)?;
-            append(&tx, drafts).await?;
-            tx.commit().await.map_err(be)
+            stage(&tx, drafts).await?;
+            tx.commit().await.map_err(be)?;
+            self.staged();
+            Ok(())
         })
     }
 
     fn audit_page(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>, StoreError> {
         self.block(async {
-            let c = self.client().await?;
+            let c = self.chained_client().await?;
             let rows = c
                 .query(
                     &format!(
@@ -430,7 +522,7 @@ impl Store for PostgresStore {
 
     fn audit_head(&self) -> Result<Option<(i64, String)>, StoreError> {
         self.block(async {
-            let c = self.client().await?;
+            let c = self.chained_client().await?;
             let row = c
                 .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
                 .await
@@ -442,7 +534,7 @@ impl Store for PostgresStore {
 
     fn audit_of_grant(&self, grant_id: &str) -> Result<Vec<AuditRecord>, StoreError> {
         self.block(async {
-            let c = self.client().await?;
+            let c = self.chained_client().await?;
             let rows = c
                 .query(
                     &format!("SELECT {RECORD_COLS} FROM audit WHERE grant_id = $1 ORDER BY seq"),
@@ -616,8 +708,9 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(be)?;
-            append(&tx, audit).await?;
+            stage(&tx, audit).await?;
             tx.commit().await.map_err(be)?;
+            self.staged();
             Ok(None)
         })
     }
@@ -697,8 +790,9 @@ impl Store for PostgresStore {
             if n == 0 {
                 return Ok(false);
             }
-            append(&tx, vec![audit]).await?;
+            stage(&tx, vec![audit]).await?;
             tx.commit().await.map_err(be)?;
+            self.staged();
             Ok(true)
         })
     }
@@ -706,8 +800,7 @@ impl Store for PostgresStore {
 
 impl PostgresStore {
     /// Lock the rows of `ids` (ordered by id, all before any write: two
-    /// overlapping batches cannot deadlock, and no row lock is ever awaited
-    /// while holding the audit lock), run `change` on each current grant,
+    /// overlapping batches cannot deadlock), run `change` on each current grant,
     /// write what changed, commit once. `single` = missing id is an error.
     fn update_locked(
         &self,
@@ -807,8 +900,8 @@ impl PostgresStore {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(be)?;
         let ev = change.event;
-        // Lock order: this ticket, then its grants, then (last, in
-        // append) the audit chain; nothing takes them the other way.
+        // Lock order: this ticket, then its grants; nothing takes them the
+        // other way (the audit record is staged, which takes no lock).
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
             &[&TICKET_LOCK, &ev.ticket_id],
@@ -901,8 +994,9 @@ impl PostgresStore {
                 }
             }
         };
-        append(&tx, vec![tickets::audit_draft(change, &outcome)]).await?;
+        stage(&tx, vec![tickets::audit_draft(change, &outcome)]).await?;
         tx.commit().await.map_err(be)?;
+        self.staged();
         Ok(outcome)
     }
 
@@ -943,6 +1037,7 @@ impl PostgresStore {
             }
             if dirty {
                 tx.commit().await.map_err(be)?;
+                self.staged();
             }
             Ok(grants)
         }

@@ -1,5 +1,5 @@
 //! The transactions' building blocks: migrating under the migration lock,
-//! appending to the one audit chain under the audit lock, writing a grant
+//! staging audit records and chaining them under the audit lock, writing a grant
 //! row and its effects. Kept apart from the [`Store`](super::super::Store)
 //! impl so each file reads on its own.
 
@@ -48,52 +48,179 @@ pub(super) async fn migrate_locked(c: &mut Client) -> Result<(), StoreError> {
     tx.commit().await.map_err(be)
 }
 
-pub(super) async fn append(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<(), StoreError> {
-    if drafts.is_empty() {
-        return Ok(());
+/// Stage `drafts` in `audit_pending`, in order, as part of the caller's
+/// transaction: no lock, so concurrent transactions (every replica's) commit
+/// side by side and PostgreSQL flushes their commits together. The records
+/// are durable at the caller's COMMIT (before it answers anyone) and enter
+/// the chain when [`chain`] next runs. Returns how many were staged.
+pub(super) async fn stage(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<usize, StoreError> {
+    let n = drafts.len();
+    if n == 0 {
+        return Ok(0);
     }
-    // One chain across replicas: whoever holds this lock (until commit)
-    // reads the last committed hash and extends it.
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&AUDIT_LOCK])
-        .await
-        .map_err(be)?;
-    let last = tx
-        .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
-        .await
-        .map_err(be)?;
-    let (mut seq, mut prev): (i64, String) = match last {
-        Some(r) => (r.get(0), r.get(1)),
-        None => (0, audit::GENESIS.to_string()),
-    };
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO audit (seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .await
-        .map_err(be)?;
+    let mut at = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut actor = Vec::with_capacity(n);
+    let mut grant_id = Vec::with_capacity(n);
+    let mut request_id = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
     for d in drafts {
-        seq += 1;
-        let r = audit::seal(&prev, seq, d);
+        // Rendered now, stored as is: the chainer hashes exactly these bytes.
+        data.push(audit::data_json(&d));
+        at.push(d.at);
+        kind.push(d.kind);
+        actor.push(d.actor);
+        grant_id.push(d.grant_id);
+        request_id.push(d.request_id);
+    }
+    // One statement for the batch; ORDER BY the array position so the ids
+    // (the chain order) follow the caller's order.
+    tx.execute(
+        "INSERT INTO audit_pending (at, kind, actor, grant_id, request_id, data)
+         SELECT at, kind, actor, grant_id, request_id, data
+         FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])
+              WITH ORDINALITY AS r(at, kind, actor, grant_id, request_id, data, n)
+         ORDER BY n",
+        &[&at, &kind, &actor, &grant_id, &request_id, &data],
+    )
+    .await
+    .map_err(be)?;
+    Ok(n)
+}
+
+/// Most pending records sealed in one chaining transaction.
+const CHAIN_BATCH: i64 = 4096;
+
+/// Move every committed pending record into the chain: under
+/// `pg_advisory_xact_lock(AUDIT_LOCK)`, read the last hash, take the pending
+/// rows in `id` order, seal and insert them, delete them, commit. One lock
+/// hold and one WAL flush for everything staged by every replica since the
+/// last run. Deleting and inserting in one transaction moves each record
+/// exactly once: a chainer that dies mid-way rolls back and leaves them
+/// pending for the next one. Returns how many records were chained.
+pub(super) async fn chain(c: &mut Client) -> Result<u64, StoreError> {
+    let mut moved = 0;
+    loop {
+        // Nothing pending (the common case for readers): no lock, no write,
+        // no flush. A record committed before this read is seen by it.
+        let any: bool = c
+            .query_one("SELECT EXISTS (SELECT 1 FROM audit_pending)", &[])
+            .await
+            .map_err(be)?
+            .get(0);
+        if !any {
+            return Ok(moved);
+        }
+        let tx = c.transaction().await.map_err(be)?;
+        // The lock first, then the statements: every read below sees what
+        // the previous holder committed.
         tx.execute(
-            &stmt,
-            &[
-                &r.seq,
-                &r.draft.at,
-                &r.draft.kind,
-                &r.draft.actor,
-                &r.draft.grant_id,
-                &r.draft.request_id,
-                &r.stored_data,
-                &r.prev_hash,
-                &r.hash,
-            ],
+            "SELECT pg_advisory_xact_lock($1), set_config('jitgate.chaining', 'on', true)",
+            &[&AUDIT_LOCK],
         )
         .await
         .map_err(be)?;
-        prev = r.hash;
+        let last = tx
+            .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
+            .await
+            .map_err(be)?;
+        let (mut seq, mut prev): (i64, String) = match last {
+            Some(r) => (r.get(0), r.get(1)),
+            None => (0, audit::GENESIS.to_string()),
+        };
+        let mut rows = tx
+            .query(
+                "DELETE FROM audit_pending WHERE id IN
+                   (SELECT id FROM audit_pending ORDER BY id LIMIT $1)
+                 RETURNING id, at, kind, actor, grant_id, request_id, data",
+                &[&CHAIN_BATCH],
+            )
+            .await
+            .map_err(be)?;
+        rows.sort_by_key(|r| r.get::<_, i64>(0));
+        let n = rows.len();
+        let mut cols = Sealed::with_capacity(n);
+        for r in &rows {
+            seq += 1;
+            let draft = AuditDraft {
+                at: r.try_get(1).map_err(be)?,
+                kind: r.try_get(2).map_err(be)?,
+                actor: r.try_get(3).map_err(be)?,
+                grant_id: r.try_get(4).map_err(be)?,
+                request_id: r.try_get(5).map_err(be)?,
+                data: serde_json::Value::Null,
+            };
+            let record = audit::seal_stored(&prev, seq, draft, r.try_get(6).map_err(be)?);
+            prev = record.hash.clone();
+            cols.push(record);
+        }
+        if n > 0 {
+            tx.execute(
+                "INSERT INTO audit (seq, at, kind, actor, grant_id, request_id, data, prev_hash, hash)
+                 SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[],
+                                      $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[])",
+                &[
+                    &cols.seq,
+                    &cols.at,
+                    &cols.kind,
+                    &cols.actor,
+                    &cols.grant_id,
+                    &cols.request_id,
+                    &cols.data,
+                    &cols.prev_hash,
+                    &cols.hash,
+                ],
+            )
+            .await
+            .map_err(be)?;
+        }
+        tx.commit().await.map_err(be)?;
+        moved += n as u64;
+        if (n as i64) < CHAIN_BATCH {
+            return Ok(moved);
+        }
     }
-    Ok(())
+}
+
+/// Sealed records as columns, for one multi-row insert.
+struct Sealed {
+    seq: Vec<i64>,
+    at: Vec<i64>,
+    kind: Vec<String>,
+    actor: Vec<String>,
+    grant_id: Vec<Option<String>>,
+    request_id: Vec<Option<String>>,
+    data: Vec<String>,
+    prev_hash: Vec<String>,
+    hash: Vec<String>,
+}
+
+impl Sealed {
+    fn with_capacity(n: usize) -> Sealed {
+        Sealed {
+            seq: Vec::with_capacity(n),
+            at: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+            actor: Vec::with_capacity(n),
+            grant_id: Vec::with_capacity(n),
+            request_id: Vec::with_capacity(n),
+            data: Vec::with_capacity(n),
+            prev_hash: Vec::with_capacity(n),
+            hash: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, r: AuditRecord) {
+        self.seq.push(r.seq);
+        self.at.push(r.draft.at);
+        self.kind.push(r.draft.kind);
+        self.actor.push(r.draft.actor);
+        self.grant_id.push(r.draft.grant_id);
+        self.request_id.push(r.draft.request_id);
+        self.data.push(r.stored_data);
+        self.prev_hash.push(r.prev_hash);
+        self.hash.push(r.hash);
+    }
 }
 
 pub(super) async fn write_effects(tx: &Tx<'_>, effects: Effects) -> Result<(), StoreError> {
@@ -116,8 +243,8 @@ pub(super) async fn write_effects(tx: &Tx<'_>, effects: Effects) -> Result<(), S
         .await
         .map_err(be)?;
     }
-    // Last: the audit lock is held from here to commit, as briefly as possible.
-    append(tx, effects.audit).await
+    stage(tx, effects.audit).await?;
+    Ok(())
 }
 
 pub(super) async fn grant_row(
