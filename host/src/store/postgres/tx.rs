@@ -149,6 +149,7 @@ pub(super) async fn chain(c: &mut Client) -> Result<u64, StoreError> {
                 grant_id: r.try_get(4).map_err(be)?,
                 request_id: r.try_get(5).map_err(be)?,
                 data: serde_json::Value::Null,
+                text: None,
             };
             let record = audit::seal_stored(&prev, seq, draft, r.try_get(6).map_err(be)?);
             prev = record.hash.clone();
