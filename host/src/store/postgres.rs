@@ -42,11 +42,11 @@
 //!   record is durable. Moving pending records into the hash-chained `audit`
 //!   table is one transaction under `pg_advisory_xact_lock(AUDIT_LOCK)`:
 //!   read the last hash, seal every pending record in `id` order, insert,
-//!   delete them, commit ([`tx::chain`]). Only that transaction extends the
+//!   delete them, commit (`tx::chain`). Only that transaction extends the
 //!   chain, so it is one line, never a fork; one lock hold and one WAL flush
 //!   cover every record staged since the last run, by any replica. It runs
 //!   in each store's background chainer (woken after its own commits, and
-//!   every [`CHAIN_TICK`] for records a dead replica left) and before every
+//!   every `CHAIN_TICK` for records a dead replica left) and before every
 //!   read of the chain, so readers see every answered record. Figures and
 //!   the argument: `docs/operations.md`, ARCHITECTURE.md.
 //!
