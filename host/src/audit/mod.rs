@@ -239,14 +239,7 @@ pub fn seal(prev_hash: &str, seq: i64, mut draft: AuditDraft) -> AuditRecord {
         Some(t) => t,
         None => data_json(&draft),
     };
-    let hash = hash_with_data(prev_hash, seq, &draft, &data);
-    AuditRecord {
-        seq,
-        draft,
-        prev_hash: prev_hash.to_string(),
-        hash,
-        stored_data: data,
-    }
+    seal_stored(prev_hash, seq, draft, data)
 }
 
 /// [`seal`] for a draft whose evidence was already rendered as stored text

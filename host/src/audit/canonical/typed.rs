@@ -388,49 +388,27 @@ impl<'a> ser::Serializer for &'a mut Writer {
     }
 }
 
-impl ser::SerializeSeq for Array<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
-        self.element(v)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        self.close()
-    }
+/// The four array-like serde traits: each element is written the same way.
+macro_rules! array_like {
+    ($($tr:ident :: $f:ident),*) => {$(
+        impl ser::$tr for Array<'_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn $f<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
+                self.element(v)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                self.close()
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeTuple for Array<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
-        self.element(v)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleStruct for Array<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
-        self.element(v)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        self.close()
-    }
-}
-
-impl ser::SerializeTupleVariant for Array<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, v: &T) -> Result<(), Unsupported> {
-        self.element(v)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        self.close()
-    }
-}
+array_like!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 impl ser::SerializeMap for Object<'_> {
     type Ok = ();
@@ -451,35 +429,26 @@ impl ser::SerializeMap for Object<'_> {
     }
 }
 
-impl ser::SerializeStruct for Object<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), Unsupported> {
-        self.entry(Cow::Borrowed(key), v)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        self.close()
-    }
+/// Structs and struct variants: each field is an entry keyed by its name.
+macro_rules! struct_like {
+    ($($tr:ident),*) => {$(
+        impl ser::$tr for Object<'_> {
+            type Ok = ();
+            type Error = Unsupported;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                v: &T,
+            ) -> Result<(), Unsupported> {
+                self.entry(Cow::Borrowed(key), v)
+            }
+            fn end(self) -> Result<(), Unsupported> {
+                self.close()
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeStructVariant for Object<'_> {
-    type Ok = ();
-    type Error = Unsupported;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        v: &T,
-    ) -> Result<(), Unsupported> {
-        self.entry(Cow::Borrowed(key), v)
-    }
-    fn end(self) -> Result<(), Unsupported> {
-        self.close()
-    }
-}
+struct_like!(SerializeStruct, SerializeStructVariant);
 
 /// A map key as the string a `Value` map would key it by: strings, chars,
 /// unit variants and integers (in decimal). Anything else is
