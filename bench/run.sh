@@ -5,6 +5,7 @@
 #      regorus) on the file-recovery rule and the composed decision,
 #   3. start-up with 50 policy modules, cold and warm,
 #   4. HTTP load: wrk against a hyper floor, jitgate (audited) and Cerbos,
+#      at -t1 -c32 and again at -t2 -c64,
 #   5. revocation lag: 100,000 active grants with 10,000 expiring in one
 #      second, and 10,000 expiring over a minute.
 #   6. end-to-end revocation lag at real targets (PostgreSQL, slapd,
@@ -13,6 +14,10 @@
 #      loaded, start-up vs modules, store bytes per grant, `audit verify`
 #      records/s at 1M records, revocation lag p99 at 10k/100k/1M active
 #      grants, memory of `serve` at 100k; draws docs/perf/curves.svg.
+#   8. replicas (`jitgate-bench replicas`): audited decisions/s of 3
+#      PostgreSQL replicas ÷ 1 at 8 and 32 clients, on the shared cores and
+#      with each replica capped to its own CPU quota (cgroups; needs root).
+#      Starts the machine's PostgreSQL if it is down, as .ci/run does.
 # Installs the wasm32-wasip2 target (via ./dev), wrk (apt) and Cerbos (npm)
 # if missing. Everything that runs is built in release by ONE cargo
 # invocation of the bench workspace (wasmtime compiled once).
@@ -91,6 +96,17 @@ echo
 echo "## HTTP load (wrk; floor, jitgate audited, Cerbos)"
 # --quick: 3 s per wrk run instead of 10.
 JITGATE_BENCH_BIN="$BIN" bench/http/run.sh "$( [ -n "$QUICK" ] && echo 3 || echo 10 )" 32
+echo
+JITGATE_BENCH_BIN="$BIN" bench/http/run.sh "$( [ -n "$QUICK" ] && echo 3 || echo 10 )" 64 2
+
+echo
+echo "## Replicas: \`jitgate-bench replicas${QUICK:+ --secs 3 --rounds 2}\`"
+echo
+if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start 2>/dev/null || true
+fi
+# shellcheck disable=SC2046
+"$BIN/jitgate-bench" replicas $( [ -n "$QUICK" ] && echo --secs 3 --rounds 2 )
 
 if [ -n "$QUICK" ]; then
     echo

@@ -10,12 +10,14 @@
 #   (c) Cerbos 0.55 (npm @cerbos/cerbos-linux-x64) with the same rule as a Cerbos policy,
 #       checked to give the same verdicts as jitgate on 18 requests first.
 # Usage: bench/http/run.sh [seconds per run, default 10] [connections, default 32]
+#                          [wrk threads, default 1]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT="$PWD"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 DUR="${1:-10}"
 CONN="${2:-32}"
+THREADS="${3:-1}"
 
 if ! command -v wrk >/dev/null; then
     apt-get install -y wrk >/dev/null 2>&1 || sudo apt-get install -y wrk >/dev/null
@@ -130,7 +132,7 @@ lua "$WORK/cerbos.lua" "$(cerbos_body helpdesk open alice)"
 rows=()
 run() { # label url lua
     local out rps p50 p99
-    out="$(wrk -t1 -c"$CONN" -d"${DUR}s" --latency -s "$3" "$2")"
+    out="$(wrk -t"$THREADS" -c"$CONN" -d"${DUR}s" --latency -s "$3" "$2")"
     rps="$(echo "$out" | awk '/Requests\/sec/ {print $2}')"
     p50="$(echo "$out" | awk '$1 == "50%" {print $2}')"
     p99="$(echo "$out" | awk '$1 == "99%" {print $2}')"
@@ -151,7 +153,7 @@ run "Cerbos 0.55 /api/check/resources, same rule" "http://127.0.0.1:3592/api/che
 audited="$("$BIN/jitgate" audit --store "$WORK/rule.db" verify)"
 
 echo
-echo "wrk -t1 -c$CONN -d${DUR}s on loopback, $(nproc) cores shared by server and load generator"
+echo "wrk -t$THREADS -c$CONN -d${DUR}s on loopback, $(nproc) cores shared by server and load generator"
 echo
 echo "| target | requests/s | 2xx/s | p50 | p99 | non-2xx |"
 echo "|---|---:|---:|---:|---:|---:|"

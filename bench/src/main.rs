@@ -8,6 +8,8 @@
 //! jitgate-bench curves --module FILE [--quick] [--plot SVG]  cost curves (issue 17)
 //! jitgate-bench loop --policies DIR [--composed] [--per-worker] [-n N]
 //!                                               fresh decisions only, for `perf record`
+//! jitgate-bench replicas [--secs S] [--rounds R] [--quota PCT]
+//!                                               3 PostgreSQL replicas ÷ 1 (issue 17)
 //! ```
 //!
 //! Before anything is timed, `compare` checks that the Cedar and Rego
@@ -20,6 +22,7 @@ mod curves;
 mod grants;
 mod native;
 mod rego;
+mod replicas;
 mod startup;
 
 use anyhow::{Context, Result, bail};
@@ -72,7 +75,7 @@ impl Rule {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]\n       jitgate-bench curves --module FILE [--quick] [--plot SVG]\n       jitgate-bench loop --policies DIR [--composed] [--per-worker] [-n N]"
+        "usage: jitgate-bench compare --policies DIR [-n N]\n       jitgate-bench startup (--modules DIR | --module FILE [--copies N]) [--cache DIR]\n       jitgate-bench curves --module FILE [--quick] [--plot SVG]\n       jitgate-bench loop --policies DIR [--composed] [--per-worker] [-n N]\n       jitgate-bench replicas [--secs S] [--rounds R] [--quota PCT]"
     );
     std::process::exit(2)
 }
@@ -117,7 +120,10 @@ fn main() -> Result<()> {
         }
         Some("loop") => {
             let dir = PathBuf::from(flag("--policies").unwrap_or_else(|| usage()));
-            let n: usize = flag("-n").map(|s| s.parse()).transpose()?.unwrap_or(200_000);
+            let n: usize = flag("-n")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(200_000);
             let rule = if args.iter().any(|a| a == "--composed") {
                 Rule::Composed
             } else {
@@ -129,6 +135,21 @@ fn main() -> Result<()> {
                 Isolation::PerDecision
             };
             decide_loop(&dir, rule, isolation, n)
+        }
+        Some("replicas") => {
+            let secs: f64 = flag("--secs")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(8.0);
+            let rounds: usize = flag("--rounds")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(3);
+            let quota: u32 = flag("--quota")
+                .map(|s| s.parse())
+                .transpose()?
+                .unwrap_or(25);
+            replicas::run(secs, rounds, quota)
         }
         // Internal: the warm start, in a process of its own so its resident
         // memory is not inflated by the cold start's compilations.
@@ -257,7 +278,10 @@ fn decide_loop(dir: &Path, rule: Rule, isolation: Isolation, n: usize) -> Result
         std::hint::black_box(jitgate_answer(&e, &reqs[i % reqs.len()])?);
     }
     let mean = started.elapsed().as_nanos() as f64 / n.max(1) as f64 / 1e3;
-    println!("{}, {isolation}: {n} decisions, mean {mean:.2} µs", rule.label());
+    println!(
+        "{}, {isolation}: {n} decisions, mean {mean:.2} µs",
+        rule.label()
+    );
     Ok(())
 }
 

@@ -277,3 +277,92 @@ fn every_answered_decision_is_chained_once_when_a_replica_is_killed_under_load()
     assert_eq!(verified(reader.as_ref()), records.len() as u64);
     drop(servers);
 }
+
+/// A session holding the audit lock (what another replica's chainer or a
+/// reader does while it chains), released when the returned sender drops.
+fn hold_audit_lock(db: &TestDb) -> std::sync::mpsc::Sender<()> {
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (held, is_held) = std::sync::mpsc::channel();
+    let url = db.url.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let client = rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            tokio::spawn(conn);
+            client
+                .execute(
+                    "SELECT pg_advisory_lock($1)",
+                    &[&jitgate::store::postgres::AUDIT_LOCK],
+                )
+                .await
+                .expect("take the audit lock");
+            client
+        });
+        let _ = held.send(());
+        // Dropped (the session and its lock end) once the test lets go.
+        let _ = wait.recv();
+        drop(client);
+    });
+    is_held.recv().expect("lock held");
+    release
+}
+
+/// Another replica chaining for a long time (or a hostile session sitting
+/// on the lock) must not make this replica's chainer queue for the lock:
+/// it tries, finds it taken, and tries again shortly, so writers are still
+/// answered, no connection of the pool waits on the lock, and the records
+/// are chained, once each, as soon as the lock is free — with no reader.
+#[test]
+fn a_chainer_that_finds_the_audit_lock_taken_does_not_queue_and_chains_once_it_is_free() {
+    let db = TestDb::create();
+    let s = open(&db);
+    let release = hold_audit_lock(&db);
+    let drafts: Vec<AuditDraft> = (0..5)
+        .map(|i| AuditDraft::new(i, "decision", "w", json!({"i": i})))
+        .collect();
+    s.append_audit(drafts)
+        .expect("answered while the lock is held");
+    // Past several chainer ticks: nothing chained, and nobody waiting.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending"), 5);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ),
+        0,
+        "a chainer is queued on the audit lock"
+    );
+    drop(release);
+    let drained = wait_for(Duration::from_secs(20), || {
+        (count(&db, "SELECT COUNT(*) FROM audit_pending") == 0).then_some(())
+    });
+    assert!(drained.is_some(), "pending records never chained");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit"), 5);
+    assert_eq!(verified(s.as_ref()), 5);
+}
+
+/// A group commit's batch is one statement: a record PostgreSQL cannot
+/// store (a NUL byte in its actor) fails the whole batch, and none of its
+/// records is staged — no half batch for the chain to seal.
+#[test]
+fn a_batch_with_one_unstorable_record_stages_none_of_it() {
+    let db = TestDb::create();
+    let s = open(&db);
+    let batch = vec![
+        AuditDraft::new(1, "decision", "ok", json!({})),
+        AuditDraft::new(2, "decision", "nul\0actor", json!({})),
+        AuditDraft::new(3, "decision", "ok", json!({})),
+    ];
+    assert!(s.append_audit(batch).is_err(), "a NUL byte was stored");
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit_pending"), 0);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM audit"), 0);
+    s.append_audit(vec![AuditDraft::new(4, "decision", "ok", json!({}))])
+        .expect("the next batch is stored");
+    assert_eq!(verified(s.as_ref()), 1);
+}

@@ -68,14 +68,15 @@ pub fn guest(name: &str) -> PathBuf {
     p
 }
 
-/// The `jitgate` binary cargo built next to this test executable.
+/// The `jitgate` binary cargo built next to this test executable (or next
+/// to a binary of the bench workspace, which uses these helpers too).
 pub fn jitgate_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap_or_default();
-    // target/<profile>/deps/e2e-xxxx → target/<profile>/jitgate
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|d| d.join("jitgate"))
+    // target/<profile>/deps/e2e-xxxx → target/<profile>/jitgate;
+    // target/bench/release/jitgate-bench → target/bench/release/jitgate.
+    let beside = |dir: Option<&Path>| dir.map(|d| d.join("jitgate")).filter(|b| b.is_file());
+    let bin = beside(exe.parent().and_then(Path::parent))
+        .or_else(|| beside(exe.parent()))
         .unwrap_or_default();
     assert!(
         bin.is_file(),

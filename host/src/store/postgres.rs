@@ -71,7 +71,7 @@ use super::{
 };
 use crate::audit::{AuditDraft, AuditRecord};
 use crate::grant::{Grant, Millis};
-use tx::{chain, decode, decode_all, grant_row, migrate, record, stage, write_effects};
+use tx::{Lock, chain, decode, decode_all, grant_row, migrate, record, stage, write_effects};
 
 /// Versioned migrations, in order (same meaning as SQLite's).
 pub const MIGRATIONS: &[(i64, &str)] = &[
@@ -118,6 +118,13 @@ pub const AUDIT_LOCK: i64 = 0x6a67_6175_6469_0001;
 /// How often each store's chainer looks for pending records nobody woke it
 /// for: staged by a replica that died before chaining them.
 const CHAIN_TICK: Duration = Duration::from_millis(200);
+/// How long the chainer waits after a wake before it chains, so that the
+/// records other writers (and other replicas) stage meanwhile ride in the
+/// same run: one lock hold and one flush for more records. Answers never
+/// wait for chaining (only for their staged COMMIT) and readers chain for
+/// themselves, so this only widens the tamper-evidence window by 10 ms
+/// (docs/performance.md §16 measures what it saves with three replicas).
+const CHAIN_GATHER: Duration = Duration::from_millis(10);
 /// Longest wait between retries while chaining fails (database down).
 const CHAIN_BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Advisory lock key held while a policy set is accepted, so two replicas
@@ -261,7 +268,7 @@ impl PostgresStore {
     /// `EXISTS`, no lock and no write.
     async fn chained_client(&self) -> Result<Client, StoreError> {
         let mut c = self.client().await?;
-        chain(&mut c).await?;
+        chain(&mut c, Lock::Wait).await?;
         Ok(c)
     }
 
@@ -280,32 +287,37 @@ impl Drop for PostgresStore {
     }
 }
 
-/// The store's chainer: moves pending audit records into the chain when
-/// woken (after this store's own commits that staged some, coalesced while
-/// it is busy) and every [`CHAIN_TICK`] (records a dead replica staged).
-/// It waits for the audit lock on the store's runtime, never on a caller's
-/// thread: callers are answered once their records are durable, not chained.
-/// Stops with the runtime (the store's drop).
+/// The store's chainer: moves pending audit records into the chain
+/// [`CHAIN_GATHER`] after a wake (this store's own commits that staged some,
+/// coalesced while it is busy or gathering) and every [`CHAIN_TICK`]
+/// (records a dead replica staged). It never queues for the audit lock:
+/// when another replica's chainer or a reader holds it, it looks again
+/// after [`CHAIN_GATHER`] for whatever that run did not see. Callers are
+/// answered once their records are durable, not chained. Stops with the
+/// runtime (the store's drop).
 async fn chainer(pool: Pool, wake: Arc<Notify>) {
     let mut backoff = CHAIN_TICK;
     let mut failing = false;
     loop {
-        tokio::select! {
-            _ = wake.notified() => {}
-            _ = tokio::time::sleep(backoff) => {}
+        let woken = tokio::select! {
+            _ = wake.notified() => true,
+            _ = tokio::time::sleep(backoff) => false,
+        };
+        if woken {
+            tokio::time::sleep(CHAIN_GATHER).await;
         }
         let r = async {
             let mut c = pool.get().await.map_err(be)?;
-            chain(&mut c).await
+            chain(&mut c, Lock::Try).await
         }
         .await;
         match r {
-            Ok(_) => {
+            Ok(done) => {
                 if failing {
                     tracing::info!("chaining pending audit records again");
                 }
                 failing = false;
-                backoff = CHAIN_TICK;
+                backoff = if done { CHAIN_TICK } else { CHAIN_GATHER };
             }
             Err(e) => {
                 // Logged once per outage; readers chain for themselves and
@@ -495,10 +507,12 @@ impl Store for PostgresStore {
 
     fn append_audit(&self, drafts: Vec<AuditDraft>) -> Result<(), StoreError> {
         self.block(async {
-            let mut c = self.client().await?;
-            let tx = c.transaction().await.map_err(be)?;
-            stage(&tx, drafts).await?;
-            tx.commit().await.map_err(be)?;
+            let c = self.client().await?;
+            // One statement, so one implicit transaction: all of the batch
+            // or none of it, committed (durable) when it returns. An explicit
+            // BEGIN/COMMIT around it cost two more round trips per group
+            // commit (docs/performance.md §16).
+            stage(&**c, drafts).await?;
             self.staged();
             Ok(())
         })
@@ -708,7 +722,7 @@ impl Store for PostgresStore {
             )
             .await
             .map_err(be)?;
-            stage(&tx, audit).await?;
+            stage(&*tx, audit).await?;
             tx.commit().await.map_err(be)?;
             self.staged();
             Ok(None)
@@ -790,7 +804,7 @@ impl Store for PostgresStore {
             if n == 0 {
                 return Ok(false);
             }
-            stage(&tx, vec![audit]).await?;
+            stage(&*tx, vec![audit]).await?;
             tx.commit().await.map_err(be)?;
             self.staged();
             Ok(true)
@@ -994,7 +1008,7 @@ impl PostgresStore {
                 }
             }
         };
-        stage(&tx, vec![tickets::audit_draft(change, &outcome)]).await?;
+        stage(&*tx, vec![tickets::audit_draft(change, &outcome)]).await?;
         tx.commit().await.map_err(be)?;
         self.staged();
         Ok(outcome)

@@ -53,7 +53,10 @@ pub(super) async fn migrate_locked(c: &mut Client) -> Result<(), StoreError> {
 /// side by side and PostgreSQL flushes their commits together. The records
 /// are durable at the caller's COMMIT (before it answers anyone) and enter
 /// the chain when [`chain`] next runs. Returns how many were staged.
-pub(super) async fn stage(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<usize, StoreError> {
+pub(super) async fn stage(
+    c: &impl tokio_postgres::GenericClient,
+    drafts: Vec<AuditDraft>,
+) -> Result<usize, StoreError> {
     let n = drafts.len();
     if n == 0 {
         return Ok(0);
@@ -75,7 +78,7 @@ pub(super) async fn stage(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<usize,
     }
     // One statement for the batch; ORDER BY the array position so the ids
     // (the chain order) follow the caller's order.
-    tx.execute(
+    c.execute(
         "INSERT INTO audit_pending (at, kind, actor, grant_id, request_id, data)
          SELECT at, kind, actor, grant_id, request_id, data
          FROM unnest($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[])
@@ -91,15 +94,27 @@ pub(super) async fn stage(tx: &Tx<'_>, drafts: Vec<AuditDraft>) -> Result<usize,
 /// Most pending records sealed in one chaining transaction.
 const CHAIN_BATCH: i64 = 4096;
 
+/// How a chaining run takes the audit lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lock {
+    /// Wait for it: a reader must see every record committed before it.
+    Wait,
+    /// Give up if another store holds it: the background chainer, which
+    /// would otherwise queue behind another replica's run only to find the
+    /// records that run already moved (measured: docs/performance.md §16).
+    Try,
+}
+
 /// Move every committed pending record into the chain: under
 /// `pg_advisory_xact_lock(AUDIT_LOCK)`, read the last hash, take the pending
 /// rows in `id` order, seal and insert them, delete them, commit. One lock
 /// hold and one WAL flush for everything staged by every replica since the
 /// last run. Deleting and inserting in one transaction moves each record
 /// exactly once: a chainer that dies mid-way rolls back and leaves them
-/// pending for the next one. Returns how many records were chained.
-pub(super) async fn chain(c: &mut Client) -> Result<u64, StoreError> {
-    let mut moved = 0;
+/// pending for the next one. Returns false when `lock` is [`Lock::Try`] and
+/// another store was chaining (records it did not see may still be
+/// pending); true when every record committed before the call is chained.
+pub(super) async fn chain(c: &mut Client, lock: Lock) -> Result<bool, StoreError> {
     loop {
         // Nothing pending (the common case for readers): no lock, no write,
         // no flush. A record committed before this read is seen by it.
@@ -109,17 +124,33 @@ pub(super) async fn chain(c: &mut Client) -> Result<u64, StoreError> {
             .map_err(be)?
             .get(0);
         if !any {
-            return Ok(moved);
+            return Ok(true);
         }
         let tx = c.transaction().await.map_err(be)?;
         // The lock first, then the statements: every read below sees what
         // the previous holder committed.
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1), set_config('jitgate.chaining', 'on', true)",
-            &[&AUDIT_LOCK],
-        )
-        .await
-        .map_err(be)?;
+        if lock == Lock::Wait {
+            tx.execute(
+                "SELECT pg_advisory_xact_lock($1), set_config('jitgate.chaining', 'on', true)",
+                &[&AUDIT_LOCK],
+            )
+            .await
+            .map_err(be)?;
+        } else {
+            let got: bool = tx
+                .query_one(
+                    "SELECT pg_try_advisory_xact_lock($1), set_config('jitgate.chaining', 'on', true)",
+                    &[&AUDIT_LOCK],
+                )
+                .await
+                .map_err(be)?
+                .try_get(0)
+                .map_err(be)?;
+            if !got {
+                tx.rollback().await.map_err(be)?;
+                return Ok(false);
+            }
+        }
         let last = tx
             .query_opt("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", &[])
             .await
@@ -176,9 +207,8 @@ pub(super) async fn chain(c: &mut Client) -> Result<u64, StoreError> {
             .map_err(be)?;
         }
         tx.commit().await.map_err(be)?;
-        moved += n as u64;
         if (n as i64) < CHAIN_BATCH {
-            return Ok(moved);
+            return Ok(true);
         }
     }
 }
@@ -244,7 +274,7 @@ pub(super) async fn write_effects(tx: &Tx<'_>, effects: Effects) -> Result<(), S
         .await
         .map_err(be)?;
     }
-    stage(tx, effects.audit).await?;
+    stage(&**tx, effects.audit).await?;
     Ok(())
 }
 
