@@ -45,10 +45,12 @@
 //!   delete them, commit (`tx::chain`). Only that transaction extends the
 //!   chain, so it is one line, never a fork; one lock hold and one WAL flush
 //!   cover every record staged since the last run, by any replica. It runs
-//!   in each store's background chainer (woken after its own commits, and
-//!   every `CHAIN_TICK` for records a dead replica left) and before every
-//!   read of the chain, so readers see every answered record. Figures and
-//!   the argument: `docs/operations.md`, ARCHITECTURE.md.
+//!   in each store's background chainer (`CHAIN_GATHER` after its own
+//!   commits, and every `CHAIN_TICK` for records a dead replica left; it
+//!   only tries the lock, and looks again shortly when another replica
+//!   holds it) and before every read of the chain, waiting for the lock, so
+//!   readers see every answered record. Figures and the argument:
+//!   `docs/operations.md`, ARCHITECTURE.md, docs/performance.md §16.
 //!
 //! One file past 500 lines: one backend implements the whole `Store` contract; its transactions, locks and SQL read together.
 
