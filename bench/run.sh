@@ -103,7 +103,7 @@ echo
 echo "## Replicas: \`jitgate-bench replicas${QUICK:+ --secs 3 --rounds 2}\`"
 echo
 if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
-    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start 2>/dev/null || true
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start >/dev/null 2>&1 || true
 fi
 # shellcheck disable=SC2046
 "$BIN/jitgate-bench" replicas $( [ -n "$QUICK" ] && echo --secs 3 --rounds 2 )
