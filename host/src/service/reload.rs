@@ -347,8 +347,25 @@ fn fingerprint(path: &Path) -> Vec<(String, u64, u128)> {
 /// Poll the policy folder every `every` and reload once a change has held
 /// still for one interval. Runs until the service is dropped elsewhere and
 /// the task is aborted with the runtime.
-pub async fn watch(service: Arc<Service>, every: Duration) {
-    let Some(path) = service.policy_source.as_ref().map(|s| s.path.clone()) else {
+///
+/// The folder's first look is taken here, when the watcher is made (before
+/// the server listens), not when the spawned task first runs: a module
+/// dropped in just after start-up would otherwise become the baseline and
+/// never count as a change (seen as a flaky
+/// `watched_folder_keeps_the_old_set_on_a_broken_or_unsigned_candidate`).
+pub fn watch(service: Arc<Service>, every: Duration) -> impl Future<Output = ()> + Send + 'static {
+    let path = service.policy_source.as_ref().map(|s| s.path.clone());
+    let baseline = path.as_deref().map(fingerprint);
+    watching(service, every, path, baseline)
+}
+
+async fn watching(
+    service: Arc<Service>,
+    every: Duration,
+    path: Option<PathBuf>,
+    baseline: Option<Vec<(String, u64, u128)>>,
+) {
+    let (Some(path), Some(mut seen)) = (path, baseline) else {
         return;
     };
     let look = |p: PathBuf| async move {
@@ -356,7 +373,6 @@ pub async fn watch(service: Arc<Service>, every: Duration) {
             .await
             .unwrap_or_default()
     };
-    let mut seen = look(path.clone()).await;
     let mut settling: Option<Vec<_>> = None;
     loop {
         tokio::time::sleep(every).await;
